@@ -1,0 +1,1 @@
+"""Adapters behind the ``Cluster`` port: the simulated GPU cluster (and later Kubernetes)."""

@@ -1,0 +1,365 @@
+"""Value types shared by every layer of sloscale.
+
+Purely computational, no side effects: these are frozen dataclasses and string enums that the
+planner, the loop and the adapters exchange. Nothing here talks to a cluster, a metrics
+backend or a clock. Units are in the names (``_s`` seconds, ``_ms`` milliseconds, ``_pct``
+percent of one GPU card, ``_mib`` mebibytes, ``_rps`` requests per second).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# --------------------------------------------------------------------------------------------
+# Identity
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class WorkloadRef:
+    """A Kubernetes object sloscale looks after (a Deployment, a Job, ...)."""
+
+    namespace: str
+    name: str
+    kind: str = "Deployment"
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``: the identity used in metrics, the API and the decision log."""
+        return f"{self.namespace}/{self.name}"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+# --------------------------------------------------------------------------------------------
+# SLO specs (parsed from ``sloscale.io/*`` annotations by ``controller.spec``)
+# --------------------------------------------------------------------------------------------
+
+PRIORITY_NAMES: Mapping[str, int] = {"critical": 1000, "high": 100, "normal": 0, "low": -100}
+"""Named priorities and their integer values; an annotation may also give an integer."""
+
+
+class SliceDialect(StrEnum):
+    """How a GPU slice is written into a pod template (ARCHITECTURE §4)."""
+
+    HAMI = "hami"
+    VOLCANO = "volcano"
+    KAI = "kai"
+    MIG = "mig"
+
+
+class MetricsProfile(StrEnum):
+    """Which metric names a workload exports (ARCHITECTURE §3)."""
+
+    HTTP = "http"
+    VLLM = "vllm"
+    TRITON = "triton"
+    CUSTOM = "custom"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainSpec:
+    """The data-flywheel settings of one model (all from annotations)."""
+
+    data_query: str
+    threshold_samples: float
+    job_template: str
+    cooldown_s: float = 6 * 3600.0
+    urgent_threshold_samples: float | None = None
+    deadline_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SloSpec:
+    """What a Deployment asks of sloscale, after validation."""
+
+    latency_target_ms: float
+    latency_quantile: float = 0.99
+    objective_pct: float = 99.0
+    window_s: float = 28 * 86400.0
+    priority: int = 0
+    min_replicas: int = 1
+    max_replicas: int = 16
+    slice_min_pct: int = 10
+    slice_max_pct: int = 100
+    slice_step_pct: int = 10
+    slice_dialect: SliceDialect | None = None
+    metrics_profile: MetricsProfile = MetricsProfile.HTTP
+    latency_query: str | None = None
+    rate_query: str | None = None
+    good_ratio_query: str | None = None
+    retrain: RetrainSpec | None = None
+
+    @property
+    def objective_ratio(self) -> float:
+        """The objective as a fraction (99 % -> 0.99)."""
+        return self.objective_pct / 100.0
+
+    def slice_options_pct(self) -> tuple[int, ...]:
+        """Every slice the spec allows, smallest first."""
+        return tuple(range(self.slice_min_pct, self.slice_max_pct + 1, self.slice_step_pct))
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a preemptible Job declares through its annotations."""
+
+    priority: int = PRIORITY_NAMES["low"]
+    preemptible: bool = False
+    checkpoint_interval_s: float | None = None
+    min_runtime_s: float = 600.0
+    reclaim_idle_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpecError:
+    """One bad annotation: which workload, which key, which value, and why."""
+
+    workload: str
+    key: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.workload}: annotation {self.key}={self.value!r}: {self.message}"
+
+
+# --------------------------------------------------------------------------------------------
+# What the cluster looks like (``Cluster.snapshot()``)
+# --------------------------------------------------------------------------------------------
+
+SHARE_UNIT_PCT = 10
+"""Cards are sliced in 10 % units."""
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One GPU card: ``capacity_pct`` is 100 for a whole card."""
+
+    node: str
+    index: int
+    memory_mib: int
+    capacity_pct: int = 100
+
+    @property
+    def card_id(self) -> str:
+        return f"{self.node}/{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class SliceAllocation:
+    """A share of one card held by one pod (ready or not: a starting pod holds its slice)."""
+
+    owner: str  # WorkloadRef.key of the Deployment or Job
+    pod: str
+    card_id: str
+    share_pct: int
+    memory_mib: int
+    ready: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """The GPU pool: every card and every slice placed on it."""
+
+    cards: tuple[Card, ...]
+    allocations: tuple[SliceAllocation, ...] = ()
+
+    def total_pct(self) -> int:
+        return sum(c.capacity_pct for c in self.cards)
+
+    def used_pct_by_card(self) -> dict[str, int]:
+        used = {c.card_id: 0 for c in self.cards}
+        for a in self.allocations:
+            used[a.card_id] = used.get(a.card_id, 0) + a.share_pct
+        return used
+
+    def used_mib_by_card(self) -> dict[str, int]:
+        used = {c.card_id: 0 for c in self.cards}
+        for a in self.allocations:
+            used[a.card_id] = used.get(a.card_id, 0) + a.memory_mib
+        return used
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentState:
+    """An opted-in inference Deployment as the cluster reports it."""
+
+    ref: WorkloadRef
+    annotations: Mapping[str, str]
+    replicas: int  # spec.replicas
+    ready_replicas: int
+    slice_pct: int  # per replica, from the pod template
+    memory_mib: int  # GPU memory per replica, from the pod template
+    rollout_in_progress: bool = False
+
+
+class JobPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A low-priority Job (training, batch, retraining) as the cluster reports it."""
+
+    ref: WorkloadRef
+    annotations: Mapping[str, str]
+    pods: int  # gang size: the Job's pods are preempted and resumed together
+    share_pct_per_pod: int
+    memory_mib_per_pod: int
+    phase: JobPhase
+    started_at_s: float | None = None  # last start or resume
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    """Everything ``discover`` returns for one tick."""
+
+    time_s: float
+    deployments: tuple[DeploymentState, ...]
+    jobs: tuple[JobState, ...]
+    inventory: Inventory
+
+
+# --------------------------------------------------------------------------------------------
+# What the metrics say (``MetricsSource.observe()``)
+# --------------------------------------------------------------------------------------------
+
+
+def available(value: float | None) -> bool:
+    """A metric is usable only when present and finite: missing or NaN is never zero."""
+    return value is not None and math.isfinite(value)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadMetrics:
+    """One workload's signals over the last ``window_s``; ``None`` means unavailable."""
+
+    request_rate_rps: float | None = None
+    latency_ms: float | None = None  # at the spec's latency quantile
+    good_ratio: float | None = None  # share of requests under the latency target
+    gpu_util: float | None = None  # used share / allocated share, 0..1 (SM activity)
+    gpu_busy: float | None = None  # share of time a kernel runs on the pod's slice, 0..1
+    gpu_memory_mib: float | None = None  # per replica
+    data_samples: float | None = None  # cumulative sample count, for retraining
+    window_s: float = 60.0
+
+    def core_available(self) -> bool:
+        """Rate and latency are what sizing needs; without them the planner holds."""
+        return available(self.request_rate_rps) and available(self.latency_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """All workloads' metrics for one tick, plus what went wrong while reading them."""
+
+    time_s: float
+    by_workload: Mapping[str, WorkloadMetrics]
+    errors: tuple[str, ...] = ()
+
+    def get(self, key: str) -> WorkloadMetrics:
+        return self.by_workload.get(key, WorkloadMetrics())
+
+
+# --------------------------------------------------------------------------------------------
+# Decisions and actions (``plan`` output, ``Cluster.apply()`` input)
+# --------------------------------------------------------------------------------------------
+
+
+class Reason(StrEnum):
+    """Why a decision came out as it did; every decision carries exactly one."""
+
+    SCALE_UP = "ScaleUp"
+    SCALE_DOWN = "ScaleDown"
+    RESIZE = "Resize"
+    WITHIN_TOLERANCE = "WithinTolerance"
+    SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
+    SCALE_UP_LIMITED = "ScaleUpLimited"
+    AT_MAX = "AtMax"
+    AT_MIN = "AtMin"
+    CAPACITY_LIMITED = "CapacityLimited"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    INVALID_SPEC = "InvalidSpec"
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    PREEMPTED = "Preempted"
+    RESUMED = "Resumed"
+    RETRAIN_TRIGGERED = "RetrainTriggered"
+    LEARNING = "Learning"
+    APPLY_FAILED = "ApplyFailed"
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """What a Deployment gets: replicas of one slice size."""
+
+    replicas: int
+    slice_pct: int
+
+    @property
+    def share_pct(self) -> int:
+        return self.replicas * self.slice_pct
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleAction:
+    """Set a Deployment's replicas and/or slice (a slice change rolls the Deployment)."""
+
+    ref: WorkloadRef
+    target: Allocation
+    memory_mib: int
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class JobAction:
+    """Suspend (preempt) or resume a Job as a whole gang."""
+
+    ref: WorkloadRef
+    suspend: bool
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The actions of one tick; empty when nothing should change."""
+
+    scale: tuple[ScaleAction, ...] = ()
+    jobs: tuple[JobAction, ...] = ()
+
+    def is_empty(self) -> bool:
+        return not self.scale and not self.jobs
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What happened to one action: ``ok`` or an error message the operator can act on."""
+
+    target: str
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One entry of the decision log: what sloscale decided for one object, and why."""
+
+    time_s: float
+    target: str
+    reason: Reason
+    message: str
+    current: Allocation | None = None
+    desired: Allocation | None = None
+    applied: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return self.desired is not None and self.desired != self.current

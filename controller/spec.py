@@ -1,0 +1,630 @@
+"""Parsing and validation of ``sloscale.io/*`` annotations into ``SloSpec`` and ``JobSpec``.
+
+Annotations are the users' interface (ARCHITECTURE §3): strings a person typed into a
+manifest. This module turns them into the typed specs the planner works with, and turns every
+mistake into a ``SpecError`` that names the workload, the annotation, its value and what is
+wrong, so a bad spec is reported for that workload alone and never reaches the planner.
+
+Purely computational, no side effects: no I/O, no clock, no logging. Every function here is a
+function of its arguments.
+
+Rules shared by every key:
+
+- only keys starting with ``sloscale.io/`` are read; other annotations are ignored;
+- values are stripped of surrounding whitespace; an empty value is an error;
+- an unknown ``sloscale.io/`` key is an error (the message suggests the closest known key);
+- all errors are collected, not just the first.
+
+Results are a ``ParseResult``: ``spec`` is set exactly when the workload opted in and no error
+was found. A Deployment without ``sloscale.io/enabled`` or with ``"false"`` has not opted in
+(``opted_in=False``, no spec, no errors, other keys not even looked at). Every Job has a
+``JobSpec`` (the defaults when it carries no annotation), so ``opted_in`` is always true there.
+
+Choices the schema leaves open, fixed here:
+
+- ``slice-min`` defaults to ``slice-step`` and ``slice-max`` to the largest multiple of
+  ``slice-step`` not above 100 (10 and 100 for the default step of 10);
+- ``latency-query``, ``rate-query`` and ``good-ratio-query`` are allowed only with
+  ``metrics-profile: custom`` (elsewhere they would be silently ignored, so they are errors);
+- ``retrain-cooldown`` and ``min-runtime`` may be zero (no cooldown, no protection); every
+  other duration must be positive;
+- durations follow Prometheus: units ``ms s m h d w y``, largest first, each at most once
+  (``1h30m``); a plain number is seconds.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from controller.domain import (
+    PRIORITY_NAMES,
+    SHARE_UNIT_PCT,
+    JobSpec,
+    MetricsProfile,
+    RetrainSpec,
+    SliceDialect,
+    SloSpec,
+    SpecError,
+)
+
+__all__ = [
+    "ANNOTATION_PREFIX",
+    "KNOWN_DEPLOYMENT_KEYS",
+    "KNOWN_JOB_KEYS",
+    "ParseResult",
+    "format_errors",
+    "parse_duration_s",
+    "parse_job_spec",
+    "parse_slo_spec",
+]
+
+ANNOTATION_PREFIX = "sloscale.io/"
+"""Every annotation sloscale reads starts with this."""
+
+_DEPLOYMENT_NAMES = (
+    "enabled",
+    "latency-target-ms",
+    "latency-quantile",
+    "objective",
+    "window",
+    "priority",
+    "min-replicas",
+    "max-replicas",
+    "slice-min",
+    "slice-max",
+    "slice-step",
+    "slice-dialect",
+    "metrics-profile",
+    "latency-query",
+    "rate-query",
+    "good-ratio-query",
+    "retrain-data-query",
+    "retrain-threshold",
+    "retrain-job-template",
+    "retrain-cooldown",
+    "retrain-urgent-threshold",
+    "retrain-deadline",
+)
+_JOB_NAMES = (
+    "priority",
+    "preemptible",
+    "checkpoint-interval",
+    "min-runtime",
+    "reclaim-idle-after",
+)
+_LABEL_NAMES = ("retrain-of",)
+
+KNOWN_DEPLOYMENT_KEYS: frozenset[str] = frozenset(ANNOTATION_PREFIX + n for n in _DEPLOYMENT_NAMES)
+"""Every ``sloscale.io/`` annotation valid on an inference Deployment."""
+
+KNOWN_JOB_KEYS: frozenset[str] = frozenset(ANNOTATION_PREFIX + n for n in _JOB_NAMES)
+"""Every ``sloscale.io/`` annotation valid on a Job (or another preemptible workload)."""
+
+_CUSTOM_QUERY_NAMES = ("latency-query", "rate-query", "good-ratio-query")
+_RETRAIN_REQUIRED_NAMES = ("retrain-data-query", "retrain-threshold", "retrain-job-template")
+_RETRAIN_OPTIONAL_NAMES = ("retrain-cooldown", "retrain-urgent-threshold", "retrain-deadline")
+_MAX_PRIORITY = 1_000_000_000  # a Kubernetes PriorityClass value's bound
+
+SpecT = TypeVar("SpecT", SloSpec, JobSpec)
+T = TypeVar("T")
+EnumT = TypeVar("EnumT", bound=StrEnum)
+
+
+# frozen but not slots: a slotted generic dataclass breaks ``ParseResult[SloSpec](...)`` on 3.11
+@dataclass(frozen=True)
+class ParseResult(Generic[SpecT]):
+    """The outcome of parsing one workload's annotations.
+
+    Three shapes, and only these:
+
+    - opted in and valid: ``spec`` set, ``errors == ()``, ``opted_in`` true;
+    - opted in and invalid: ``spec is None``, ``errors`` non-empty, ``opted_in`` true;
+    - not opted in (Deployments only): ``spec is None``, ``errors == ()``, ``opted_in`` false.
+    """
+
+    spec: SpecT | None
+    errors: tuple[SpecError, ...] = ()
+    opted_in: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """True when there is a spec to act on."""
+        return self.spec is not None
+
+
+_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+_ESCAPE_LINE_BREAKS = str.maketrans(_LINE_BREAKS)
+
+
+def format_errors(errors: Iterable[SpecError]) -> str:
+    """One line per error, in the order they were found; purely computational.
+
+    Line breaks inside a key or workload name (values are already quoted) are escaped, so
+    the output always has exactly one line per error.
+    """
+    return "\n".join(str(e).translate(_ESCAPE_LINE_BREAKS) for e in errors)
+
+
+# --------------------------------------------------------------------------------------------
+# Durations
+# --------------------------------------------------------------------------------------------
+
+_UNIT_S: Mapping[str, float] = {
+    "y": 365 * 86400.0,
+    "w": 7 * 86400.0,
+    "d": 86400.0,
+    "h": 3600.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 0.001,
+}
+_UNIT_ORDER = tuple(_UNIT_S)  # largest first
+_NUMBER_RE = r"[0-9]+(?:\.[0-9]+)?"
+_PLAIN_SECONDS = re.compile(_NUMBER_RE, re.ASCII)
+_DURATION = re.compile(rf"(?:{_NUMBER_RE}(?:ms|[ywdhms]))+", re.ASCII)
+_DURATION_PART = re.compile(rf"({_NUMBER_RE})(ms|[ywdhms])", re.ASCII)
+
+
+def _duration_s(text: str, *, allow_zero: bool) -> float:
+    """Seconds in a duration; ``ValueError`` with the reason (not the text) otherwise."""
+    text = text.strip()
+    if not text:
+        raise ValueError("cannot parse duration: empty")
+    if text.startswith("-"):
+        raise ValueError("duration must be positive")
+    if _PLAIN_SECONDS.fullmatch(text):
+        seconds = float(text)
+    elif _DURATION.fullmatch(text):
+        seconds = 0.0
+        last_rank = -1
+        for number, unit in _DURATION_PART.findall(text):
+            rank = _UNIT_ORDER.index(unit)
+            if rank <= last_rank:
+                raise ValueError(
+                    "cannot parse duration: units must go from largest to smallest, "
+                    "each at most once (e.g. 1h30m)"
+                )
+            last_rank = rank
+            seconds += float(number) * _UNIT_S[unit]
+    else:
+        raise ValueError(
+            "cannot parse duration: expected a number of seconds or e.g. 500ms, 30s, 10m, "
+            "1h30m, 28d, 1w"
+        )
+    if not math.isfinite(seconds):
+        raise ValueError("duration is too large")
+    if seconds == 0 and not allow_zero:
+        raise ValueError("duration must be positive")
+    return seconds
+
+
+def parse_duration_s(text: str, *, allow_zero: bool = False) -> float:
+    """Seconds in a Go/Prometheus-style duration; purely computational.
+
+    Accepts ``500ms``, ``30s``, ``10m``, ``6h``, ``28d``, ``1w``, ``1y`` (365 d) and compounds
+    with units largest first (``1h30m``, ``1d12h``); a plain number (``90``, ``1.5``) is
+    seconds. Zero is rejected unless ``allow_zero``; negatives always are.
+
+    >>> parse_duration_s("1h30m")
+    5400.0
+
+    Raises:
+        ValueError: naming the text and what is wrong with it.
+    """
+    try:
+        return _duration_s(text, allow_zero=allow_zero)
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Value converters: each takes a stripped, non-empty string and returns the value or raises
+# ``ValueError`` whose message is the reason (the workload, key and value are added later).
+# --------------------------------------------------------------------------------------------
+
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DNS1123_SUBDOMAIN = re.compile(
+    r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*", re.ASCII
+)
+_TEMPLATE_KINDS = ("cronjob", "configmap")
+
+
+def _number(text: str) -> float:
+    if not _FLOAT.fullmatch(text):
+        raise ValueError("must be a number")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _integer(text: str) -> int:
+    if not _INT.fullmatch(text):
+        raise ValueError("must be an integer")
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() accepts from a string
+        raise ValueError("must be an integer of sensible size") from None
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _open_interval(low: float, high: float) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        value = _number(text)
+        if not low < value < high:
+            raise ValueError(f"must be in ({low:g}, {high:g}), bounds excluded")
+        return value
+
+    return convert
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        value = _integer(text)
+        if value < low:
+            raise ValueError(f"must be an integer >= {low}")
+        return value
+
+    return convert
+
+
+def _share_pct(text: str) -> int:
+    value = _integer(text)
+    if not 0 < value <= 100:
+        raise ValueError("must be in 1..100 (% of a card)")
+    return value
+
+
+def _step_pct(text: str) -> int:
+    value = _integer(text)
+    if not SHARE_UNIT_PCT <= value <= 100 or value % SHARE_UNIT_PCT:
+        raise ValueError(
+            f"must be a multiple of {SHARE_UNIT_PCT} in {SHARE_UNIT_PCT}..100 "
+            f"(cards are sliced in {SHARE_UNIT_PCT} % units)"
+        )
+    return value
+
+
+def _duration(*, allow_zero: bool) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        return _duration_s(text, allow_zero=allow_zero)
+
+    return convert
+
+
+def _priority(text: str) -> int:
+    named = PRIORITY_NAMES.get(text.lower())
+    if named is not None:
+        return named
+    try:
+        value = _integer(text)
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(PRIORITY_NAMES)} or an integer") from None
+    if abs(value) > _MAX_PRIORITY:
+        raise ValueError(f"must be within ±{_MAX_PRIORITY}")
+    return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("true", "false"):
+        raise ValueError('must be "true" or "false"')
+    return lowered == "true"
+
+
+def _choice(enum: type[EnumT]) -> Callable[[str], EnumT]:
+    def convert(text: str) -> EnumT:
+        try:
+            return enum(text.lower())
+        except ValueError:
+            raise ValueError(f"must be one of {', '.join(m.value for m in enum)}") from None
+
+    return convert
+
+
+def _job_template(text: str) -> str:
+    kind, sep, name = text.partition("/")
+    if not sep or kind.lower() not in _TEMPLATE_KINDS:
+        raise ValueError("must be cronjob/NAME or configmap/NAME")
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a DNS-1123 name (lower-case letters, digits, '-' and '.')"
+        )
+    return f"{kind.lower()}/{name}"
+
+
+def _text(text: str) -> str:
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one workload's annotations
+# --------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads ``sloscale.io/`` values for one workload and collects its errors.
+
+    ``get`` returns the converted value, or the default when the key is missing *or* bad; a
+    bad key is remembered so that cross-key checks (``valid``) skip it instead of reporting a
+    second, spurious error.
+    """
+
+    def __init__(self, workload: str, annotations: Mapping[str, str]) -> None:
+        self.workload = workload
+        self.raw: dict[str, str] = {}  # short name -> value as given (for messages)
+        self.values: dict[str, str] = {}  # short name -> stripped value
+        for key, value in annotations.items():
+            if key.startswith(ANNOTATION_PREFIX):
+                name = key[len(ANNOTATION_PREFIX) :]
+                self.raw[name] = value
+                self.values[name] = value.strip()
+        self.errors: list[SpecError] = []
+        self.bad: set[str] = set()
+
+    def has(self, name: str) -> bool:
+        return name in self.values
+
+    def error(self, name: str, message: str) -> None:
+        self.bad.add(name)
+        self.errors.append(
+            SpecError(self.workload, ANNOTATION_PREFIX + name, self.raw.get(name, ""), message)
+        )
+
+    def get(self, name: str, convert: Callable[[str], T], default: T) -> T:
+        text = self.values.get(name)
+        if text is None:
+            return default
+        if not text:
+            self.error(name, "must not be empty")
+            return default
+        try:
+            return convert(text)
+        except ValueError as exc:
+            self.error(name, str(exc))
+            return default
+
+    def valid(self, *names: str) -> bool:
+        """True when none of ``names`` had a bad value."""
+        return not self.bad.intersection(names)
+
+    def check_unknown(
+        self, known: tuple[str, ...], kind: str, elsewhere: Mapping[str, str]
+    ) -> None:
+        for name in self.values:
+            if name in known:
+                continue
+            if name in _LABEL_NAMES:
+                hint = (
+                    f"unknown annotation: {ANNOTATION_PREFIX}{name} is a label, not an annotation"
+                )
+            elif name in elsewhere:
+                hint = f"unknown key on a {kind}: it applies to {elsewhere[name]} only"
+            else:
+                hint = f"unknown key on a {kind}"
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                if close:
+                    hint += f"; did you mean {ANNOTATION_PREFIX}{close[0]}?"
+            self.error(name, hint)
+
+    def blame(self, first: str, second: str) -> str:
+        """The key to report a cross-key error on: the first one the user actually set."""
+        return first if self.has(first) or not self.has(second) else second
+
+
+def _describe(reader: _Reader, name: str, value: int) -> str:
+    return f"{name} ({value})" if reader.has(name) else f"{name} ({value}, the default)"
+
+
+# --------------------------------------------------------------------------------------------
+# Deployments
+# --------------------------------------------------------------------------------------------
+
+
+def parse_slo_spec(
+    workload: str,
+    annotations: Mapping[str, str],
+    *,
+    default_dialect: SliceDialect = SliceDialect.HAMI,
+) -> ParseResult[SloSpec]:
+    """Parse a Deployment's annotations into an ``SloSpec``; purely computational.
+
+    ``workload`` is only used in error messages (``namespace/name`` by convention).
+    ``default_dialect`` is the controller's ``--slice-dialect`` flag, used when the workload
+    sets no ``slice-dialect``. Never raises on any string input: every problem becomes a
+    ``SpecError`` in the result.
+    """
+    reader = _Reader(workload, annotations)
+    if not reader.has("enabled"):
+        return ParseResult(spec=None, opted_in=False)
+    enabled = reader.get("enabled", _boolean, True)
+    if not enabled:
+        return ParseResult(spec=None, opted_in=False)
+    reader.check_unknown(
+        _DEPLOYMENT_NAMES,
+        "Deployment",
+        {n: "Jobs" for n in _JOB_NAMES if n not in _DEPLOYMENT_NAMES},
+    )
+
+    defaults = SloSpec(latency_target_ms=1.0)
+    if not reader.has("latency-target-ms"):
+        reader.error("latency-target-ms", "is required but missing")
+    target_ms = reader.get("latency-target-ms", _positive, defaults.latency_target_ms)
+    quantile = reader.get("latency-quantile", _open_interval(0, 1), defaults.latency_quantile)
+    objective_pct = reader.get("objective", _open_interval(0, 100), defaults.objective_pct)
+    window_s = reader.get("window", _duration(allow_zero=False), defaults.window_s)
+    priority = reader.get("priority", _priority, defaults.priority)
+    replicas_min, replicas_max = _read_replicas(reader, defaults)
+    slice_min, slice_max, slice_step = _read_slices(reader)
+    dialect = reader.get("slice-dialect", _choice(SliceDialect), default_dialect)
+    profile, (latency_query, rate_query, good_query) = _read_metrics(reader)
+    retrain = _read_retrain(reader)
+    spec = SloSpec(
+        latency_target_ms=target_ms,
+        latency_quantile=quantile,
+        objective_pct=objective_pct,
+        window_s=window_s,
+        priority=priority,
+        min_replicas=replicas_min,
+        max_replicas=replicas_max,
+        slice_min_pct=slice_min,
+        slice_max_pct=slice_max,
+        slice_step_pct=slice_step,
+        slice_dialect=dialect,
+        metrics_profile=profile,
+        latency_query=latency_query,
+        rate_query=rate_query,
+        good_ratio_query=good_query,
+        retrain=retrain,
+    )
+    if reader.errors:
+        return ParseResult(spec=None, errors=tuple(reader.errors))
+    return ParseResult(spec=spec)
+
+
+def _read_replicas(reader: _Reader, defaults: SloSpec) -> tuple[int, int]:
+    """``min-replicas`` >= 0, ``max-replicas`` >= 1, and min <= max."""
+    low = reader.get("min-replicas", _int_at_least(0), defaults.min_replicas)
+    high = reader.get("max-replicas", _int_at_least(1), defaults.max_replicas)
+    if reader.valid("min-replicas", "max-replicas") and low > high:
+        reader.error(
+            reader.blame("min-replicas", "max-replicas"),
+            f"{_describe(reader, 'min-replicas', low)} > {_describe(reader, 'max-replicas', high)}",
+        )
+    return low, high
+
+
+def _read_slices(reader: _Reader) -> tuple[int, int, int]:
+    """Step a multiple of 10; 0 < min <= max <= 100; min and max multiples of the step.
+
+    Without a valid step, min and max are still checked against the 10 % share unit.
+    """
+    step = reader.get("slice-step", _step_pct, SHARE_UNIT_PCT)
+    step_ok = reader.valid("slice-step")
+    low = reader.get("slice-min", _share_pct, step)
+    high = reader.get("slice-max", _share_pct, 100 - 100 % step)
+    bounds_ok = reader.valid("slice-min", "slice-max")  # before the step errors below mark them
+    for name, value in (("slice-min", low), ("slice-max", high)):
+        if reader.has(name) and reader.valid(name) and value % step:
+            unit = f"slice-step {step}" if step_ok else f"the {SHARE_UNIT_PCT} % share unit"
+            reader.error(name, f"{name} {value} is not a multiple of {unit}")
+    blamed = reader.blame("slice-min", "slice-max")
+    if bounds_ok and low > high and reader.valid(blamed):  # one error per key is enough
+        reader.error(
+            blamed,
+            f"{_describe(reader, 'slice-min', low)} > {_describe(reader, 'slice-max', high)}",
+        )
+    return low, high, step
+
+
+def _read_metrics(
+    reader: _Reader,
+) -> tuple[MetricsProfile, tuple[str | None, str | None, str | None]]:
+    """The profile, and the PromQL that only ``custom`` takes (rate and latency required)."""
+    profile = reader.get("metrics-profile", _choice(MetricsProfile), MetricsProfile.HTTP)
+    latency, rate, good = (reader.get(n, _text, None) for n in _CUSTOM_QUERY_NAMES)
+    if not reader.valid("metrics-profile"):
+        return profile, (latency, rate, good)
+    if profile is MetricsProfile.CUSTOM:
+        for name in ("latency-query", "rate-query"):
+            if not reader.has(name):
+                reader.error(
+                    "metrics-profile",
+                    f"metrics-profile custom requires {ANNOTATION_PREFIX}{name}",
+                )
+    else:
+        for name in _CUSTOM_QUERY_NAMES:
+            if reader.has(name):
+                reader.error(
+                    name,
+                    f"allowed only with metrics-profile custom (this one is {profile.value})",
+                )
+    return profile, (latency, rate, good)
+
+
+def _read_retrain(reader: _Reader) -> RetrainSpec | None:
+    """The retraining settings: data query, threshold and template come together or not at all."""
+    present = [n for n in _RETRAIN_REQUIRED_NAMES if reader.has(n)]
+    optional = [n for n in _RETRAIN_OPTIONAL_NAMES if reader.has(n)]
+    data_query = reader.get("retrain-data-query", _text, "")
+    threshold = reader.get("retrain-threshold", _positive, 0.0)
+    template = reader.get("retrain-job-template", _job_template, "")
+    cooldown_s = reader.get("retrain-cooldown", _duration(allow_zero=True), 6 * 3600.0)
+    urgent = reader.get("retrain-urgent-threshold", _positive, None)
+    deadline_s = reader.get("retrain-deadline", _duration(allow_zero=False), None)
+
+    if not present:
+        for name in optional:
+            reader.error(name, _needs(_RETRAIN_REQUIRED_NAMES))
+        return None
+    missing = [n for n in _RETRAIN_REQUIRED_NAMES if n not in present]
+    if missing:
+        reader.error(present[0], _needs(missing))
+        return None
+    if (
+        urgent is not None
+        and reader.valid("retrain-threshold", "retrain-urgent-threshold")
+        and urgent <= threshold
+    ):
+        reader.error(
+            "retrain-urgent-threshold",
+            f"retrain-urgent-threshold ({urgent:g}) must be > retrain-threshold ({threshold:g})",
+        )
+    return RetrainSpec(
+        data_query=data_query,
+        threshold_samples=threshold,
+        job_template=template,
+        cooldown_s=cooldown_s,
+        urgent_threshold_samples=urgent,
+        deadline_s=deadline_s,
+    )
+
+
+def _needs(names: Iterable[str]) -> str:
+    return "retraining also needs " + ", ".join(ANNOTATION_PREFIX + n for n in names)
+
+
+# --------------------------------------------------------------------------------------------
+# Jobs
+# --------------------------------------------------------------------------------------------
+
+
+def parse_job_spec(workload: str, annotations: Mapping[str, str]) -> ParseResult[JobSpec]:
+    """Parse a Job's annotations into a ``JobSpec``; purely computational.
+
+    A Job without ``sloscale.io/`` annotations gets the defaults (priority ``low``, not
+    preemptible, ``min-runtime`` 10m). Labels (such as ``sloscale.io/retrain-of``) are not
+    annotations and must not be passed here. Never raises on any string input.
+    """
+    reader = _Reader(workload, annotations)
+    reader.check_unknown(
+        _JOB_NAMES, "Job", {n: "Deployments" for n in _DEPLOYMENT_NAMES if n not in _JOB_NAMES}
+    )
+    defaults = JobSpec()
+    spec = JobSpec(
+        priority=reader.get("priority", _priority, defaults.priority),
+        preemptible=reader.get("preemptible", _boolean, defaults.preemptible),
+        checkpoint_interval_s=reader.get(
+            "checkpoint-interval", _duration(allow_zero=False), defaults.checkpoint_interval_s
+        ),
+        min_runtime_s=reader.get("min-runtime", _duration(allow_zero=True), defaults.min_runtime_s),
+        reclaim_idle_after_s=reader.get(
+            "reclaim-idle-after", _duration(allow_zero=False), defaults.reclaim_idle_after_s
+        ),
+    )
+    if reader.errors:
+        return ParseResult(spec=None, errors=tuple(reader.errors))
+    return ParseResult(spec=spec)

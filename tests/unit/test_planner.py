@@ -1,0 +1,255 @@
+"""Planner steps, one at a time, with the arithmetic in the comments."""
+
+from dataclasses import replace
+
+import pytest
+
+from controller.capacity import CapacityModel
+from controller.domain import (
+    Allocation,
+    Card,
+    ClusterSnapshot,
+    DeploymentState,
+    Inventory,
+    JobPhase,
+    JobSpec,
+    JobState,
+    Reason,
+    SliceAllocation,
+    SloSpec,
+    WorkloadMetrics,
+    WorkloadRef,
+)
+from controller.planner import (
+    JobInput,
+    PlannerConfig,
+    PlannerMemory,
+    Proposal,
+    WorkloadInput,
+    apply_bounds,
+    apply_scale_down_delay,
+    apply_step_limit,
+    apply_tolerance,
+    plan,
+    size,
+)
+
+SPEC = SloSpec(latency_target_ms=500.0, max_replicas=16)
+LEARNT = CapacityModel(cost_card_s=0.02, explored_max_pct=100)  # 0.02 card-seconds per request
+NO_HEADROOM = 0.0
+CFG = PlannerConfig()
+CARDS = tuple(Card("n1", i, 81920) for i in range(4))
+
+
+def workload(
+    replicas: int = 2,
+    slice_pct: int = 50,
+    rate: float | None = 40.0,
+    latency: float | None = 300.0,
+    capacity: CapacityModel = LEARNT,
+    spec: SloSpec = SPEC,
+    memory: PlannerMemory = PlannerMemory(),
+    name: str = "chat",
+    forecast: float | None = None,
+) -> WorkloadInput:
+    ref = WorkloadRef("prod", name)
+    state = DeploymentState(ref, {}, replicas, replicas, slice_pct, 8192)
+    m = WorkloadMetrics(request_rate_rps=rate, latency_ms=latency, good_ratio=1.0)
+    return WorkloadInput(spec, state, m, forecast, capacity, memory)
+
+
+def snapshot(*inputs: WorkloadInput, jobs: tuple[JobState, ...] = (), cards=CARDS, t=1000.0):
+    allocations, free = [], {c.card_id: c.capacity_pct for c in cards}
+    for inp in inputs:
+        for i in range(inp.state.replicas):
+            card = next(c for c, f in free.items() if f >= inp.state.slice_pct)
+            free[card] -= inp.state.slice_pct
+            allocations.append(SliceAllocation(inp.key, f"p{i}", card, inp.state.slice_pct, 8192))
+    for j in jobs:
+        if j.phase is JobPhase.RUNNING:
+            for i in range(j.pods):
+                card = next(c for c, f in free.items() if f >= j.share_pct_per_pod)
+                free[card] -= j.share_pct_per_pod
+                allocations.append(
+                    SliceAllocation(j.ref.key, f"j{i}", card, j.share_pct_per_pod, 1024)
+                )
+    return ClusterSnapshot(
+        t, tuple(i.state for i in inputs), jobs, Inventory(cards, tuple(allocations))
+    )
+
+
+class TestSize:
+    def test_cheapest_allocation_for_the_rate(self) -> None:
+        # mu(s) = s / 0.02; a replica takes mu - ln(100)/0.5 = mu - 9.21 rps under 500 ms p99.
+        # 40 rps: 50 % -> 3 x 15.8 (150 %), 60 % -> 2 x 20.8 (120 %), 100 % -> 1 x 40.8 (100 %)
+        p = size(workload(), NO_HEADROOM, CFG)
+        assert p.allocation == Allocation(1, 100)
+        assert p.reason is Reason.RESIZE
+
+    def test_saturation_makes_larger_slices_worthless(self) -> None:
+        # the model uses at most 60 % of a card: slices above 70 % are not even considered
+        p = size(workload(capacity=replace(LEARNT, sat_pct=60.0)), NO_HEADROOM, CFG)
+        assert p.allocation == Allocation(2, 60)
+
+    def test_small_resize_savings_keep_the_current_slice(self) -> None:
+        # at 60 % now: 2 x 60 = 120 %; 1 x 100 % saves 17 %, under the 20 % it takes to roll
+        p = size(workload(replicas=2, slice_pct=60), NO_HEADROOM, CFG)
+        assert p.allocation == Allocation(2, 60)
+
+    def test_headroom_shrinks_the_latency_budget(self) -> None:
+        # 60 % headroom: budget 200 ms -> a 60 % replica takes 30 - 23.0 = 7 rps: 6 replicas
+        p = size(workload(slice_pct=60, capacity=replace(LEARNT, sat_pct=60.0)), 0.6, CFG)
+        assert p.allocation == Allocation(6, 60)
+
+    def test_forecast_above_the_observed_rate_wins(self) -> None:
+        p = size(
+            workload(slice_pct=60, capacity=replace(LEARNT, sat_pct=60.0), forecast=80.0),
+            NO_HEADROOM,
+            CFG,
+        )
+        assert p.allocation == Allocation(4, 60)  # 80 / 20.8 -> 4
+
+    @pytest.mark.parametrize("missing", [None, float("nan")], ids=["none", "nan"])
+    def test_missing_metrics_hold(self, missing: float | None) -> None:
+        p = size(workload(rate=missing), NO_HEADROOM, CFG)
+        assert p.allocation == Allocation(2, 50)
+        assert p.reason is Reason.METRICS_UNAVAILABLE
+
+    def test_learning_scales_on_the_latency_ratio(self) -> None:
+        p = size(workload(capacity=CapacityModel(), latency=750.0), NO_HEADROOM, CFG)
+        assert p.allocation == Allocation(3, 50)  # ceil(2 * 750 / 500)
+        held = size(workload(capacity=CapacityModel(), latency=100.0), NO_HEADROOM, CFG)
+        assert held.reason is Reason.LEARNING
+
+    def test_beyond_max_replicas_asks_for_the_strongest_allocation(self) -> None:
+        p = size(workload(rate=10_000.0), NO_HEADROOM, CFG)
+        assert p.reason is Reason.AT_MAX
+        assert p.allocation == Allocation(16, 100)
+
+
+class TestStabilise:
+    def test_tolerance_skips_a_small_scale_down(self) -> None:
+        inp = workload(replicas=10, slice_pct=50)
+        p = apply_tolerance(inp, Proposal(Allocation(9, 50), Reason.SCALE_DOWN, ""), CFG)
+        assert p.allocation == Allocation(10, 50)  # 1 of 10 is within 10 %
+        assert p.reason is Reason.WITHIN_TOLERANCE
+
+    def test_scale_down_waits_for_the_delay(self) -> None:
+        inp = workload(replicas=4, memory=PlannerMemory(((900.0, Allocation(4, 50)),)))
+        p, history = apply_scale_down_delay(
+            inp, Proposal(Allocation(2, 50), Reason.SCALE_DOWN, ""), 1000.0, CFG
+        )
+        assert p.reason is Reason.SCALE_DOWN_STABILIZED
+        assert p.allocation == Allocation(4, 50)
+        # 301 s after the high recommendation, it has left the window: scale down
+        later = replace(inp, memory=PlannerMemory(history))
+        p2, _ = apply_scale_down_delay(
+            later, Proposal(Allocation(2, 50), Reason.SCALE_DOWN, ""), 1201.0, CFG
+        )
+        assert p2.allocation == Allocation(2, 50)
+
+    def test_scale_down_goes_to_the_highest_recent_recommendation(self) -> None:
+        inp = workload(replicas=6, memory=PlannerMemory(((900.0, Allocation(4, 50)),)))
+        p, _ = apply_scale_down_delay(
+            inp, Proposal(Allocation(2, 50), Reason.SCALE_DOWN, ""), 1000.0, CFG
+        )
+        assert p.allocation == Allocation(4, 50)
+
+    @pytest.mark.parametrize(
+        ("current", "wanted", "limit"),
+        [
+            pytest.param(1, 20, 5, id="small-deployment-plus-4"),  # max(2 * 1, 1 + 4)
+            pytest.param(10, 40, 20, id="large-deployment-doubles"),  # max(2 * 10, 14)
+            pytest.param(3, 6, 6, id="within-limit"),
+        ],
+    )
+    def test_step_limit(self, current: int, wanted: int, limit: int) -> None:
+        p = apply_step_limit(
+            workload(replicas=current), Proposal(Allocation(wanted, 50), Reason.SCALE_UP, ""), CFG
+        )
+        assert p.allocation.replicas == limit
+
+    def test_bounds(self) -> None:
+        spec = replace(SPEC, min_replicas=2, max_replicas=4, slice_min_pct=20, slice_max_pct=60)
+        p = apply_bounds(spec, Proposal(Allocation(9, 100), Reason.SCALE_UP, ""))
+        assert p.allocation == Allocation(4, 60)
+        assert p.reason is Reason.AT_MAX
+        assert (
+            apply_bounds(spec, Proposal(Allocation(1, 10), Reason.SCALE_DOWN, "")).reason
+            is Reason.AT_MIN
+        )
+
+
+def job(
+    name: str,
+    priority: int = -100,
+    started: float = 0.0,
+    pods: int = 2,
+    share: int = 100,
+    phase: JobPhase = JobPhase.RUNNING,
+    preemptible: bool = True,
+) -> JobInput:
+    state = JobState(WorkloadRef("research", name, "Job"), {}, pods, share, 1024, phase, started)
+    return JobInput(
+        state, JobSpec(priority=priority, preemptible=preemptible, checkpoint_interval_s=600)
+    )
+
+
+class TestFit:
+    def test_never_plans_more_than_the_pool(self) -> None:
+        # 4 cards = 400 %; 1000 rps asks for 16 x 100 %: only 4 fit
+        inp = workload(rate=1000.0, slice_pct=100, replicas=1)
+        result = plan([inp], [], snapshot(inp))
+        assert result.desired[inp.key].share_pct <= 400
+        assert result.decisions[0].reason is Reason.CAPACITY_LIMITED
+
+    def test_preempts_a_lower_priority_job_to_make_room(self) -> None:
+        inp = workload(
+            rate=100.0, slice_pct=100, replicas=2, capacity=replace(LEARNT, sat_pct=100.0)
+        )
+        j = job("train")  # holds 2 of the 4 cards
+        result = plan([inp], [j], snapshot(inp, jobs=(j.state,)))
+        assert [a.ref.name for a in result.plan.jobs if a.suspend] == ["train"]
+        assert result.desired[inp.key] == Allocation(3, 100)  # 100 / 40.8 -> 3
+
+    @pytest.mark.parametrize(
+        "blocker",
+        [
+            pytest.param(job("train", priority=0), id="equal-priority"),
+            pytest.param(job("train", started=900.0), id="inside-min-runtime"),
+            pytest.param(job("train", preemptible=False), id="not-preemptible"),
+        ],
+    )
+    def test_protected_jobs_are_not_preempted(self, blocker: JobInput) -> None:
+        inp = workload(
+            rate=100.0, slice_pct=100, replicas=2, capacity=replace(LEARNT, sat_pct=100.0)
+        )
+        result = plan([inp], [blocker], snapshot(inp, jobs=(blocker.state,)))
+        assert not result.plan.jobs
+        assert result.desired[inp.key] == Allocation(2, 100)
+
+    def test_resumes_a_suspended_job_when_the_pool_has_room(self) -> None:
+        inp = workload(rate=10.0, slice_pct=60, replicas=1, capacity=replace(LEARNT, sat_pct=60.0))
+        j = job("train", phase=JobPhase.SUSPENDED)
+        result = plan([inp], [j], snapshot(inp, jobs=(j.state,)))
+        assert [(a.ref.name, a.suspend) for a in result.plan.jobs] == [("train", False)]
+
+    def test_higher_priority_claims_capacity_first(self) -> None:
+        hi = workload(
+            name="hi",
+            rate=200.0,
+            slice_pct=100,
+            replicas=1,
+            spec=replace(SPEC, priority=100),
+            capacity=replace(LEARNT, sat_pct=100.0),
+        )
+        lo = workload(
+            name="lo",
+            rate=200.0,
+            slice_pct=100,
+            replicas=1,
+            capacity=replace(LEARNT, sat_pct=100.0),
+        )
+        result = plan([lo, hi], [], snapshot(lo, hi))
+        assert result.desired[hi.key].replicas == 3  # 1 + 2 new of the 2 free cards
+        assert result.desired[lo.key].replicas == 1
