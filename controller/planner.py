@@ -22,7 +22,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from controller.capacity import CapacityModel, max_rate_per_replica
+from controller.capacity import (
+    CapacityModel,
+    effective_share,
+    max_rate_per_replica,
+    service_time_s,
+)
 from controller.domain import (
     PRIORITY_NAMES,
     Allocation,
@@ -41,7 +46,6 @@ from controller.domain import (
     WorkloadMetrics,
     available,
 )
-
 
 BASE_HEADROOM = 0.15
 """Latency budget kept in reserve when all is well: plan for 85 % of the target."""
@@ -62,6 +66,7 @@ class PlannerConfig:
     resize_min_saving: float = 0.2
     resume_reserve_ratio: float = 0.1
     resume_cooldown_s: float = 900.0
+    resize_dwell_s: float = 600.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,6 +101,7 @@ class PlannerMemory:
 
     recommendations: tuple[tuple[float, Allocation], ...] = ()
     headroom: float = BASE_HEADROOM
+    last_resize_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +157,15 @@ def next_headroom(
     return min(cfg.max_headroom, max(floor, h))
 
 
-def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig) -> Proposal:
+def _new_capacity_first(current: Allocation, proposal: Allocation) -> Allocation:
+    """A resize never lowers the share held while it rolls; the scale-down delay trims later."""
+    if proposal.slice_pct == current.slice_pct or proposal.share_pct >= current.share_pct:
+        return proposal
+    keep = math.ceil(current.share_pct / proposal.slice_pct)
+    return Allocation(max(proposal.replicas, keep), proposal.slice_pct)
+
+
+def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float = 0.0) -> Proposal:
     """Cheapest (replicas, slice) that keeps the latency quantile under target at the rate."""
     spec, current, metrics = inp.spec, inp.current, inp.metrics
     if not metrics.core_available():
@@ -183,16 +197,27 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig) -> Proposal:
     if best is None:
         if strongest is None:
             return Proposal(
-                Allocation(spec.max_replicas, spec.slice_max_pct),
+                _fastest_at_half_load(inp, candidates, rate),
                 Reason.AT_MAX,
-                "no slice meets the latency target even idle: using the largest allocation",
+                "no slice meets the latency target even idle: fastest slice at half load",
             )
         return Proposal(
             strongest[1], Reason.AT_MAX, f"{rate:.1f} rps exceeds what max-replicas can serve"
         )
     proposal = best[2]
-    proposal = _resize_hysteresis(inp, proposal, rate, budget_ms, cfg)
+    proposal = _resize_hysteresis(inp, proposal, rate, budget_ms, cfg, now_s)
+    proposal = _new_capacity_first(current, proposal)
     return Proposal(proposal, _direction(current, proposal), f"sized for {rate:.1f} rps")
+
+
+def _fastest_at_half_load(
+    inp: WorkloadInput, candidates: tuple[int, ...], rate: float
+) -> Allocation:
+    """When the target is out of reach, the quickest slice, each replica kept half busy."""
+    slice_pct = max(candidates, key=lambda s: (effective_share(inp.capacity, s), -s))
+    mu = 1.0 / service_time_s(inp.capacity, slice_pct)
+    replicas = max(inp.spec.min_replicas, 1, math.ceil(rate / (0.5 * mu)))
+    return Allocation(min(replicas, inp.spec.max_replicas), slice_pct)
 
 
 def _slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
@@ -214,15 +239,34 @@ def _slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
     return tuple(out) or (inp.current.slice_pct,)
 
 
+def _may_resize(inp: WorkloadInput, now_s: float, cfg: PlannerConfig) -> bool:
+    """Resize only from a steady state, and not again before the last one has been learnt.
+
+    A rollout in progress or pods still starting mean the metrics describe a mix of slices;
+    the capacity model needs ``resize_dwell_s`` at a new slice before judging the next one.
+    """
+    state = inp.state
+    if state.rollout_in_progress or state.ready_replicas < state.replicas:
+        return False
+    last = inp.memory.last_resize_s
+    return last is None or now_s - last >= cfg.resize_dwell_s
+
+
 def _resize_hysteresis(
-    inp: WorkloadInput, proposal: Allocation, rate: float, budget_ms: float, cfg: PlannerConfig
+    inp: WorkloadInput,
+    proposal: Allocation,
+    rate: float,
+    budget_ms: float,
+    cfg: PlannerConfig,
+    now_s: float,
 ) -> Allocation:
     """Keep the current slice unless a resize saves at least ``resize_min_saving`` of the cost."""
     current, spec = inp.current, inp.spec
-    if proposal.slice_pct == current.slice_pct or inp.state.rollout_in_progress:
-        if inp.state.rollout_in_progress and proposal.slice_pct != current.slice_pct:
-            return _replicas_at_slice(inp, current.slice_pct, rate, budget_ms) or current
+    if proposal.slice_pct == current.slice_pct:
         return proposal
+    if not _may_resize(inp, now_s, cfg):
+        same = _replicas_at_slice(inp, current.slice_pct, rate, budget_ms)
+        return same or Allocation(spec.max_replicas, current.slice_pct)
     same_slice = _replicas_at_slice(inp, current.slice_pct, rate, budget_ms)
     if same_slice is None:
         return proposal
@@ -593,7 +637,7 @@ def plan(
     memories: dict[str, PlannerMemory] = {}
     for inp in inputs:
         headroom = next_headroom(inp.memory, inp.metrics, inp.spec, inp.budget_remaining, cfg)
-        prop = size(inp, headroom, cfg)
+        prop = size(inp, headroom, cfg, now)
         if prop.reason is Reason.METRICS_UNAVAILABLE:
             proposals[inp.key] = prop
             memories[inp.key] = replace(inp.memory, headroom=headroom)
@@ -603,7 +647,7 @@ def plan(
         prop = apply_step_limit(inp, prop, cfg)
         prop = apply_bounds(inp.spec, prop)
         proposals[inp.key] = prop
-        memories[inp.key] = PlannerMemory(recommendations=history, headroom=headroom)
+        memories[inp.key] = PlannerMemory(history, headroom, inp.memory.last_resize_s)
     fitted, job_actions = fit(proposals, inputs, jobs, snapshot, cfg)
     scale: list[ScaleAction] = []
     decisions: list[Decision] = []

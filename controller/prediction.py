@@ -66,9 +66,11 @@ def short_term_forecast(
             return RateForecast(v, v * 1.2, "last")
         return None
     t, r = times_s[ok], rates_rps[ok]
-    slope, intercept = np.polyfit(t - t[-1], r, 1)
-    fitted = intercept + slope * (t - t[-1])
-    resid = float(np.std(r - fitted))
+    recent = max(2, len(r) // 2)
+    slope, intercept = np.polyfit(t[-recent:] - t[-1], r[-recent:], 1)
+    # noise from the median absolute first difference: robust to a level shift in the window
+    diffs = np.abs(np.diff(r))
+    resid = float(1.4826 * np.median(diffs) / np.sqrt(2.0)) if len(diffs) else 0.0
     level = float(max(intercept, np.mean(r[-3:])))
     mean = max(0.0, level + max(0.0, float(slope)) * lead_s)
     upper = mean + z * resid

@@ -1,0 +1,214 @@
+"""What a simulated workload's exporters expose: cumulative counters and gauges, nothing else.
+
+On a real cluster the controller never sees a request's latency, only what the inference
+server's HTTP histogram, DCGM and the data pipeline export, scraped every few seconds. The
+simulator keeps exactly that per workload, so the metrics path (``SimMetricsSource``) has to
+do what a Prometheus query does: differences of counters over a window and interpolation
+within histogram buckets, with the same blind spots.
+
+Names follow the ``http`` metrics profile (OpenTelemetry http server semantic conventions):
+``http_server_request_duration_seconds`` is a histogram with fine, Prometheus-style buckets
+(geometric, factor ~1.15, from 1 ms to ~62 s, plus ``+Inf``). A request that failed (no ready
+replica) or timed out is counted in ``_count`` and in the ``+Inf`` bucket only, and adds
+nothing to ``_sum`` (the gateway saw no response); it is also counted in
+``http_server_requests_failed_total``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from actuators.sim.model import FloatArray
+
+
+def _latency_bounds_s() -> tuple[float, ...]:
+    bounds: list[float] = []
+    k = 0
+    while not bounds or bounds[-1] < 60.0:
+        bounds.append(float(f"{0.001 * 1.15**k:.4g}"))
+        k += 1
+    return tuple(bounds)
+
+
+LATENCY_BUCKETS_S: tuple[float, ...] = _latency_bounds_s()
+"""Finite upper bounds (``le``) of the latency histogram; a ``+Inf`` bucket follows."""
+
+_BOUNDS = np.array(LATENCY_BUCKETS_S)
+
+HISTOGRAM_NAME = "http_server_request_duration_seconds"
+FAILED_NAME = "http_server_requests_failed_total"
+GPU_USED_NAME = "sloscale_sim_gpu_used_share_seconds_total"
+GPU_ALLOCATED_NAME = "sloscale_sim_gpu_allocated_share_seconds_total"
+GPU_BUSY_NAME = "sloscale_sim_gpu_busy_seconds_total"
+READY_POD_NAME = "sloscale_sim_ready_pod_seconds_total"
+GPU_MEMORY_NAME = "sloscale_sim_gpu_memory_used_mib"
+DATA_SAMPLES_NAME = "sloscale_sim_model_data_samples_total"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadSeries:
+    """One workload's exported samples at one scrape (all counters cumulative since start).
+
+    ``latency_buckets`` are cumulative counts aligned with ``LATENCY_BUCKETS_S`` plus a last
+    entry for ``+Inf`` (which equals ``requests_total``). GPU counters are in card-seconds
+    (1.0 = a whole card for one second): *used* is busy time times the share the model can
+    use, ``min(slice, s_sat)``, i.e. SM activity attributable to the pod; *allocated* is the
+    share held by serving (ready) pods, as a pod-level exporter reports it. ``gpu_busy_s`` is
+    the time some kernel ran on the pod's slice, summed over pods, and ``ready_pod_s`` the
+    time pods were serving, so that ``busy / ready`` is the busy fraction (DCGM's
+    graphics-engine activity) and ``used / allocated`` the SM-activity utilisation.
+    """
+
+    namespace: str
+    name: str
+    requests_total: float
+    failed_total: float
+    latency_buckets: tuple[float, ...]
+    latency_sum_s: float
+    gpu_used_share_s: float
+    gpu_allocated_share_s: float
+    gpu_busy_s: float
+    ready_pod_s: float
+    gpu_memory_mib_by_pod: Mapping[str, float]
+    data_samples_total: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    """Every workload's series at one instant, keyed by ``namespace/name``."""
+
+    time_s: float
+    series: Mapping[str, WorkloadSeries]
+
+
+@dataclass(slots=True)
+class WorkloadExporter:
+    """The mutable counters behind one workload's series (the simulator's side)."""
+
+    namespace: str
+    name: str
+    bucket_counts: FloatArray = field(default_factory=lambda: np.zeros(len(_BOUNDS) + 1))
+    requests_total: float = 0.0
+    failed_total: float = 0.0
+    latency_sum_s: float = 0.0
+    gpu_used_share_s: float = 0.0
+    gpu_allocated_share_s: float = 0.0
+    gpu_busy_s: float = 0.0
+    ready_pod_s: float = 0.0
+    gpu_memory_mib_by_pod: dict[str, float] = field(default_factory=dict)
+    data_samples_total: float = 0.0
+
+    def observe_latencies(self, latency_s: FloatArray) -> None:
+        """Count each request in its bucket (``inf`` lands in ``+Inf``)."""
+        if len(latency_s) == 0:
+            return
+        idx = np.searchsorted(_BOUNDS, latency_s, side="left")
+        self.bucket_counts += np.bincount(idx, minlength=len(_BOUNDS) + 1)
+        finite = np.isfinite(latency_s)
+        n_finite = int(np.count_nonzero(finite))
+        self.requests_total += len(latency_s)
+        self.failed_total += len(latency_s) - n_finite
+        self.latency_sum_s += float(latency_s[finite].sum()) if n_finite else 0.0
+
+    def sample(self) -> WorkloadSeries:
+        return WorkloadSeries(
+            namespace=self.namespace,
+            name=self.name,
+            requests_total=self.requests_total,
+            failed_total=self.failed_total,
+            latency_buckets=tuple(np.cumsum(self.bucket_counts).tolist()),
+            latency_sum_s=self.latency_sum_s,
+            gpu_used_share_s=self.gpu_used_share_s,
+            gpu_allocated_share_s=self.gpu_allocated_share_s,
+            gpu_busy_s=self.gpu_busy_s,
+            ready_pod_s=self.ready_pod_s,
+            gpu_memory_mib_by_pod=dict(self.gpu_memory_mib_by_pod),
+            data_samples_total=self.data_samples_total,
+        )
+
+
+class ScrapeHistory:
+    """The simulator's Prometheus TSDB: scrapes in time order, older than retention dropped."""
+
+    def __init__(self, retention_s: float = 3600.0) -> None:
+        self.retention_s = retention_s
+        self._scrapes: list[Scrape] = []
+        self._times: list[float] = []
+
+    def append(self, scrape: Scrape) -> None:
+        if self._times and scrape.time_s <= self._times[-1]:
+            self._scrapes[-1] = scrape  # a re-scrape at the same instant replaces the sample
+            return
+        self._scrapes.append(scrape)
+        self._times.append(scrape.time_s)
+        horizon = scrape.time_s - self.retention_s
+        if len(self._times) > 64 and self._times[32] < horizon:
+            cut = int(np.searchsorted(self._times, horizon, side="left"))
+            del self._scrapes[:cut]
+            del self._times[:cut]
+
+    def between(self, t0_s: float, t1_s: float) -> list[Scrape]:
+        """Scrapes with ``t0_s <= time_s <= t1_s`` (both ends included, like a range query)."""
+        i0 = int(np.searchsorted(self._times, t0_s - 1e-9, side="left"))
+        i1 = int(np.searchsorted(self._times, t1_s + 1e-9, side="right"))
+        return self._scrapes[i0:i1]
+
+    def latest(self) -> Scrape | None:
+        return self._scrapes[-1] if self._scrapes else None
+
+    def __len__(self) -> int:
+        return len(self._scrapes)
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+def _labels(series: WorkloadSeries, **extra: str) -> str:
+    pairs = {"namespace": series.namespace, "deployment": series.name, **extra}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+
+
+def render_openmetrics(scrape: Scrape) -> str:
+    """The scrape as OpenMetrics text exposition (what ``/metrics`` of the fake would serve)."""
+    out: list[str] = []
+    items = sorted(scrape.series.values(), key=lambda s: (s.namespace, s.name))
+    out.append(f"# TYPE {HISTOGRAM_NAME} histogram")
+    out.append(f"# UNIT {HISTOGRAM_NAME} seconds")
+    out.append(f"# HELP {HISTOGRAM_NAME} Duration of HTTP server requests.")
+    le_labels = [repr(b) for b in LATENCY_BUCKETS_S]
+    for s in items:
+        for le, count in zip([*le_labels, "+Inf"], s.latency_buckets, strict=True):
+            out.append(f"{HISTOGRAM_NAME}_bucket{_labels(s, le=le)} {_fmt(count)}")
+        out.append(f"{HISTOGRAM_NAME}_count{_labels(s)} {_fmt(s.requests_total)}")
+        out.append(f"{HISTOGRAM_NAME}_sum{_labels(s)} {_fmt(s.latency_sum_s)}")
+    counters = [
+        (FAILED_NAME, "Requests that failed or timed out.", "failed_total"),
+        (GPU_USED_NAME, "GPU card-seconds of SM activity.", "gpu_used_share_s"),
+        (GPU_ALLOCATED_NAME, "GPU card-seconds held.", "gpu_allocated_share_s"),
+        (GPU_BUSY_NAME, "Seconds a kernel ran on the pods' slices.", "gpu_busy_s"),
+        (READY_POD_NAME, "Seconds pods were ready.", "ready_pod_s"),
+        (DATA_SAMPLES_NAME, "New training samples.", "data_samples_total"),
+    ]
+    for name, help_text, attr in counters:
+        family = name.removesuffix("_total")
+        out.append(f"# TYPE {family} counter")
+        out.append(f"# HELP {family} {help_text}")
+        out.extend(f"{name}{_labels(s)} {_fmt(float(getattr(s, attr)))}" for s in items)
+    out.append(f"# TYPE {GPU_MEMORY_NAME} gauge")
+    out.append(f"# HELP {GPU_MEMORY_NAME} GPU memory used per pod, MiB.")
+    for s in items:
+        out.extend(
+            f"{GPU_MEMORY_NAME}{_labels(s, pod=pod)} {_fmt(mib)}"
+            for pod, mib in sorted(s.gpu_memory_mib_by_pod.items())
+        )
+    out.append("# EOF")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,235 @@
+"""``sloscale demo``: the real control loop against the embedded simulated GPU cluster.
+
+This module is a composition root: it wires the simulated cluster and its metrics into the
+same ``Controller`` that runs against Kubernetes, optionally serves the API while it runs, and
+summarises the simulator's ground truth (which the controller never sees) at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from actuators.sim.cluster import SimulatedCluster
+from actuators.sim.load import TracePattern
+from actuators.sim.metrics import SimMetricsSource
+from actuators.sim.report import SimReport
+from actuators.sim.scenarios import demo_world
+from actuators.sim.world import SimWorld
+from controller.api import ApiServer, create_app
+from controller.loop import Controller, LoopConfig
+from controller.spec import parse_slo_spec
+from controller.telemetry import MetricsRecorder
+from forecasting.traces import Trace, TraceError, load_trace
+
+TRACE_PEAK_RPS = 60.0
+"""A ``--trace`` is rescaled so that its busiest step drives the first service at this rate."""
+
+
+class DemoError(Exception):
+    """Bad demo input (trace, port): reported as one line, exit code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    hours: float = 24.0
+    trace: Path | None = None
+    seed: int = 1
+    serve: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    json_out: Path | None = None
+    interval_s: float = 15.0
+    progress: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadSummary:
+    name: str
+    slo_attainment: float | None
+    objective: float
+    met: bool
+    gpu_hours: float
+    utilisation: float | None
+    actions: int
+    scale_actions: int
+    resize_actions: int
+    requests: int
+
+
+def build_world(options: DemoOptions) -> SimWorld:
+    world = demo_world(seed=options.seed)
+    if options.trace is None:
+        return world
+    try:
+        trace = load_trace(options.trace)
+    except TraceError as e:
+        raise DemoError(str(e)) from None
+    return with_trace(world, trace)
+
+
+def with_trace(world: SimWorld, trace: Trace) -> SimWorld:
+    """Drive the first Deployment from ``trace``, its peak rescaled to ``TRACE_PEAK_RPS``."""
+    rates = trace.rates_rps()
+    finite = rates[np.isfinite(rates)]
+    peak = float(finite.max()) if finite.size else 0.0
+    if not peak > 0:
+        raise DemoError(f"{trace.name}: trace has no requests")
+    first, *rest = world.deployments
+    load = TracePattern(trace, scale=TRACE_PEAK_RPS / peak, repeat=True)
+    return replace(world, deployments=(replace(first, load=load), *rest))
+
+
+def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    world = build_world(options)
+    cluster = SimulatedCluster(world)
+    metrics = SimMetricsSource(cluster.metrics_history)
+    recorder = MetricsRecorder()
+    controller = Controller(
+        cluster, metrics, cluster, LoopConfig(interval_s=options.interval_s), recorders=[recorder]
+    )
+    server = (
+        ApiServer(create_app(controller, recorder), options.host, options.port)
+        if options.serve
+        else None
+    )
+    if server is not None:
+        try:
+            server.start()
+        except (OSError, TimeoutError) as e:
+            raise DemoError(f"cannot serve the API on {options.host}:{options.port}: {e}") from None
+        print(f"API on http://{options.host}:{server.port} (/api/v1/workloads, /metrics)", file=err)
+    started = time.perf_counter()
+    ticks = math.ceil(options.hours * 3600.0 / options.interval_s)
+    ticks_per_hour = max(1, round(3600.0 / options.interval_s))
+    try:
+        for i in range(1, ticks + 1):
+            cluster.advance(options.interval_s)
+            controller.tick()
+            if options.progress and i % ticks_per_hour == 0:
+                print(_progress_line(controller, i / ticks_per_hour, options.hours), file=err)
+    finally:
+        if server is not None:
+            server.stop()
+    elapsed = time.perf_counter() - started
+    report = cluster.report()
+    summaries = summarise(report, world)
+    print(format_table(summaries, report, options.hours, elapsed), file=out)
+    if options.json_out is not None:
+        payload = to_json(summaries, report, options)
+        options.json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def summarise(report: SimReport, world: SimWorld) -> list[WorkloadSummary]:
+    """Ground-truth results per Deployment, against each one's own objective."""
+    objectives = {}
+    for d in world.deployments:
+        parsed = parse_slo_spec(d.ref.key, d.annotations)
+        objectives[d.ref.key] = parsed.spec.objective_ratio if parsed.spec else 0.99
+    out = []
+    for w in report.workloads:
+        objective = objectives.get(w.key, 0.99)
+        util = w.used_gpu_h / w.allocated_gpu_h if w.allocated_gpu_h > 0 else None
+        att = w.attainment
+        out.append(
+            WorkloadSummary(
+                name=w.key,
+                slo_attainment=att,
+                objective=objective,
+                met=att is not None and att >= objective,
+                gpu_hours=w.allocated_gpu_h,
+                utilisation=util,
+                actions=w.scale_actions + w.resize_actions,
+                scale_actions=w.scale_actions,
+                resize_actions=w.resize_actions,
+                requests=w.requests,
+            )
+        )
+    return out
+
+
+def format_table(
+    summaries: list[WorkloadSummary], report: SimReport, hours: float, elapsed_s: float
+) -> str:
+    head = (
+        f"{'workload':<18} {'SLO attained':>12} {'objective':>9} {'met':>4} {'GPU-h':>7} "
+        f"{'util':>6} {'scale':>6} {'resize':>6}"
+    )
+    lines = [
+        f"sloscale demo: {hours:g} simulated hours in {elapsed_s:.1f} s",
+        head,
+        "-" * len(head),
+    ]
+    for s in summaries:
+        att = "n/a" if s.slo_attainment is None else f"{100 * s.slo_attainment:.3f} %"
+        util = "n/a" if s.utilisation is None else f"{100 * s.utilisation:.1f} %"
+        lines.append(
+            f"{s.name:<18} {att:>12} {100 * s.objective:>7.2f} % {'yes' if s.met else 'NO':>4} "
+            f"{s.gpu_hours:>7.2f} {util:>6} {s.scale_actions:>6} {s.resize_actions:>6}"
+        )
+    pool = report.pool
+    batch = sum(j.delivered_gpu_h for j in report.jobs)
+    lost = sum(j.lost_gpu_h for j in report.jobs)
+    preemptions = sum(j.preemptions for j in report.jobs)
+    lines.append(
+        f"pool: {pool.total_gpu_h:.1f} GPU-h, inference {pool.inference_allocated_gpu_h:.1f}, "
+        f"low-priority jobs delivered {batch:.1f} (lost {lost:.2f}, {preemptions} preemptions)"
+    )
+    return "\n".join(lines)
+
+
+def to_json(
+    summaries: list[WorkloadSummary], report: SimReport, options: DemoOptions
+) -> dict[str, Any]:
+    return {
+        "workloads": [
+            {
+                "name": s.name,
+                "slo_attainment": s.slo_attainment,
+                "objective": s.objective,
+                "met": s.met,
+                "gpu_hours": round(s.gpu_hours, 6),
+                "utilisation": None if s.utilisation is None else round(s.utilisation, 6),
+                "actions": s.actions,
+                "scale_actions": s.scale_actions,
+                "resize_actions": s.resize_actions,
+                "requests": s.requests,
+            }
+            for s in summaries
+        ],
+        "jobs": {
+            "free_gpu_hours": round(report.pool.free_for_jobs_gpu_h, 6),
+            "batch_gpu_hours": round(sum(j.delivered_gpu_h for j in report.jobs), 6),
+            "lost_gpu_hours": round(sum(j.lost_gpu_h for j in report.jobs), 6),
+            "preemptions": sum(j.preemptions for j in report.jobs),
+            "resumes": sum(j.resumes for j in report.jobs),
+        },
+        "settings": {
+            "hours": options.hours,
+            "seed": options.seed,
+            "interval_s": options.interval_s,
+            "trace": str(options.trace) if options.trace else None,
+        },
+    }
+
+
+def _progress_line(controller: Controller, hour: float, total: float) -> str:
+    report = controller.last_report
+    parts = []
+    for w in report.workloads if report else ():
+        rate = w.metrics.request_rate_rps
+        lat = w.metrics.latency_ms
+        parts.append(
+            f"{w.key.split('/')[-1]} {w.current.replicas}x{w.current.slice_pct}% "
+            f"{'-' if rate is None else f'{rate:.0f}'}rps "
+            f"{'-' if lat is None else f'{lat:.0f}'}ms"
+        )
+    return f"[{hour:5.1f}/{total:g} h] " + " | ".join(parts)

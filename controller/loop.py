@@ -1,0 +1,429 @@
+"""The control loop: one ``tick()`` that reads discover → observe → forecast → plan → act → record.
+
+The loop owns the per-workload state the pure parts need across ticks (learnt capacity,
+planner memory, error budget, rate history) and nothing else. Every phase is timed, every
+decision has a reason, and no exception escapes a tick: a failed read holds the current state
+(fail static) with reason ``MetricsUnavailable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from controller.capacity import CapacityModel, update_capacity
+from controller.domain import (
+    Allocation,
+    ApplyResult,
+    ClusterSnapshot,
+    Decision,
+    DeploymentState,
+    JobSpec,
+    Observation,
+    Plan,
+    Reason,
+    SliceDialect,
+    SloSpec,
+    SpecError,
+    WorkloadMetrics,
+    available,
+)
+from controller.planner import (
+    JobInput,
+    PlannerConfig,
+    PlannerMemory,
+    WorkloadInput,
+    hold_all,
+    plan,
+)
+from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget
+from controller.prediction import RateForecast, RateHistory, short_term_forecast
+from controller.slo import ErrorBudget, SliSample
+from controller.spec import parse_job_spec, parse_slo_spec
+
+log = logging.getLogger("sloscale.loop")
+T = TypeVar("T")
+
+PHASES = ("discover", "observe", "forecast", "plan", "act", "record")
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    interval_s: float = 15.0
+    lead_time_s: float = 90.0  # cold start (60 s) + a tick and a scrape
+    dry_run: bool = False
+    default_dialect: SliceDialect = SliceDialect.HAMI
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    decision_log_size: int = 5000
+    history_ticks: int = 4 * 60 * 24 * 15  # 15 days of 15 s ticks
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadStatus:
+    """One workload as the API shows it after a tick."""
+
+    key: str
+    spec: SloSpec | None
+    errors: tuple[SpecError, ...]
+    current: Allocation
+    ready_replicas: int
+    desired: Allocation | None
+    metrics: WorkloadMetrics
+    forecast: RateForecast | None
+    sli: float | None
+    budget_remaining: float
+    capacity: CapacityModel
+    last_decision: Decision | None
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """Everything one tick did, for the recorders (metrics, API, logs)."""
+
+    time_s: float
+    phase_s: Mapping[str, float]
+    decisions: tuple[Decision, ...]
+    results: tuple[ApplyResult, ...]
+    workloads: tuple[WorkloadStatus, ...]
+    plan: Plan
+    dry_run: bool
+    errors: tuple[str, ...] = ()
+
+
+class Recorder:
+    """Receives every tick's report; subclasses export it (``/metrics``, status, logs)."""
+
+    def record(self, report: TickReport) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class _Tracked:
+    """Per-workload state carried across ticks."""
+
+    spec: SloSpec | None = None
+    errors: tuple[SpecError, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    capacity: CapacityModel = field(default_factory=CapacityModel)
+    memory: PlannerMemory = field(default_factory=PlannerMemory)
+    budget: ErrorBudget | None = None
+    history: RateHistory | None = None
+    forecast: RateForecast | None = None
+    last_decision: Decision | None = None
+    last_metrics: WorkloadMetrics = field(default_factory=WorkloadMetrics)
+
+
+class _PhaseTimer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.perf_counter() - start
+
+
+ForecastFn = Callable[[RateHistory, float], RateForecast | None]
+
+
+def default_forecast(history: RateHistory, lead_s: float) -> RateForecast | None:
+    times, values = history.last(20)
+    return short_term_forecast(times, values, lead_s)
+
+
+class Controller:
+    """The sloscale control loop over one cluster and one metrics source."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        metrics: MetricsSource,
+        clock: Clock,
+        config: LoopConfig = LoopConfig(),
+        *,
+        recorders: Sequence[Recorder] = (),
+        forecast: ForecastFn = default_forecast,
+    ):
+        self.cluster = cluster
+        self.metrics = metrics
+        self.clock = clock
+        self.config = config
+        self.recorders = list(recorders)
+        self._forecast_fn = forecast
+        self._tracked: dict[str, _Tracked] = {}
+        self._job_preempted_at: dict[str, float] = {}
+        self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
+        self.last_report: TickReport | None = None
+
+    # ---------------------------------------------------------------------------------------
+    def tick(self) -> TickReport:
+        """One pass of the loop; never raises."""
+        now = self.clock.now()
+        timer = _PhaseTimer()
+        errors: list[str] = []
+        snapshot: ClusterSnapshot | None = None
+        observation: Observation | None = None
+        decisions: tuple[Decision, ...] = ()
+        results: tuple[ApplyResult, ...] = ()
+        the_plan = Plan()
+
+        with timer.phase("discover"):
+            snapshot = self._guard(errors, "discover", self.cluster.snapshot)
+            specs = self._parse_specs(snapshot) if snapshot else {}
+        with timer.phase("observe"):
+            if snapshot is not None:
+                observation = self._guard(errors, "observe", lambda: self._observe(specs, now))
+        with timer.phase("forecast"):
+            if snapshot is not None and observation is not None:
+                self._guard(
+                    errors, "forecast", lambda: self._update_forecasts(specs, observation, now)
+                )
+        with timer.phase("plan"):
+            if snapshot is not None:
+                planned = self._guard(
+                    errors, "plan", lambda: self._plan(snapshot, specs, observation)
+                )
+                if planned is not None:
+                    the_plan, decisions = planned
+                else:
+                    decisions = hold_all(
+                        snapshot.deployments,
+                        now,
+                        Reason.METRICS_UNAVAILABLE,
+                        "planning failed: holding",
+                    )
+        with timer.phase("act"):
+            if not the_plan.is_empty():
+                applied = self._guard(
+                    errors, "act", lambda: self.cluster.apply(the_plan, dry_run=self.config.dry_run)
+                )
+                results = tuple(applied or ())
+                decisions = self._mark_applied(decisions, results)
+        with timer.phase("record"):
+            self._log_decisions(decisions)
+            statuses = self._statuses(snapshot)
+        report = TickReport(
+            time_s=now,
+            phase_s=dict(timer.seconds),
+            decisions=decisions,
+            results=results,
+            workloads=statuses,
+            plan=the_plan,
+            dry_run=self.config.dry_run,
+            errors=tuple(errors) + (observation.errors if observation else ()),
+        )
+        self.last_report = report
+        self._export(report)
+        return report
+
+    # --- discover ---------------------------------------------------------------------------
+    def _parse_specs(self, snapshot: ClusterSnapshot) -> dict[str, tuple[DeploymentState, SloSpec]]:
+        """Parse each Deployment's annotations (cached until they change); skip bad ones."""
+        specs: dict[str, tuple[DeploymentState, SloSpec]] = {}
+        seen = set()
+        for dep in snapshot.deployments:
+            key = dep.ref.key
+            seen.add(key)
+            tr = self._tracked.setdefault(key, _Tracked())
+            if (tr.spec is None and not tr.errors) or dict(dep.annotations) != dict(tr.annotations):
+                result = parse_slo_spec(
+                    key, dep.annotations, default_dialect=self.config.default_dialect
+                )
+                tr.annotations = dict(dep.annotations)
+                tr.spec, tr.errors = result.spec, result.errors
+                if tr.errors:
+                    for e in tr.errors:
+                        log.warning("invalid SLO spec: %s", e)
+                if tr.spec is not None:
+                    tr.budget = ErrorBudget(tr.spec.window_s, tr.spec.objective_ratio)
+                    if tr.history is None:
+                        tr.history = RateHistory(self.config.history_ticks)
+            if tr.spec is not None and not tr.errors:
+                specs[key] = (dep, tr.spec)
+        for gone in set(self._tracked) - seen:
+            del self._tracked[gone]
+        return specs
+
+    # --- observe ----------------------------------------------------------------------------
+    def _observe(
+        self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], now: float
+    ) -> Observation:
+        targets = [ObserveTarget(dep.ref, spec) for dep, spec in specs.values()]
+        obs = self.metrics.observe(targets, now)
+        for key, (dep, spec) in specs.items():
+            tr = self._tracked[key]
+            m = obs.get(key)
+            tr.last_metrics = m
+            current = Allocation(dep.replicas, dep.slice_pct)
+            tr.capacity = update_capacity(
+                tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile
+            )
+            if tr.budget is not None and available(m.request_rate_rps) and available(m.good_ratio):
+                assert m.request_rate_rps is not None and m.good_ratio is not None
+                total = m.request_rate_rps * self.config.interval_s
+                tr.budget.add(SliSample(now, total * m.good_ratio, total))
+        return obs
+
+    # --- forecast ---------------------------------------------------------------------------
+    def _update_forecasts(
+        self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], obs: Observation, now: float
+    ) -> None:
+        for key in specs:
+            tr = self._tracked[key]
+            assert tr.history is not None
+            tr.history.append(now, obs.get(key).request_rate_rps)
+            tr.forecast = self._forecast_fn(tr.history, self.config.lead_time_s)
+
+    # --- plan -------------------------------------------------------------------------------
+    def _plan(
+        self,
+        snapshot: ClusterSnapshot,
+        specs: Mapping[str, tuple[DeploymentState, SloSpec]],
+        observation: Observation | None,
+    ) -> tuple[Plan, tuple[Decision, ...]]:
+        now = snapshot.time_s
+        inputs = []
+        for key, (dep, spec) in specs.items():
+            tr = self._tracked[key]
+            metrics = observation.get(key) if observation is not None else WorkloadMetrics()
+            inputs.append(
+                WorkloadInput(
+                    spec=spec,
+                    state=dep,
+                    metrics=metrics,
+                    rate_forecast_rps=tr.forecast.upper_rps if tr.forecast else None,
+                    capacity=tr.capacity,
+                    memory=tr.memory,
+                    budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
+                )
+            )
+        jobs = []
+        for job in snapshot.jobs:
+            parsed = parse_job_spec(job.ref.key, job.annotations)
+            if parsed.errors or parsed.spec is None:
+                continue
+            jobs.append(JobInput(job, parsed.spec, self._job_preempted_at.get(job.ref.key)))
+        result = plan(inputs, jobs, snapshot, self.config.planner)
+        for key, memory in result.memories.items():
+            self._tracked[key].memory = memory
+        invalid = tuple(
+            Decision(now, key, Reason.INVALID_SPEC, "; ".join(str(e) for e in tr.errors))
+            for key, tr in self._tracked.items()
+            if tr.errors
+        )
+        for act in result.plan.jobs:
+            if act.suspend:
+                self._job_preempted_at[act.ref.key] = now
+        return result.plan, result.decisions + invalid
+
+    # --- act --------------------------------------------------------------------------------
+    def _mark_applied(
+        self, decisions: tuple[Decision, ...], results: tuple[ApplyResult, ...]
+    ) -> tuple[Decision, ...]:
+        outcome = {r.target: r for r in results}
+        out = []
+        for d in decisions:
+            r = outcome.get(d.target)
+            if r is None:
+                out.append(d)
+            elif r.ok:
+                out.append(
+                    Decision(
+                        d.time_s,
+                        d.target,
+                        d.reason,
+                        d.message,
+                        d.current,
+                        d.desired,
+                        applied=not self.config.dry_run,
+                    )
+                )
+            else:
+                out.append(
+                    Decision(
+                        d.time_s,
+                        d.target,
+                        Reason.APPLY_FAILED,
+                        f"{d.reason}: {r.message}",
+                        d.current,
+                        d.desired,
+                    )
+                )
+        return tuple(out)
+
+    # --- record -----------------------------------------------------------------------------
+    def _statuses(self, snapshot: ClusterSnapshot | None) -> tuple[WorkloadStatus, ...]:
+        if snapshot is None:
+            return self.last_report.workloads if self.last_report else ()
+        out = []
+        for dep in snapshot.deployments:
+            tr = self._tracked.get(dep.ref.key)
+            if tr is None:
+                continue
+            out.append(
+                WorkloadStatus(
+                    key=dep.ref.key,
+                    spec=tr.spec,
+                    errors=tr.errors,
+                    current=Allocation(dep.replicas, dep.slice_pct),
+                    ready_replicas=dep.ready_replicas,
+                    desired=tr.last_decision.desired if tr.last_decision else None,
+                    metrics=tr.last_metrics,
+                    forecast=tr.forecast,
+                    sli=tr.budget.sli() if tr.budget else None,
+                    budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
+                    capacity=tr.capacity,
+                    last_decision=tr.last_decision,
+                )
+            )
+        return tuple(out)
+
+    def _log_decisions(self, decisions: tuple[Decision, ...]) -> None:
+        """Keep each workload's last decision; log changes and reason transitions."""
+        for d in decisions:
+            tr = self._tracked.get(d.target)
+            previous = tr.last_decision if tr else None
+            if tr is not None:
+                tr.last_decision = d
+            if d.changes or previous is None or previous.reason != d.reason:
+                self.decision_log.append(d)
+                if d.changes:
+                    log.info(
+                        "%s %s: %s -> %s (%s)", d.target, d.reason, d.current, d.desired, d.message
+                    )
+
+    def _export(self, report: TickReport) -> None:
+        """Hand the report to every recorder; a broken exporter must not stop the loop."""
+        for r in self.recorders:
+            try:
+                r.record(report)
+            except Exception:
+                log.exception("recorder %s failed", type(r).__name__)
+
+    # ---------------------------------------------------------------------------------------
+    def _guard(self, errors: list[str], phase: str, fn: Callable[[], T]) -> T | None:
+        try:
+            return fn()
+        except Exception as e:  # the tick never raises: report and hold
+            log.exception("phase %s failed", phase)
+            errors.append(f"{phase}: {type(e).__name__}: {e}")
+            return None
+
+
+__all__ = [
+    "PHASES",
+    "Controller",
+    "JobSpec",
+    "LoopConfig",
+    "Recorder",
+    "TickReport",
+    "WorkloadStatus",
+]

@@ -1,0 +1,74 @@
+"""The HTTP API over a controller that has run a few ticks against in-memory ports."""
+
+from fastapi.testclient import TestClient
+
+from controller.api import create_app
+from controller.loop import Controller, LoopConfig
+from controller.telemetry import MetricsRecorder
+from tests.fakes import FakeClock, FakeCluster, FakeMetrics, slo_annotations
+from tests.scenario.test_tick import busy
+
+
+def client_after(ticks: int) -> tuple[TestClient, Controller]:
+    clock = FakeClock(0.0)
+    cluster = FakeCluster(clock)
+    metrics = FakeMetrics()
+    good = cluster.add("chat", slo_annotations(slice_min="50", slice_max="50"), replicas=1)
+    cluster.add("broken", slo_annotations(objective="100"))
+    metrics.values[good.key] = busy(5.0, 1, 50)
+    recorder = MetricsRecorder()
+    ctl = Controller(cluster, metrics, clock, LoopConfig(), recorders=[recorder])
+    for _ in range(ticks):
+        clock.advance(15)
+        ctl.tick()
+    return TestClient(create_app(ctl, recorder)), ctl
+
+
+def test_health_and_readiness() -> None:
+    client, _ = client_after(0)
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503  # no tick yet
+    client, _ = client_after(1)
+    assert client.get("/readyz").status_code == 200
+
+
+def test_workloads_show_spec_state_sli_budget_and_the_explained_decision() -> None:
+    client, _ = client_after(3)
+    body = client.get("/api/v1/workloads").json()
+    by_name = {w["workload"]: w for w in body["workloads"]}
+    chat = by_name["default/chat"]
+    assert chat["valid"] and chat["spec"]["latency_target_ms"] == 500.0
+    assert chat["state"]["replicas"] == 1
+    assert chat["sli"] == 1.0 and chat["error_budget_remaining"] == 1.0
+    assert chat["last_decision"]["explanation"].startswith(chat["last_decision"]["reason"])
+    broken = by_name["default/broken"]
+    assert not broken["valid"]
+    assert "sloscale.io/objective" in broken["errors"][0] and "'100'" in broken["errors"][0]
+    one = client.get("/api/v1/workloads/default/chat").json()
+    assert one["workload"] == "default/chat"
+    assert client.get("/api/v1/workloads/default/nope").status_code == 404
+
+
+def test_decisions_endpoint_filters_by_workload() -> None:
+    client, _ = client_after(3)
+    all_d = client.get("/api/v1/decisions").json()["decisions"]
+    assert {d["target"] for d in all_d} == {"default/chat", "default/broken"}
+    chat = client.get("/api/v1/decisions", params={"workload": "default/chat"}).json()["decisions"]
+    assert chat and all(d["target"] == "default/chat" for d in chat)
+    assert client.get("/api/v1/decisions", params={"limit": 0}).status_code == 422
+
+
+def test_metrics_exposition() -> None:
+    client, _ = client_after(3)
+    text = client.get("/metrics").text
+    for name in (
+        'sloscale_workload_applied_replicas{workload="default/chat"} 1.0',
+        'sloscale_workload_desired_slice_percent{workload="default/chat"} 50.0',
+        'sloscale_workload_spec_valid{workload="default/broken"} 0.0',
+        "sloscale_workload_error_budget_remaining_ratio",
+        "sloscale_workload_predicted_rate_rps",
+        "sloscale_workload_sli_ratio",
+        'sloscale_tick_phase_duration_seconds_count{phase="plan"} 3.0',
+        'sloscale_decisions_total{reason="InvalidSpec"} 3.0',
+    ):
+        assert name in text, name
