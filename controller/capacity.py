@@ -9,11 +9,13 @@ estimates them from what any GPU cluster exports:
   pod's kernels are busy a fraction ``busy`` of the time but use only ``util × slice`` of the
   card, the effective share is ``util × slice / busy``; well under the slice means saturation.
 * **Service time** at slice ``s``: ``cost_card_s / min(s, sat)``.
-* **Latency quantile**: each replica is a FIFO queue with Poisson arrivals. We model the
-  sojourn time as M/M/1, whose q-quantile is ``-ln(1 - q) / (mu - lambda)``, and learn a
-  multiplicative ``latency_factor`` (observed / modelled) that absorbs the real service-time
-  distribution. Exponential service is pessimistic for GPU inference, so the factor is usually
-  below 1, and predictions degrade gracefully when it has not been learnt yet.
+* **Latency quantile**: each replica is a FIFO queue with Poisson arrivals, utilisation
+  ``rho = lambda * t``. Its q-quantile is modelled as ``t * (a + k * z * rho / (1 - rho))`` with
+  ``z = -ln(1 - q)``: ``a * t`` is the service time's own quantile and the second term the
+  queueing delay, whose tail is exponential with a mean scaled by ``k = (1 + cv^2) / 2``
+  (Kingman). With ``a = z`` and ``k = 1`` it is exactly M/M/1, the pessimistic prior. ``a`` is
+  learnt at low load, where service time dominates, and ``k`` at high load, where queueing does.
+  Both rise fast and fall slowly, so the model tracks the upper envelope of what was seen.
 """
 
 from __future__ import annotations
@@ -27,12 +29,18 @@ MIN_REQUESTS_TO_LEARN = 30.0
 """Fewer requests in a window than this give a too-noisy latency quantile to learn from."""
 
 COST_EWMA_ALPHA = 0.15
-FACTOR_EWMA_ALPHA = 0.2
+ALPHA_UP = 0.4
+ALPHA_DOWN = 0.03
+"""Latency-shape estimates rise fast and fall slowly: under-provisioning costs SLO, over-
+provisioning only GPU share."""
+LOW_LOAD_RHO = 0.3
+"""Below this utilisation the latency quantile is mostly service time: learn ``a``."""
+WAIT_SHAPE_BOUNDS = (0.3, 3.0)
 SAT_EWMA_ALPHA = 0.3
-SATURATION_RATIO = 0.85
-"""Effective share under this fraction of the slice counts as saturation."""
+SATURATION_RATIO = 0.95
+"""Effective share under this fraction of the slice counts as saturation (measurement noise
+of busy time and SM activity stays well within 5 %)."""
 
-LATENCY_FACTOR_BOUNDS = (0.2, 5.0)
 RHO_MAX = 0.92
 """Never plan a replica busier than this: the M/M/1 tail explodes near 1."""
 
@@ -44,8 +52,9 @@ class CapacityModel:
     cost_card_s: float | None = None
     sat_pct: float | None = None
     explored_max_pct: int = 0
-    latency_factor: float = 1.0
-    factor_samples: int = 0
+    service_quantile_mult: float | None = None  # a; None: the exponential prior z
+    wait_shape: float = 1.0  # k = (1 + cv^2) / 2; 1 is exponential service
+    latency_samples: int = 0
 
     @property
     def known(self) -> bool:
@@ -71,16 +80,22 @@ def service_time_s(model: CapacityModel, slice_pct: int) -> float:
     return model.cost_card_s / effective_share(model, slice_pct)
 
 
+def _shape(model: CapacityModel, quantile: float) -> tuple[float, float, float]:
+    z = quantile_multiplier(quantile)
+    a = z if model.service_quantile_mult is None else model.service_quantile_mult
+    return a, model.wait_shape, z
+
+
 def predicted_latency_ms(
     model: CapacityModel, rate_per_replica_rps: float, slice_pct: int, quantile: float
 ) -> float:
     """Latency quantile of one replica under ``rate_per_replica_rps``; ``inf`` when overloaded."""
-    mu = 1.0 / service_time_s(model, slice_pct)
-    if rate_per_replica_rps >= mu:
+    t = service_time_s(model, slice_pct)
+    rho = rate_per_replica_rps * t
+    if rho >= 1.0:
         return math.inf
-    return (
-        1000.0 * model.latency_factor * quantile_multiplier(quantile) / (mu - rate_per_replica_rps)
-    )
+    a, k, z = _shape(model, quantile)
+    return 1000.0 * t * (a + k * z * rho / (1.0 - rho))
 
 
 def max_rate_per_replica(
@@ -88,15 +103,17 @@ def max_rate_per_replica(
 ) -> float:
     """Largest arrival rate one replica takes with its latency quantile under the budget.
 
-    Inverts the M/M/1 quantile: ``lambda = mu - factor * -ln(1-q) / budget``, capped at
-    ``RHO_MAX * mu``. Zero when even an idle replica is too slow.
+    Inverts the model: ``rho / (1 - rho) <= (budget / t - a) / (k z)``, capped at ``RHO_MAX``.
+    Zero when even an idle replica is too slow.
     """
-    mu = 1.0 / service_time_s(model, slice_pct)
-    budget_s = latency_budget_ms / 1000.0
-    if budget_s <= 0:
+    t = service_time_s(model, slice_pct)
+    a, k, z = _shape(model, quantile)
+    slack = (latency_budget_ms / 1000.0) / t - a
+    if slack <= 0:
         return 0.0
-    lam = mu - model.latency_factor * quantile_multiplier(quantile) / budget_s
-    return max(0.0, min(lam, RHO_MAX * mu))
+    ratio = slack / (k * z)
+    rho = min(ratio / (1.0 + ratio), RHO_MAX)
+    return rho / t
 
 
 def _ewma_log(old: float, new: float, alpha: float) -> float:
@@ -150,7 +167,7 @@ def update_capacity(
             else:
                 explored = max(out.explored_max_pct, current.slice_pct)
                 sat = out.sat_pct
-                if sat is not None and sat < current.slice_pct * SATURATION_RATIO:
+                if sat is not None and sat < SATURATION_RATIO * current.slice_pct:
                     sat = None  # contradicted: this slice is used in full
                 out = replace(out, explored_max_pct=explored, sat_pct=sat)
         else:
@@ -158,17 +175,41 @@ def update_capacity(
 
     latency = metrics.latency_ms
     if out.cost_card_s is not None and available(latency) and latency is not None and latency > 0:
-        mu = 1.0 / service_time_s(out, current.slice_pct)
-        if rate_per_replica < 0.9 * mu:
-            modelled = predicted_latency_ms(
-                replace(out, latency_factor=1.0), rate_per_replica, current.slice_pct, quantile
-            )
-            lo, hi = LATENCY_FACTOR_BOUNDS
-            factor_obs = min(hi, max(lo, latency / modelled))
-            factor = (
-                factor_obs
-                if out.factor_samples == 0
-                else _ewma_log(out.latency_factor, factor_obs, FACTOR_EWMA_ALPHA)
-            )
-            out = replace(out, latency_factor=factor, factor_samples=out.factor_samples + 1)
+        out = _learn_latency_shape(
+            out, latency / 1000.0, rate_per_replica, metrics, current, quantile
+        )
     return out
+
+
+def _learn_latency_shape(
+    model: CapacityModel,
+    latency_s: float,
+    rate_per_replica: float,
+    metrics: WorkloadMetrics,
+    current: Allocation,
+    quantile: float,
+) -> CapacityModel:
+    """Fit ``a`` at low load and ``k`` at high load from one observed latency quantile."""
+    t = service_time_s(model, current.slice_pct)
+    busy = metrics.gpu_busy
+    rho = busy if available(busy) and busy is not None else rate_per_replica * t
+    if not 0.0 <= rho < 0.95:
+        return model
+    a, k, z = _shape(model, quantile)
+    queueing = z * rho / (1.0 - rho)
+    ratio = latency_s / t
+    if rho < LOW_LOAD_RHO or queueing <= 0:
+        a_obs = min(3.0 * z, max(1.0, ratio - k * queueing))
+        a_new = a_obs if model.service_quantile_mult is None else _asymmetric(a, a_obs)
+        return replace(
+            model, service_quantile_mult=a_new, latency_samples=model.latency_samples + 1
+        )
+    lo, hi = WAIT_SHAPE_BOUNDS
+    k_obs = min(hi, max(lo, (ratio - a) / queueing))
+    return replace(
+        model, wait_shape=_asymmetric(k, k_obs), latency_samples=model.latency_samples + 1
+    )
+
+
+def _asymmetric(old: float, new: float) -> float:
+    return _ewma_log(old, new, ALPHA_UP if new > old else ALPHA_DOWN)

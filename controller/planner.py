@@ -47,7 +47,7 @@ from controller.domain import (
     available,
 )
 
-BASE_HEADROOM = 0.15
+BASE_HEADROOM = 0.1
 """Latency budget kept in reserve when all is well: plan for 85 % of the target."""
 
 
@@ -60,13 +60,14 @@ class PlannerConfig:
     scale_up_max_ratio: float = 2.0
     scale_up_max_pods: int = 4
     base_headroom: float = BASE_HEADROOM
-    max_headroom: float = 0.6
-    headroom_step_up: float = 0.08
+    max_headroom: float = 0.45
+    headroom_step_up: float = 0.04
     headroom_decay_per_tick: float = 0.004
-    resize_min_saving: float = 0.2
+    resize_min_saving: float = 0.25
+    scale_down_margin: float = 0.05
     resume_reserve_ratio: float = 0.1
     resume_cooldown_s: float = 900.0
-    resize_dwell_s: float = 600.0
+    resize_dwell_s: float = 1800.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,26 +176,9 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float =
         return _size_reactive(inp)
     budget_ms = spec.latency_target_ms * (1.0 - headroom)
     candidates = _slice_candidates(inp)
-    best: tuple[float, int, Allocation] | None = None
-    strongest: tuple[float, Allocation] | None = None
-    for slice_pct in candidates:
-        per_replica = max_rate_per_replica(
-            inp.capacity, slice_pct, spec.latency_quantile, budget_ms
-        )
-        if per_replica <= 0:
-            continue
-        replicas = max(spec.min_replicas, 1, math.ceil(rate / per_replica))
-        capacity_rps = spec.max_replicas * per_replica
-        if strongest is None or capacity_rps > strongest[0]:
-            strongest = (capacity_rps, Allocation(spec.max_replicas, slice_pct))
-        if replicas > spec.max_replicas:
-            continue
-        cost = replicas * slice_pct
-        # prefer the current slice on a tie (no rollout), then fewer replicas
-        key = (cost - (0.5 if slice_pct == current.slice_pct else 0.0), replicas)
-        if best is None or key < (best[0], best[1]):
-            best = (key[0], key[1], Allocation(replicas, slice_pct))
-    if best is None:
+    cheapest = _cheapest(inp, candidates, rate, budget_ms)
+    if cheapest is None:
+        strongest = _strongest(inp, candidates, budget_ms)
         if strongest is None:
             return Proposal(
                 _fastest_at_half_load(inp, candidates, rate),
@@ -202,12 +186,81 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float =
                 "no slice meets the latency target even idle: fastest slice at half load",
             )
         return Proposal(
-            strongest[1], Reason.AT_MAX, f"{rate:.1f} rps exceeds what max-replicas can serve"
+            strongest, Reason.AT_MAX, f"{rate:.1f} rps exceeds what max-replicas can serve"
         )
-    proposal = best[2]
+    proposal = cheapest
+    if proposal.share_pct < current.share_pct:
+        # going down must still hold with a wider margin: an asymmetric dead band
+        wider = spec.latency_target_ms * (1.0 - headroom - cfg.scale_down_margin)
+        cautious = _cheapest(inp, candidates, rate, wider)
+        if cautious is None or cautious.share_pct >= current.share_pct:
+            return Proposal(current, Reason.WITHIN_TOLERANCE, "a smaller allocation lacks margin")
+        proposal = cautious
     proposal = _resize_hysteresis(inp, proposal, rate, budget_ms, cfg, now_s)
     proposal = _new_capacity_first(current, proposal)
     return Proposal(proposal, _direction(current, proposal), f"sized for {rate:.1f} rps")
+
+
+def _wasted(inp: WorkloadInput) -> bool:
+    """The current slice is past saturation: shrinking it loses nothing, so it needs no saving."""
+    sat = inp.capacity.sat_pct
+    return sat is not None and inp.current.slice_pct > _useful_max_pct(sat, inp.spec.slice_step_pct)
+
+
+def _alternatives(
+    inp: WorkloadInput, headroom: float, proposal: Proposal
+) -> tuple[Allocation, ...]:
+    """Allocations at smaller slices than proposed that also meet the SLO, cheapest first."""
+    if proposal.reason is Reason.METRICS_UNAVAILABLE or not inp.capacity.known:
+        return ()
+    rate = max(inp.metrics.request_rate_rps or 0.0, inp.rate_forecast_rps or 0.0)
+    budget_ms = inp.spec.latency_target_ms * (1.0 - headroom)
+    out = []
+    for slice_pct in _slice_candidates(inp):
+        if slice_pct < proposal.allocation.slice_pct:
+            alloc = _replicas_at_slice(inp, slice_pct, rate, budget_ms)
+            if alloc is not None:
+                out.append(alloc)
+    return tuple(sorted(out, key=lambda a: (a.share_pct, a.replicas)))
+
+
+def _useful_max_pct(sat_pct: float, step_pct: int) -> int:
+    """The smallest slice step that holds the saturation share (within 5 % of a step)."""
+    return step_pct * math.ceil(sat_pct / step_pct - 0.05)
+
+
+def _cheapest(
+    inp: WorkloadInput, candidates: tuple[int, ...], rate: float, budget_ms: float
+) -> Allocation | None:
+    """The allocation with the least share that serves ``rate`` within ``budget_ms``.
+
+    Ties go to the current slice (no rollout), then to fewer replicas.
+    """
+    best: tuple[float, int, Allocation] | None = None
+    for slice_pct in candidates:
+        alloc = _replicas_at_slice(inp, slice_pct, rate, budget_ms)
+        if alloc is None:
+            continue
+        key = (
+            alloc.share_pct - (0.5 if slice_pct == inp.current.slice_pct else 0.0),
+            alloc.replicas,
+        )
+        if best is None or key < (best[0], best[1]):
+            best = (key[0], key[1], alloc)
+    return None if best is None else best[2]
+
+
+def _strongest(
+    inp: WorkloadInput, candidates: tuple[int, ...], budget_ms: float
+) -> Allocation | None:
+    """max-replicas of the slice that serves the most within ``budget_ms``, if any serves."""
+    spec = inp.spec
+    rates = [
+        (max_rate_per_replica(inp.capacity, s, spec.latency_quantile, budget_ms), s)
+        for s in candidates
+    ]
+    top = max(rates, default=(0.0, 0))
+    return Allocation(spec.max_replicas, top[1]) if top[0] > 0 else None
 
 
 def _fastest_at_half_load(
@@ -233,8 +286,8 @@ def _slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
     for s in spec.slice_options_pct():
         if s > limit:
             continue
-        if cap.sat_pct is not None and s - spec.slice_step_pct >= cap.sat_pct:
-            continue  # one step past saturation already buys nothing
+        if cap.sat_pct is not None and s > _useful_max_pct(cap.sat_pct, spec.slice_step_pct):
+            continue  # past saturation a larger slice buys nothing
         out.append(s)
     return tuple(out) or (inp.current.slice_pct,)
 
@@ -268,7 +321,7 @@ def _resize_hysteresis(
         same = _replicas_at_slice(inp, current.slice_pct, rate, budget_ms)
         return same or Allocation(spec.max_replicas, current.slice_pct)
     same_slice = _replicas_at_slice(inp, current.slice_pct, rate, budget_ms)
-    if same_slice is None:
+    if same_slice is None or _wasted(inp):
         return proposal
     if proposal.share_pct <= (1.0 - cfg.resize_min_saving) * same_slice.share_pct:
         return proposal
@@ -447,6 +500,7 @@ def fit(
     jobs: Sequence[JobInput],
     snapshot: ClusterSnapshot,
     cfg: PlannerConfig,
+    fallbacks: Mapping[str, tuple[Allocation, ...]] | None = None,
 ) -> tuple[dict[str, Proposal], list[JobAction]]:
     """Place every desired slice; preempt lower-priority jobs or cap what does not fit.
 
@@ -476,6 +530,7 @@ def fit(
     claims.sort(key=lambda c: (-c[0].spec.priority, c[0].key))
     for inp, prop, held in claims:
         target = prop.allocation
+        placed: list[tuple[str, int, int]] = []
         if target.slice_pct == inp.current.slice_pct:
             placed = _claim(
                 inp, target.replicas - len(held), target.slice_pct, pool, slots, snapshot
@@ -485,6 +540,16 @@ def fit(
             fitted = _claim_resize(inp, target, held, pool, slots, snapshot)
         if fitted >= target.replicas:
             out[inp.key] = prop
+            continue
+        options = (fallbacks or {}).get(inp.key, ())
+        alternative = _refit(inp, target, held, placed, options, pool, slots, snapshot)
+        if alternative is not None:
+            out[inp.key] = Proposal(
+                alternative,
+                Reason.CAPACITY_LIMITED,
+                f"{prop.message}; {target.replicas} x {target.slice_pct} % does not fit the "
+                f"fragmented pool, {alternative.replicas} x {alternative.slice_pct} % does",
+            )
         elif target.slice_pct != inp.current.slice_pct:
             out[inp.key] = Proposal(
                 inp.current,
@@ -524,6 +589,36 @@ def _claim(
             break
         placed.append((card, slice_pct, mib))
     return placed
+
+
+def _refit(
+    inp: WorkloadInput,
+    target: Allocation,
+    held: list[tuple[str, int, int]],
+    placed: list[tuple[str, int, int]],
+    options: tuple[Allocation, ...],
+    pool: _Pool,
+    slots: dict[str, _JobSlot],
+    snapshot: ClusterSnapshot,
+) -> Allocation | None:
+    """Try the workload's other allocations that meet its SLO, cheapest first.
+
+    Only from a steady state (a resize needs one). On success the pool holds the new slices
+    and none of the old; on failure it is as it was (the partial scale-up kept).
+    """
+    state = inp.state
+    if not options or state.rollout_in_progress or state.ready_replicas < state.replicas:
+        return None
+    for card, pct, mib in placed:
+        pool.release(card, pct, mib)
+    for option in options:
+        if option.slice_pct == inp.current.slice_pct or option == target:
+            continue
+        if _claim_resize(inp, option, held, pool, slots, snapshot) >= option.replicas:
+            return option
+    for card, pct, mib in placed:
+        pool.reserve(card, pct, mib)
+    return None
 
 
 def _claim_resize(
@@ -635,6 +730,7 @@ def plan(
     now = snapshot.time_s
     proposals: dict[str, Proposal] = {}
     memories: dict[str, PlannerMemory] = {}
+    by_key = {inp.key: inp for inp in inputs}
     for inp in inputs:
         headroom = next_headroom(inp.memory, inp.metrics, inp.spec, inp.budget_remaining, cfg)
         prop = size(inp, headroom, cfg, now)
@@ -648,7 +744,8 @@ def plan(
         prop = apply_bounds(inp.spec, prop)
         proposals[inp.key] = prop
         memories[inp.key] = PlannerMemory(history, headroom, inp.memory.last_resize_s)
-    fitted, job_actions = fit(proposals, inputs, jobs, snapshot, cfg)
+    fallbacks = {k: _alternatives(i, memories[k].headroom, proposals[k]) for k, i in by_key.items()}
+    fitted, job_actions = fit(proposals, inputs, jobs, snapshot, cfg, fallbacks)
     scale: list[ScaleAction] = []
     decisions: list[Decision] = []
     for inp in inputs:

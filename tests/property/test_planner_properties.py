@@ -53,7 +53,8 @@ def capacities(draw: st.DrawFn) -> CapacityModel:
         cost_card_s=draw(st.floats(0.0005, 2.0)),
         sat_pct=draw(st.one_of(st.none(), st.floats(5, 100))),
         explored_max_pct=draw(st.sampled_from([0, 10, 50, 100])),
-        latency_factor=draw(st.floats(0.2, 5.0)),
+        service_quantile_mult=draw(st.one_of(st.none(), st.floats(1.0, 10.0))),
+        wait_shape=draw(st.floats(0.3, 3.0)),
     )
 
 

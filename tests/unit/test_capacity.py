@@ -44,15 +44,31 @@ def test_full_use_of_the_slice_marks_it_explored() -> None:
     assert m.explored_max_pct == 50
 
 
-def test_latency_factor_calibrates_the_queueing_model() -> None:
-    # mu = 1 / 0.04 = 25 rps; M/M/1 p99 at 10 rps = ln(100) / 15 = 307 ms; observed half of it
-    m0 = update_capacity(
-        CapacityModel(), metrics(gpu_util=0.4, latency_ms=None), TWO_AT_HALF, 2, 0.99
-    )
-    modelled = predicted_latency_ms(m0, 10.0, 50, 0.99)
-    assert modelled == pytest.approx(1000 * math.log(100) / 15)
-    m1 = update_capacity(m0, metrics(gpu_util=0.4, latency_ms=modelled / 2), TWO_AT_HALF, 2, 0.99)
-    assert m1.latency_factor == pytest.approx(0.5, rel=0.02)
+def test_low_load_latency_teaches_the_service_quantile() -> None:
+    # t = 0.04 s at 50 %; 1 rps per replica: rho = 0.04, so latency is mostly service time.
+    # prior (exponential): p99 = t * (4.6 + 4.6 * 0.04 / 0.96) = 192 ms; observed 100 ms
+    low = metrics(request_rate_rps=2.0, gpu_util=0.04, latency_ms=100.0)
+    m1 = update_capacity(CapacityModel(cost_card_s=0.02), low, TWO_AT_HALF, 2, 0.99)
+    # a = 100 / 40 - 1 * 4.6 * 0.04 / 0.96 = 2.5 - 0.19 = 2.31
+    assert m1.service_quantile_mult == pytest.approx(2.5 - math.log(100) * 0.04 / 0.96, rel=0.01)
+    assert m1.wait_shape == 1.0
+
+
+def test_high_load_latency_teaches_the_waiting_shape() -> None:
+    # rho = 10 rps * 0.04 s = 0.4; with a = 2.5: L/t = 2.5 + k * 4.6 * 0.667. Observed 175 ms:
+    # 175 / 40 = 4.375 -> k = (4.375 - 2.5) / 3.07 = 0.61 (service less variable than exponential)
+    m = CapacityModel(cost_card_s=0.02, service_quantile_mult=2.5)
+    obs = metrics(gpu_util=0.4, latency_ms=175.0)
+    m1 = update_capacity(m, obs, TWO_AT_HALF, 2, 0.99)
+    k_obs = (175 / 40 - 2.5) / (math.log(100) * 0.4 / 0.6)
+    # falling estimates move slowly (alpha 0.03 in log space) from the prior 1.0
+    assert m1.wait_shape == pytest.approx(math.exp(0.97 * 0 + 0.03 * math.log(k_obs)), rel=1e-6)
+    assert predicted_latency_ms(m1, 10.0, 50, 0.99) < predicted_latency_ms(m, 10.0, 50, 0.99)
+
+
+def test_the_prior_is_exactly_m_m_1() -> None:
+    m = CapacityModel(cost_card_s=0.02)  # mu = 25 rps at 50 %
+    assert predicted_latency_ms(m, 10.0, 50, 0.99) == pytest.approx(1000 * math.log(100) / 15)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +87,7 @@ def test_unusable_metrics_leave_the_model_unchanged(observed: WorkloadMetrics, r
 def test_max_rate_inverts_the_latency_prediction() -> None:
     m = CapacityModel(cost_card_s=0.02)
     lam = max_rate_per_replica(m, 50, 0.99, 500.0)
-    assert lam == pytest.approx(25 - math.log(100) / 0.5)  # 15.79 rps
+    assert lam == pytest.approx(25 - math.log(100) / 0.5)  # M/M/1 prior: 15.79 rps
     assert predicted_latency_ms(m, lam, 50, 0.99) == pytest.approx(500.0)
     assert max_rate_per_replica(m, 10, 0.99, 500.0) == 0.0  # mu = 5 < ln(100)/0.5: too slow idle
     assert max_rate_per_replica(m, 50, 0.99, 10_000.0) == pytest.approx(0.92 * 25)  # rho cap

@@ -38,6 +38,7 @@ SPEC = SloSpec(latency_target_ms=500.0, max_replicas=16)
 LEARNT = CapacityModel(cost_card_s=0.02, explored_max_pct=100)  # 0.02 card-seconds per request
 NO_HEADROOM = 0.0
 CFG = PlannerConfig()
+FRESH = PlannerMemory()
 CARDS = tuple(Card("n1", i, 81920) for i in range(4))
 
 
@@ -48,7 +49,7 @@ def workload(
     latency: float | None = 300.0,
     capacity: CapacityModel = LEARNT,
     spec: SloSpec = SPEC,
-    memory: PlannerMemory = PlannerMemory(),
+    memory: PlannerMemory = FRESH,
     name: str = "chat",
     forecast: float | None = None,
 ) -> WorkloadInput:
@@ -87,12 +88,13 @@ class TestSize:
         assert p.reason is Reason.RESIZE
 
     def test_saturation_makes_larger_slices_worthless(self) -> None:
-        # the model uses at most 60 % of a card: slices above 70 % are not even considered
-        p = size(workload(capacity=replace(LEARNT, sat_pct=60.0)), NO_HEADROOM, CFG)
+        # the model uses at most 60 % of a card: slices above 70 % are not even considered,
+        # so 2 x 60 % (120 %) beats the 1 x 100 % (100 %) that the unsaturated model picks
+        p = size(workload(slice_pct=60, capacity=replace(LEARNT, sat_pct=60.0)), NO_HEADROOM, CFG)
         assert p.allocation == Allocation(2, 60)
 
     def test_small_resize_savings_keep_the_current_slice(self) -> None:
-        # at 60 % now: 2 x 60 = 120 %; 1 x 100 % saves 17 %, under the 20 % it takes to roll
+        # at 60 % now: 2 x 60 = 120 %; 1 x 100 % saves 17 %, under the 25 % it takes to roll
         p = size(workload(replicas=2, slice_pct=60), NO_HEADROOM, CFG)
         assert p.allocation == Allocation(2, 60)
 
