@@ -1,0 +1,108 @@
+"""The command line end to end: bad input is one line and exit 2; the demo meets its SLOs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        pytest.param(["demo", "--hours", "-1"], "must be positive", id="negative-hours"),
+        pytest.param(["demo", "--hours", "abc"], "not a number", id="non-numeric-hours"),
+        pytest.param(["demo", "--port", "70000"], "not a port", id="bad-port"),
+        pytest.param(["nope"], "invalid choice", id="unknown-command"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args: list[str], needle: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        pytest.param("", "empty", id="empty"),
+        pytest.param("timestamp_s,requests\n0,1\n60,x\n", "non-numeric", id="non-numeric"),
+        pytest.param(
+            "timestamp_s,requests\n0,1\n120,2\n60,3\n", "not strictly increasing", id="unsorted"
+        ),
+        pytest.param(
+            "timestamp_s,requests\n0,1\n60,2\n180,3\n240,3\n", "irregular step", id="irregular"
+        ),
+        pytest.param("time,count\n0,1\n60,2\n", "expected header", id="wrong-header"),
+    ],
+)
+def test_a_bad_trace_is_one_line_and_exit_2(tmp_path: Path, content: str, needle: str) -> None:
+    trace = tmp_path / "bad.csv"
+    trace.write_text(content)
+    proc = run_cli("demo", "--no-serve", "--hours", "0.1", "--trace", str(trace))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_missing_trace_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    proc = run_cli("demo", "--no-serve", "--trace", str(tmp_path / "absent.csv"))
+    assert proc.returncode == 2 and "cannot read trace" in proc.stderr
+
+
+def test_the_default_demo_meets_every_objective(tmp_path: Path) -> None:
+    """The acceptance run: 24 simulated hours, every service meets its objective."""
+    out = tmp_path / "demo.json"
+    proc = run_cli("demo", "--no-serve", "--quiet", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert len(data["workloads"]) == 3
+    for w in data["workloads"]:
+        assert set(w) >= {
+            "name",
+            "slo_attainment",
+            "objective",
+            "gpu_hours",
+            "utilisation",
+            "actions",
+        }
+        assert w["slo_attainment"] >= w["objective"], w
+    assert set(data["jobs"]) == {
+        "free_gpu_hours",
+        "batch_gpu_hours",
+        "lost_gpu_hours",
+        "preemptions",
+        "resumes",
+    }
+    assert "SLO attained" in proc.stdout
+
+
+def test_demo_on_a_real_trace_serves_the_api(tmp_path: Path) -> None:
+    trace = (
+        Path(__file__).resolve().parents[3]
+        / "shared"
+        / "traces"
+        / "azure_llm2023_code_per_minute.csv"
+    )
+    if not trace.exists():
+        pytest.skip("shared traces not present")
+    out = tmp_path / "demo.json"
+    proc = run_cli("demo", "--hours", "1", "--port", "0", "--trace", str(trace), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "API on http://127.0.0.1:" in proc.stderr
+    assert json.loads(out.read_text())["settings"]["trace"] == str(trace)
