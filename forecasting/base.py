@@ -19,7 +19,8 @@ FloatArray = npt.NDArray[np.float64]
 class History:
     """A regularly spaced series of rates; NaN marks a missing point (never read it as zero).
 
-    ``values[i]`` is the mean rate (per second) over ``[start_s + i*step_s, start_s + (i+1)*step_s)``.
+    ``values[i]`` is the mean rate (per second) over the step
+    ``[start_s + i*step_s, start_s + (i+1)*step_s)``.
     """
 
     start_s: float
