@@ -1,4 +1,4 @@
-"""``sloscale`` command line: ``demo``, ``forecast-eval``, ``version``.
+"""``sloscale`` command line: ``demo`` and ``version``.
 
 Bad input (a malformed option, trace or annotation) ends with a one-line error on stderr and
 exit code 2, never a traceback.
@@ -81,19 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    fe = sub.add_parser("forecast-eval", help="rolling-origin evaluation of the forecasters")
-    fe.add_argument("rest", nargs=argparse.REMAINDER)
-
     sub.add_parser("version", help="print the version")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["forecast-eval"]:
-        from forecasting.evaluation import main as forecast_eval_main
-
-        return forecast_eval_main(args_list[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
