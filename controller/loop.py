@@ -160,6 +160,7 @@ class Controller:
         self._forecast_fn = forecast
         self._tracked: dict[str, _Tracked] = {}
         self._job_preempted_at: dict[str, float] = {}
+        self._job_specs: dict[str, tuple[Mapping[str, str], JobSpec | None]] = {}
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
 
@@ -307,10 +308,9 @@ class Controller:
             )
         jobs = []
         for job in snapshot.jobs:
-            parsed = parse_job_spec(job.ref.key, job.annotations)
-            if parsed.errors or parsed.spec is None:
-                continue
-            jobs.append(JobInput(job, parsed.spec, self._job_preempted_at.get(job.ref.key)))
+            job_spec = self._job_spec(job.ref.key, job.annotations)
+            if job_spec is not None:
+                jobs.append(JobInput(job, job_spec, self._job_preempted_at.get(job.ref.key)))
         result = plan(inputs, jobs, snapshot, self.config.planner)
         for key, memory in result.memories.items():
             self._tracked[key].memory = memory
@@ -323,6 +323,18 @@ class Controller:
             if act.suspend:
                 self._job_preempted_at[act.ref.key] = now
         return result.plan, result.decisions + invalid
+
+    def _job_spec(self, key: str, annotations: Mapping[str, str]) -> JobSpec | None:
+        """A Job's parsed annotations, cached until they change; a bad one is logged once."""
+        cached = self._job_specs.get(key)
+        if cached is not None and cached[0] == annotations:
+            return cached[1]
+        parsed = parse_job_spec(key, annotations)
+        for e in parsed.errors:
+            log.warning("invalid job annotations: %s", e)
+        spec = None if parsed.errors else parsed.spec
+        self._job_specs[key] = (dict(annotations), spec)
+        return spec
 
     # --- act --------------------------------------------------------------------------------
     def _mark_applied(
@@ -421,7 +433,6 @@ class Controller:
 __all__ = [
     "PHASES",
     "Controller",
-    "JobSpec",
     "LoopConfig",
     "Recorder",
     "TickReport",

@@ -325,7 +325,6 @@ def _resize_hysteresis(
         return proposal
     if proposal.share_pct <= (1.0 - cfg.resize_min_saving) * same_slice.share_pct:
         return proposal
-    del spec
     return same_slice
 
 
