@@ -7,7 +7,7 @@ constructor only stores settings, ``fit`` returns ``self``, fitted attributes en
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +68,7 @@ class Forecast:
         return float(np.max(self.upper[: self._steps(horizon_s)]))
 
 
+@runtime_checkable
 class Forecaster(Protocol):
     def fit(self, history: History) -> Self:
         """Learn from ``history`` (NaN = missing); return ``self``."""
@@ -75,4 +76,18 @@ class Forecaster(Protocol):
 
     def predict(self, horizon_s: float) -> Forecast:
         """Forecast from the end of the fitted history over ``horizon_s``."""
+        ...
+
+
+@runtime_checkable
+class OnlineForecaster(Forecaster, Protocol):
+    """A forecaster the control loop can refit on a schedule and re-anchor every tick.
+
+    ``fit`` estimates parameters (costly: run it hourly or daily); ``update`` only re-anchors
+    on the newest points of a later history of the same series (cheap: run it every tick);
+    ``predict`` then forecasts from the end of that history.
+    """
+
+    def update(self, history: History) -> Self:
+        """Re-anchor on the newest points of ``history`` without re-estimating; return ``self``."""
         ...
