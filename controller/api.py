@@ -58,6 +58,7 @@ def workload_json(w: WorkloadStatus) -> dict[str, Any]:
         },
         "metrics": jsonable(w.metrics),
         "forecast": jsonable(w.forecast),
+        "forecast_accuracy": jsonable(w.forecast_score),
         "sli": jsonable(w.sli),
         "error_budget_remaining": jsonable(w.budget_remaining),
         "capacity_model": jsonable(w.capacity),

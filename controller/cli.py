@@ -1,4 +1,4 @@
-"""``sloscale`` command line: ``demo`` and ``version``.
+"""``sloscale`` command line: ``demo``, ``run``, ``agent``, ``forecast-eval`` and ``version``.
 
 Bad input (a malformed option, trace or annotation) ends with a one-line error on stderr and
 exit code 2, never a traceback.
@@ -80,13 +80,109 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated seconds between ticks (15)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    demo.add_argument(
+        "--forecast",
+        default="auto",
+        help="forecast model: auto (default), persistence, seasonal-naive, holt-winters, gbm, "
+        "or none (react to the last minutes only)",
+    )
 
+    sub.add_parser(
+        "forecast-eval",
+        help="rolling-origin evaluation of the forecast models on a trace "
+        "(sloscale forecast-eval --help)",
+        add_help=False,
+    )
+    _add_run_parser(sub)
+    _add_agent_parser(sub)
     sub.add_parser("version", help="print the version")
     return p
 
 
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = sub.add_parser("run", help="run the loop against a real Prometheus (--cluster sim)")
+    run.add_argument("--prometheus-url", required=True, help="e.g. http://127.0.0.1:9090")
+    run.add_argument("--cluster", choices=["sim"], default="sim", help="the cluster (sim)")
+    run.add_argument("--interval", type=_positive_float, default=15.0, help="seconds per tick")
+    run.add_argument("--window", type=_positive_float, default=60.0, help="rate window, s (60)")
+    run.add_argument("--query-timeout", type=_positive_float, default=5.0, help="per query, s")
+    run.add_argument("--bearer-token-file", type=Path, help="send this token to Prometheus")
+    run.add_argument("--basic-auth-user", help="basic auth user (password: $PROMETHEUS_PASSWORD)")
+    run.add_argument("--ca-file", type=Path, help="CA bundle for Prometheus' certificate")
+    run.add_argument("--insecure-skip-verify", action="store_true", help="no TLS verification")
+    run.add_argument("--dry-run", action="store_true", help="shadow mode: decide, apply nothing")
+    run.add_argument("--serve", action=argparse.BooleanOptionalAction, default=True)
+    run.add_argument("--host", default="127.0.0.1", help="API address (127.0.0.1)")
+    run.add_argument("--port", type=_port, default=8080, help="API port (8080; 0 = any free)")
+    run.add_argument("--sim-metrics-port", type=_port, default=0, help="sim /metrics port")
+    run.add_argument("--seed", type=_non_negative_int, default=1)
+    run.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+
+
+def _add_agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    agent = sub.add_parser("agent", help="GPU node exporter (NVML) with DCGM-compatible names")
+    agent.add_argument("--host", default="0.0.0.0", help="listen address (0.0.0.0)")
+    agent.add_argument("--port", type=_port, default=9400, help="listen port (9400)")
+    agent.add_argument("--proc-root", type=Path, default=Path("/proc"), help="host /proc")
+    agent.add_argument(
+        "--kubelet-url",
+        default="https://127.0.0.1:10250/pods",
+        help="kubelet pod list for pod names ('' to skip)",
+    )
+    agent.add_argument("--once", action="store_true", help="print one exposition and exit")
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    import os
+
+    from controller.run import RunError, RunOptions, run
+
+    password = os.environ.get("PROMETHEUS_PASSWORD", "")
+    options = RunOptions(
+        prometheus_url=args.prometheus_url,
+        cluster=args.cluster,
+        interval_s=args.interval,
+        window_s=args.window,
+        query_timeout_s=args.query_timeout,
+        bearer_token_file=args.bearer_token_file,
+        basic_auth=(args.basic_auth_user, password) if args.basic_auth_user else None,
+        ca_file=args.ca_file,
+        insecure_skip_verify=args.insecure_skip_verify,
+        dry_run=args.dry_run,
+        serve=args.serve,
+        host=args.host,
+        port=args.port,
+        sim_metrics_port=args.sim_metrics_port,
+        seed=args.seed,
+        duration_s=args.duration,
+    )
+    try:
+        return run(options)
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _agent_command(args: argparse.Namespace) -> int:
+    from actuators.nvml.agent import AgentOptions, run_agent
+
+    options = AgentOptions(
+        host=args.host,
+        port=args.port,
+        proc_root=args.proc_root,
+        kubelet_url=args.kubelet_url or None,
+        once=args.once,
+    )
+    return run_agent(options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["forecast-eval"]:
+        # its own parser, shared with ``python -m forecasting.evaluation``
+        from forecasting.evaluation import main as forecast_eval
+
+        return forecast_eval(args_list[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)
@@ -113,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json_out=args.json_out,
             interval_s=args.interval,
             progress=not args.quiet,
+            forecast=args.forecast,
         )
         try:
             return run_demo(options)
@@ -122,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+    if args.command == "run":
+        return _run_command(args)
+    if args.command == "agent":
+        return _agent_command(args)
     return EXIT_BAD_INPUT  # pragma: no cover - argparse requires a command
 
 

@@ -11,12 +11,14 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
+from actuators.sim.archive import SimRateArchive
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.load import TracePattern
 from actuators.sim.metrics import SimMetricsSource
@@ -24,6 +26,7 @@ from actuators.sim.report import SimReport
 from actuators.sim.scenarios import demo_world
 from actuators.sim.world import SimWorld
 from controller.api import ApiServer, create_app
+from controller.forecast import ForecastSettings
 from controller.loop import Controller, LoopConfig
 from controller.spec import parse_slo_spec
 from controller.telemetry import MetricsRecorder
@@ -31,6 +34,10 @@ from forecasting.traces import Trace, TraceError, load_trace
 
 TRACE_PEAK_RPS = 60.0
 """A ``--trace`` is rescaled so that its busiest step drives the first service at this rate."""
+TRACE_WARM_DAYS_MAX = 7
+"""A trace-driven demo starts this many whole days into the (looping) trace at most; the days
+before are in the simulated Prometheus for the forecaster's warm start."""
+DAY_S = 86400.0
 
 
 class DemoError(Exception):
@@ -48,6 +55,7 @@ class DemoOptions:
     json_out: Path | None = None
     interval_s: float = 15.0
     progress: bool = True
+    forecast: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +92,59 @@ def with_trace(world: SimWorld, trace: Trace) -> SimWorld:
         raise DemoError(f"{trace.name}: trace has no requests")
     first, *rest = world.deployments
     load = TracePattern(trace, scale=TRACE_PEAK_RPS / peak, repeat=True)
-    return replace(world, deployments=(replace(first, load=load), *rest))
+    # Start whole days into the trace so the simulated Prometheus holds the days before
+    # (the forecaster's warm start) and the demo's clock keeps the trace's time of day.
+    warm_days = min(TRACE_WARM_DAYS_MAX, math.floor(load.duration_s / DAY_S))
+    return replace(world, deployments=(replace(first, load=load), *rest), start_s=warm_days * DAY_S)
 
 
-def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+@dataclass
+class DemoRun:
+    """The wired parts of one demo: the simulated world, its cluster, the loop."""
+
+    world: SimWorld
+    cluster: SimulatedCluster
+    controller: Controller
+    recorder: MetricsRecorder
+
+    def run(self, hours: float, on_hour: Callable[[float], None] | None = None) -> SimReport:
+        """Advance the simulated cluster and tick the loop for ``hours``; the ground truth."""
+        interval_s = self.controller.config.interval_s
+        ticks = math.ceil(hours * 3600.0 / interval_s)
+        ticks_per_hour = max(1, round(3600.0 / interval_s))
+        for i in range(1, ticks + 1):
+            self.cluster.advance(interval_s)
+            self.controller.tick()
+            if on_hour is not None and i % ticks_per_hour == 0:
+                on_hour(i / ticks_per_hour)
+        return self.cluster.report()
+
+
+def build_demo(options: DemoOptions) -> DemoRun:
+    """Wire the real loop to the simulated cluster, its metrics and its metrics archive."""
     world = build_world(options)
     cluster = SimulatedCluster(world)
     metrics = SimMetricsSource(cluster.metrics_history)
     recorder = MetricsRecorder()
+    try:
+        forecast = ForecastSettings(model=options.forecast)
+    except ValueError as e:
+        raise DemoError(str(e)) from None
     controller = Controller(
-        cluster, metrics, cluster, LoopConfig(interval_s=options.interval_s), recorders=[recorder]
+        cluster,
+        metrics,
+        cluster,
+        LoopConfig(interval_s=options.interval_s, forecast=forecast),
+        recorders=[recorder],
+        history=SimRateArchive(world),
     )
+    return DemoRun(world, cluster, controller, recorder)
+
+
+def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    demo = build_demo(options)
     server = (
-        ApiServer(create_app(controller, recorder), options.host, options.port)
+        ApiServer(create_app(demo.controller, demo.recorder), options.host, options.port)
         if options.serve
         else None
     )
@@ -106,21 +154,19 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         except (OSError, TimeoutError) as e:
             raise DemoError(f"cannot serve the API on {options.host}:{options.port}: {e}") from None
         print(f"API on http://{options.host}:{server.port} (/api/v1/workloads, /metrics)", file=err)
+
+    def progress(hour: float) -> None:
+        if options.progress:
+            print(_progress_line(demo.controller, hour, options.hours), file=err)
+
     started = time.perf_counter()
-    ticks = math.ceil(options.hours * 3600.0 / options.interval_s)
-    ticks_per_hour = max(1, round(3600.0 / options.interval_s))
     try:
-        for i in range(1, ticks + 1):
-            cluster.advance(options.interval_s)
-            controller.tick()
-            if options.progress and i % ticks_per_hour == 0:
-                print(_progress_line(controller, i / ticks_per_hour, options.hours), file=err)
+        report = demo.run(options.hours, progress)
     finally:
         if server is not None:
             server.stop()
     elapsed = time.perf_counter() - started
-    report = cluster.report()
-    summaries = summarise(report, world)
+    summaries = summarise(report, demo.world)
     print(format_table(summaries, report, options.hours, elapsed), file=out)
     if options.json_out is not None:
         payload = to_json(summaries, report, options)
@@ -217,6 +263,7 @@ def to_json(
             "seed": options.seed,
             "interval_s": options.interval_s,
             "trace": str(options.trace) if options.trace else None,
+            "forecast": options.forecast,
         },
     }
 

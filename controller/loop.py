@@ -9,6 +9,7 @@ decision has a reason, and no exception escapes a tick: a failed read holds the 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +34,13 @@ from controller.domain import (
     WorkloadMetrics,
     available,
 )
+from controller.forecast import (
+    NO_MODEL,
+    ForecastBank,
+    ForecastPhaseStats,
+    ForecastScore,
+    ForecastSettings,
+)
 from controller.planner import (
     JobInput,
     PlannerConfig,
@@ -41,10 +49,11 @@ from controller.planner import (
     hold_all,
     plan,
 )
-from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget
-from controller.prediction import RateForecast, RateHistory, short_term_forecast
+from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget, RateHistorySource
+from controller.prediction import RateForecast
 from controller.slo import ErrorBudget, SliSample
 from controller.spec import parse_job_spec, parse_slo_spec
+from forecasting.base import History
 
 log = logging.getLogger("sloscale.loop")
 T = TypeVar("T")
@@ -60,7 +69,7 @@ class LoopConfig:
     default_dialect: SliceDialect = SliceDialect.HAMI
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     decision_log_size: int = 5000
-    history_ticks: int = 4 * 60 * 24 * 15  # 15 days of 15 s ticks
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,7 @@ class WorkloadStatus:
     desired: Allocation | None
     metrics: WorkloadMetrics
     forecast: RateForecast | None
+    forecast_score: ForecastScore
     sli: float | None
     budget_remaining: float
     capacity: CapacityModel
@@ -93,6 +103,7 @@ class TickReport:
     plan: Plan
     dry_run: bool
     errors: tuple[str, ...] = ()
+    forecast_stats: ForecastPhaseStats = field(default_factory=ForecastPhaseStats)
 
 
 class Recorder:
@@ -112,7 +123,6 @@ class _Tracked:
     capacity: CapacityModel = field(default_factory=CapacityModel)
     memory: PlannerMemory = field(default_factory=PlannerMemory)
     budget: ErrorBudget | None = None
-    history: RateHistory | None = None
     forecast: RateForecast | None = None
     last_decision: Decision | None = None
     last_metrics: WorkloadMetrics = field(default_factory=WorkloadMetrics)
@@ -131,14 +141,6 @@ class _PhaseTimer:
             self.seconds[name] = time.perf_counter() - start
 
 
-ForecastFn = Callable[[RateHistory, float], RateForecast | None]
-
-
-def default_forecast(history: RateHistory, lead_s: float) -> RateForecast | None:
-    times, values = history.last(20)
-    return short_term_forecast(times, values, lead_s)
-
-
 class Controller:
     """The sloscale control loop over one cluster and one metrics source."""
 
@@ -150,14 +152,15 @@ class Controller:
         config: LoopConfig = LoopConfig(),
         *,
         recorders: Sequence[Recorder] = (),
-        forecast: ForecastFn = default_forecast,
+        history: RateHistorySource | None = None,
     ):
         self.cluster = cluster
         self.metrics = metrics
         self.clock = clock
         self.config = config
         self.recorders = list(recorders)
-        self._forecast_fn = forecast
+        self.history_source = history
+        self.forecasts = ForecastBank(config.forecast, config.interval_s)
         self._tracked: dict[str, _Tracked] = {}
         self._job_preempted_at: dict[str, float] = {}
         self._job_specs: dict[str, tuple[Mapping[str, str], JobSpec | None]] = {}
@@ -175,6 +178,7 @@ class Controller:
         decisions: tuple[Decision, ...] = ()
         results: tuple[ApplyResult, ...] = ()
         the_plan = Plan()
+        forecast_stats = ForecastPhaseStats()
 
         with timer.phase("discover"):
             snapshot = self._guard(errors, "discover", self.cluster.snapshot)
@@ -184,9 +188,10 @@ class Controller:
                 observation = self._guard(errors, "observe", lambda: self._observe(specs, now))
         with timer.phase("forecast"):
             if snapshot is not None and observation is not None:
-                self._guard(
+                stats = self._guard(
                     errors, "forecast", lambda: self._update_forecasts(specs, observation, now)
                 )
+                forecast_stats = stats or forecast_stats
         with timer.phase("plan"):
             if snapshot is not None:
                 planned = self._guard(
@@ -220,6 +225,7 @@ class Controller:
             plan=the_plan,
             dry_run=self.config.dry_run,
             errors=tuple(errors) + (observation.errors if observation else ()),
+            forecast_stats=forecast_stats,
         )
         self.last_report = report
         self._export(report)
@@ -245,12 +251,11 @@ class Controller:
                         log.warning("invalid SLO spec: %s", e)
                 if tr.spec is not None:
                     tr.budget = ErrorBudget(tr.spec.window_s, tr.spec.objective_ratio)
-                    if tr.history is None:
-                        tr.history = RateHistory(self.config.history_ticks)
             if tr.spec is not None and not tr.errors:
                 specs[key] = (dep, tr.spec)
         for gone in set(self._tracked) - seen:
             del self._tracked[gone]
+        self.forecasts.forget(set(specs))
         return specs
 
     # --- observe ----------------------------------------------------------------------------
@@ -276,12 +281,38 @@ class Controller:
     # --- forecast ---------------------------------------------------------------------------
     def _update_forecasts(
         self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], obs: Observation, now: float
-    ) -> None:
+    ) -> ForecastPhaseStats:
+        bank = self.forecasts
         for key in specs:
-            tr = self._tracked[key]
-            assert tr.history is not None
-            tr.history.append(now, obs.get(key).request_rate_rps)
-            tr.forecast = self._forecast_fn(tr.history, self.config.lead_time_s)
+            bank.track(key)
+        self._warm_start(specs, now)
+        for key in specs:
+            m = obs.get(key)
+            bank.observe(key, now, m.request_rate_rps, m.window_s)
+        stats = bank.refresh(now)
+        for key in specs:
+            self._tracked[key].forecast = bank.forecast(key, now, self.config.lead_time_s)
+        return stats
+
+    def _warm_start(self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], now: float) -> None:
+        """Give newly seen workloads their past rates, so a restart does not start blind."""
+        new = [key for key in self.forecasts.unseeded() if key in specs]
+        if not new:
+            return
+        histories: Mapping[str, History] = {}
+        settings = self.config.forecast
+        if self.history_source is not None and settings.model != NO_MODEL:
+            step_s = settings.step_s
+            end_s = math.floor(now / step_s) * step_s
+            targets = [ObserveTarget(specs[k][0].ref, specs[k][1]) for k in new]
+            try:
+                histories = self.history_source.rate_history(
+                    targets, end_s - settings.history_s, end_s, step_s
+                )
+            except Exception as e:  # the port must not raise; if it does, start cold
+                log.warning("warm start failed, forecasting from live data only: %s", e)
+        for key in new:
+            self.forecasts.seed(key, histories.get(key))
 
     # --- plan -------------------------------------------------------------------------------
     def _plan(
@@ -390,6 +421,7 @@ class Controller:
                     desired=tr.last_decision.desired if tr.last_decision else None,
                     metrics=tr.last_metrics,
                     forecast=tr.forecast,
+                    forecast_score=self.forecasts.score(dep.ref.key),
                     sli=tr.budget.sli() if tr.budget else None,
                     budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
                     capacity=tr.capacity,

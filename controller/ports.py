@@ -7,7 +7,7 @@ implement these. Time comes from a ``Clock`` so the same loop runs in real and s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from controller.domain import (
     SloSpec,
     WorkloadRef,
 )
+from forecasting.base import History
 
 
 class Clock(Protocol):
@@ -48,4 +49,17 @@ class Cluster(Protocol):
 class MetricsSource(Protocol):
     def observe(self, targets: Sequence[ObserveTarget], now_s: float) -> Observation:
         """Read every target's metrics with a constant number of queries; never raise."""
+        ...
+
+
+class RateHistorySource(Protocol):
+    def rate_history(
+        self, targets: Sequence[ObserveTarget], start_s: float, end_s: float, step_s: float
+    ) -> Mapping[str, History]:
+        """Past request rates for a warm start, keyed by ``WorkloadRef.key``.
+
+        Each ``History`` starts at ``start_s`` with ``step_s`` steps up to ``end_s``; a step
+        with no data is NaN (never zero). A workload with no history at all may be absent.
+        Implementations query in bounded chunks and never raise: what fails is left out.
+        """
         ...

@@ -1,6 +1,7 @@
 """The command line end to end: bad input is one line and exit 2; the demo meets its SLOs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,12 +94,8 @@ def test_the_default_demo_meets_every_objective(tmp_path: Path) -> None:
 
 
 def test_demo_on_a_real_trace_serves_the_api(tmp_path: Path) -> None:
-    trace = (
-        Path(__file__).resolve().parents[3]
-        / "shared"
-        / "traces"
-        / "azure_llm2023_code_per_minute.csv"
-    )
+    traces = Path(os.environ.get("SLOSCALE_TRACES_DIR", "../shared/traces"))
+    trace = traces / "azure_llm2023_code_per_minute.csv"
     if not trace.exists():
         pytest.skip("shared traces not present")
     out = tmp_path / "demo.json"
@@ -106,3 +103,11 @@ def test_demo_on_a_real_trace_serves_the_api(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "API on http://127.0.0.1:" in proc.stderr
     assert json.loads(out.read_text())["settings"]["trace"] == str(trace)
+
+
+def test_forecast_eval_is_a_subcommand(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp_s,requests\n0,5\n60,abc\n")
+    proc = run_cli("forecast-eval", "--trace", str(trace))
+    assert proc.returncode == 2
+    assert proc.stderr.count("error") == 1 and "Traceback" not in proc.stderr
