@@ -1,0 +1,236 @@
+"""Metric profiles: which series each kind of inference server exports, as batched PromQL.
+
+Purely computational, no side effects: this module only writes query strings. A workload's
+``sloscale.io/metrics-profile`` annotation picks its profile; every profile in use adds a fixed
+set of queries that cover **all** its workloads at once (a namespace matcher, grouped by pod),
+so the number of queries per tick does not grow with the number of workloads.
+
+Metric names (looked up, not guessed):
+
+- ``http``: OpenTelemetry's HTTP server semantic conventions define the histogram
+  ``http.server.request.duration`` in seconds, which Prometheus exporters write as
+  ``http_server_request_duration_seconds`` with ``_bucket{le}``, ``_count`` and ``_sum``
+  (https://opentelemetry.io/docs/specs/semconv/http/http-metrics/). The simulator exports the
+  same name (``actuators.sim.exporter.HISTOGRAM_NAME``).
+- ``vllm``: vLLM's ``/metrics`` has the histogram ``vllm:e2e_request_latency_seconds`` ("end to
+  end request latency in seconds") and the gauges ``vllm:num_requests_running`` and
+  ``vllm:num_requests_waiting`` (vLLM ``docs/design/v1/metrics.md``).
+- ``triton``: Triton counts ``nv_inference_request_success`` and
+  ``nv_inference_request_failure`` per model; its latency counters
+  (``nv_inference_request_duration_us``, ``nv_inference_queue_duration_us``) are cumulative
+  sums with no distribution, so quantiles come from the summary
+  ``nv_inference_request_summary_us{quantile=...}`` that Triton exports when started with
+  ``--metrics-config summary_latencies=true`` (Triton ``docs/user_guide/metrics.md``). A mean
+  is never passed off as a quantile: without the summary, latency is unavailable.
+- ``custom``: the workload's own ``latency-query`` (seconds), ``rate-query`` (requests/s) and
+  ``good-ratio-query`` (0..1), each an instant vector; all workloads' queries of one kind are
+  sent as one query, each tagged with a ``sloscale_workload`` label by ``label_replace``.
+- GPU: dcgm-exporter's ``DCGM_FI_DEV_GPU_UTIL`` (GPU utilisation, %) and
+  ``DCGM_FI_DEV_FB_USED`` (framebuffer used, MiB), with ``pod``/``namespace`` labels when its
+  Kubernetes pod mapping is on (NVIDIA dcgm-exporter docs); HAMi's per-container
+  ``Device_utilization_desc_of_container`` (%) and ``vGPU_device_memory_usage_in_bytes``, both
+  labelled ``podnamespace``, ``podname``, ``ctrname``, ``vdeviceid``, ``deviceuuid`` (HAMi
+  ``pkg/monitor/nvidia`` metrics). ``sloscale agent`` exports the DCGM names.
+
+Counters are read through ``rate()``, which handles counter resets and needs two samples in
+the window (so a stale counter drops out instead of reading 0); gauges through
+``last_over_time(...[max_age])`` so a gauge older than ``max_age`` is absent, not stale.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from controller.domain import MetricsProfile
+from controller.ports import ObserveTarget
+
+HTTP_HISTOGRAM = "http_server_request_duration_seconds"
+VLLM_HISTOGRAM = "vllm:e2e_request_latency_seconds"
+VLLM_RUNNING = "vllm:num_requests_running"
+VLLM_WAITING = "vllm:num_requests_waiting"
+TRITON_SUCCESS = "nv_inference_request_success"
+TRITON_FAILURE = "nv_inference_request_failure"
+TRITON_SUMMARY = "nv_inference_request_summary_us"
+DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
+DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"
+DCGM_POWER_USAGE = "DCGM_FI_DEV_POWER_USAGE"
+DCGM_FB_FREE = "DCGM_FI_DEV_FB_FREE"
+HAMI_UTIL = "Device_utilization_desc_of_container"
+HAMI_MEMORY = "vGPU_device_memory_usage_in_bytes"
+
+WORKLOAD_TAG = "sloscale_workload"
+"""The label ``label_replace`` adds to tell batched custom queries apart."""
+
+GROUP = "namespace, pod, deployment"
+"""What every per-workload query groups by: pods map to workloads in ``podmap``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One PromQL query of a tick's batch; ``key`` says which signals it feeds."""
+
+    key: str
+    promql: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySettings:
+    """Windows of the queries: ``window_s`` for rates, ``max_age_s`` for gauges."""
+
+    window_s: float = 60.0
+    max_age_s: float = 60.0
+
+
+def duration(seconds: float) -> str:
+    """A PromQL duration in whole milliseconds (``1500ms``)."""
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def namespace_matcher(targets: Iterable[ObserveTarget], label: str = "namespace") -> str:
+    """``label=~"a|b"`` over the targets' namespaces (PromQL regexes are anchored)."""
+    names = sorted({t.ref.namespace for t in targets})
+    # regex-escape, then escape the backslashes for the PromQL string literal
+    alternatives = "|".join(re.escape(n).replace("\\", "\\\\") for n in names)
+    return f'{label}=~"{alternatives}"'
+
+
+def histogram_queries(name: str, prefix: str, ns: str, s: QuerySettings) -> list[Query]:
+    """Request rate and bucket rates of one histogram family, grouped by pod."""
+    w = duration(s.window_s)
+    return [
+        Query(f"{prefix}:rate", f"sum by ({GROUP}) (rate({name}_count{{{ns}}}[{w}]))"),
+        Query(f"{prefix}:buckets", f"sum by ({GROUP}, le) (rate({name}_bucket{{{ns}}}[{w}]))"),
+    ]
+
+
+def profile_queries(
+    profile: MetricsProfile, targets: Sequence[ObserveTarget], s: QuerySettings
+) -> list[Query]:
+    """The fixed queries of one profile for all its targets (``[]`` when it has none)."""
+    if not targets:
+        return []
+    ns = namespace_matcher(targets)
+    w, age = duration(s.window_s), duration(s.max_age_s)
+    if profile is MetricsProfile.HTTP:
+        return histogram_queries(HTTP_HISTOGRAM, "http", ns, s)
+    if profile is MetricsProfile.VLLM:
+        running = f"sum by ({GROUP}) (last_over_time({VLLM_RUNNING}{{{ns}}}[{age}]))"
+        waiting = f"sum by ({GROUP}) (last_over_time({VLLM_WAITING}{{{ns}}}[{age}]))"
+        return [
+            *histogram_queries(VLLM_HISTOGRAM, "vllm", ns, s),
+            Query("vllm:in_flight", either_or_both(running, waiting)),
+        ]
+    if profile is MetricsProfile.TRITON:
+        return [
+            Query("triton:rate", triton_rate(ns, w)),
+            Query(
+                "triton:summary",
+                f"max by ({GROUP}, quantile) (last_over_time({TRITON_SUMMARY}{{{ns}}}[{age}]))",
+            ),
+        ]
+    return custom_queries(targets)
+
+
+def either_or_both(a: str, b: str) -> str:
+    """``a + b`` per group, or whichever side exists (``+`` alone drops one-sided groups).
+
+    Two selectors are added rather than one ``{__name__=~"a|b"}`` because functions drop the
+    metric name and two series would then share a label set.
+    """
+    return f"({a} + {b}) or {a} or {b}"
+
+
+def triton_rate(ns: str, w: str) -> str:
+    """Requests per second, successful and failed, per pod."""
+    ok = f"sum by ({GROUP}) (rate({TRITON_SUCCESS}{{{ns}}}[{w}]))"
+    failed = f"sum by ({GROUP}) (rate({TRITON_FAILURE}{{{ns}}}[{w}]))"
+    return either_or_both(ok, failed)
+
+
+def tagged_union(parts: Sequence[tuple[str, str]]) -> str:
+    """``label_replace((q1), "sloscale_workload", "ns/a", "", "") or ...`` over ``(key, q)``."""
+    return " or ".join(
+        f'label_replace(({q}), "{WORKLOAD_TAG}", "{key}", "", "")' for key, q in parts
+    )
+
+
+def custom_queries(targets: Sequence[ObserveTarget]) -> list[Query]:
+    """The ``custom`` profile: one tagged union per signal over every target that has it."""
+    out = []
+    for signal, attr in (
+        ("rate", "rate_query"),
+        ("latency", "latency_query"),
+        ("good_ratio", "good_ratio_query"),
+    ):
+        parts = [(t.ref.key, q) for t in targets if (q := getattr(t.spec, attr))]
+        if parts:
+            out.append(Query(f"custom:{signal}", tagged_union(parts)))
+    return out
+
+
+def retrain_query(targets: Sequence[ObserveTarget]) -> Query | None:
+    """Every model's cumulative sample count (``retrain-data-query``) in one query."""
+    parts = [(t.ref.key, t.spec.retrain.data_query) for t in targets if t.spec.retrain]
+    return Query("retrain:data", tagged_union(parts)) if parts else None
+
+
+def gpu_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Query]:
+    """Per-pod GPU utilisation and memory from dcgm-exporter and from HAMi's monitor."""
+    if not targets:
+        return []
+    age = duration(s.max_age_s)
+    ns = namespace_matcher(targets)
+    hami_ns = namespace_matcher(targets, "podnamespace")
+    by_pod = "namespace, pod"
+    by_hami_pod = "podnamespace, podname"
+    return [
+        Query(
+            "dcgm:util",
+            f'sum by ({by_pod}) (last_over_time({DCGM_GPU_UTIL}{{pod!="",{ns}}}[{age}]))',
+        ),
+        Query(
+            "dcgm:memory",
+            f'sum by ({by_pod}) (last_over_time({DCGM_FB_USED}{{pod!="",{ns}}}[{age}]))',
+        ),
+        Query(
+            "hami:util",
+            f"sum by ({by_hami_pod}) (last_over_time({HAMI_UTIL}{{{hami_ns}}}[{age}]))",
+        ),
+        Query(
+            "hami:memory",
+            f"sum by ({by_hami_pod}) (last_over_time({HAMI_MEMORY}{{{hami_ns}}}[{age}]))",
+        ),
+    ]
+
+
+def tick_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Query]:
+    """The whole batch of one tick: at most 15 queries, whatever the number of targets."""
+    out: list[Query] = []
+    for profile in MetricsProfile:
+        mine = [t for t in targets if t.spec.metrics_profile is profile]
+        out.extend(profile_queries(profile, mine, s))
+    retrain = retrain_query(targets)
+    if retrain is not None:
+        out.append(retrain)
+    out.extend(gpu_queries(targets, s))
+    return out
+
+
+def rate_history_query(
+    profile: MetricsProfile, targets: Sequence[ObserveTarget], step_s: float
+) -> Query | None:
+    """The request rate over each ``step_s`` for a range query (the warm start)."""
+    if not targets:
+        return None
+    ns = namespace_matcher(targets)
+    w = duration(step_s)
+    if profile is MetricsProfile.HTTP:
+        return Query("http:rate", f"sum by ({GROUP}) (rate({HTTP_HISTOGRAM}_count{{{ns}}}[{w}]))")
+    if profile is MetricsProfile.VLLM:
+        return Query("vllm:rate", f"sum by ({GROUP}) (rate({VLLM_HISTOGRAM}_count{{{ns}}}[{w}]))")
+    if profile is MetricsProfile.TRITON:
+        return Query("triton:rate", triton_rate(ns, w))
+    parts = [(t.ref.key, t.spec.rate_query) for t in targets if t.spec.rate_query]
+    return Query("custom:rate", tagged_union(parts)) if parts else None

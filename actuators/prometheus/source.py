@@ -1,0 +1,399 @@
+"""``PrometheusMetricsSource``: the ``MetricsSource`` and ``RateHistorySource`` ports.
+
+One tick reads like this:
+
+1. build the batch (``profiles.tick_queries``): a fixed set of queries per profile in use,
+   each covering every workload of that profile, grouped by pod;
+2. send them concurrently, each with its own timeout: a slow or failing query costs only the
+   signals it feeds, and is reported once in ``Observation.errors``;
+3. map each series to its workload (``podmap.WorkloadResolver``: the snapshot's pods, the
+   ``deployment`` label, ReplicaSet pod names) and aggregate per workload;
+4. turn aggregates into ``WorkloadMetrics`` under one rule for missing data.
+
+The rule for empty, NaN and stale data (KEDA users were burnt by empty results read as zero,
+kedacore/keda#3065): a signal is ``None`` (unavailable) when its query failed, its series is
+absent, or any of the workload's series is NaN; it is never 0. ``rate()`` needs two samples in
+the window, so a counter that stopped being scraped drops out; gauges are read through
+``last_over_time(...[max_age])`` and drop out when older than ``max_age``. A rate of 0.0 is a
+present counter that did not advance; with no requests, latency and good ratio are ``None``.
+For vLLM, requests running or waiting while none completed in the window means the completion
+rate understates demand: rate and latency are then unavailable too. ``empty_results_total``
+counts unavailable signals. The loop turns unavailable rate or latency into a
+``MetricsUnavailable`` hold, never a scale-down.
+
+Warm start (``rate_history``): the request rate per step from ``query_range``, in chunks of at
+most ``max_points_per_query`` steps; a failed chunk leaves NaN steps (never zeros) and the
+call never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from actuators.prometheus.client import PrometheusClient, PromSample, QueryError
+from actuators.prometheus.histogram import (
+    GoodRatio,
+    good_ratio,
+    histogram_quantile,
+    parse_le,
+    summary_good_ratio,
+    summary_quantile,
+)
+from actuators.prometheus.podmap import LabelNames, PodMap, WorkloadResolver
+from actuators.prometheus.profiles import (
+    WORKLOAD_TAG,
+    Query,
+    QuerySettings,
+    rate_history_query,
+    tick_queries,
+)
+from controller.domain import MetricsProfile, Observation, WorkloadMetrics, available
+from controller.ports import ObserveTarget
+from forecasting.base import History
+
+log = logging.getLogger("sloscale.prometheus")
+
+MIB = 1024.0 * 1024.0
+DCGM_LABELS = LabelNames("namespace", "pod", "deployment")
+HAMI_LABELS = LabelNames("podnamespace", "podname", "deployment")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """Windows, timeouts and chunking of the Prometheus source."""
+
+    window_s: float = 60.0
+    max_age_s: float = 60.0
+    query_timeout_s: float = 5.0
+    max_parallel: int = 8
+    max_points_per_query: int = 1000
+
+    def queries(self) -> QuerySettings:
+        return QuerySettings(window_s=self.window_s, max_age_s=self.max_age_s)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    samples: tuple[PromSample, ...] = ()
+    error: str | None = None
+
+
+@dataclass
+class _Agg:
+    """One workload's aggregates from the batch; ``None`` = not present, NaN = poisoned."""
+
+    rate: float | None = None
+    buckets: dict[float, float] = field(default_factory=dict)
+    in_flight: float | None = None
+    summary: dict[float, float] = field(default_factory=dict)
+    latency_s: float | None = None
+    good_ratio: float | None = None
+    data_samples: float | None = None
+    gpu_util: float | None = None
+    gpu_busy: float | None = None
+    gpu_memory_mib: float | None = None
+    failed: set[str] = field(default_factory=set)
+
+
+def _add(current: float | None, value: float) -> float:
+    return value if current is None else current + value
+
+
+class PrometheusMetricsSource:
+    """Reads every workload's signals from Prometheus with a constant number of queries."""
+
+    def __init__(
+        self,
+        client: PrometheusClient,
+        settings: SourceSettings = SourceSettings(),
+        *,
+        pods: Callable[[], PodMap] | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self._pods = pods or dict
+        self._pool = ThreadPoolExecutor(settings.max_parallel, thread_name_prefix="sloscale-prom")
+        self._lock = threading.Lock()
+        self.empty_results_total = 0
+        self.ticks_total = 0
+        self.interpolated_thresholds: set[str] = set()
+        self.last_errors: tuple[str, ...] = ()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
+
+    # ---- MetricsSource -----------------------------------------------------------------------
+
+    def observe(self, targets: Sequence[ObserveTarget], now_s: float) -> Observation:
+        """All targets' signals at ``now_s``; never raises (failures become ``errors``)."""
+        self.ticks_total += 1
+        try:
+            batch = tick_queries(targets, self.settings.queries())
+            outcomes = self._run(batch, now_s)
+            resolver = WorkloadResolver(targets, self._pods())
+            aggs = self._aggregate(targets, outcomes, resolver)
+            by_workload = {t.ref.key: self._metrics(t, aggs[t.ref.key]) for t in targets}
+            errors = tuple(
+                f"prometheus query {key} failed: {o.error}"
+                for key, o in outcomes.items()
+                if o.error is not None
+            )
+        except Exception as e:  # the port never raises: a failed read is an error entry
+            log.exception("prometheus observe failed")
+            return Observation(now_s, {}, (f"prometheus: {type(e).__name__}: {e}",))
+        self.last_errors = errors
+        return Observation(now_s, by_workload, errors)
+
+    def _run(self, batch: Sequence[Query], now_s: float) -> dict[str, _Outcome]:
+        """Send the batch concurrently; each query succeeds or fails on its own."""
+        timeout = self.settings.query_timeout_s
+        futures: dict[str, Future[list[PromSample]]] = {
+            q.key: self._pool.submit(self.client.query, q.promql, now_s, timeout_s=timeout)
+            for q in batch
+        }
+        out: dict[str, _Outcome] = {}
+        for key, fut in futures.items():
+            try:
+                out[key] = _Outcome(tuple(fut.result(timeout=timeout + 1.0)))
+            except QueryError as e:
+                out[key] = _Outcome(error=str(e))
+            except FutureTimeout:
+                out[key] = _Outcome(error="timed out")
+        return out
+
+    # ---- aggregation -------------------------------------------------------------------------
+
+    def _aggregate(
+        self,
+        targets: Sequence[ObserveTarget],
+        outcomes: Mapping[str, _Outcome],
+        resolver: WorkloadResolver,
+    ) -> dict[str, _Agg]:
+        aggs = {t.ref.key: _Agg() for t in targets}
+        gpu: dict[str, dict[str, dict[str, float]]] = {}  # workload -> pod -> source -> value
+        for key, outcome in outcomes.items():
+            if outcome.error is not None:
+                for agg in aggs.values():
+                    agg.failed.add(key)
+                continue
+            for s in outcome.samples:
+                self._take(key, s, aggs, gpu, resolver)
+        for workload, pods in gpu.items():
+            _gpu_into(aggs[workload], workload, pods, resolver)
+        return aggs
+
+    def _take(
+        self,
+        key: str,
+        s: PromSample,
+        aggs: dict[str, _Agg],
+        gpu: dict[str, dict[str, dict[str, float]]],
+        resolver: WorkloadResolver,
+    ) -> None:
+        source, _, signal = key.partition(":")
+        if source in ("custom", "retrain"):
+            agg = aggs.get(s.labels.get(WORKLOAD_TAG, ""))
+            if agg is None:
+                return
+            if signal == "rate":
+                agg.rate = _add(agg.rate, s.value)
+            elif signal == "latency":
+                agg.latency_s = s.value if agg.latency_s is None else max(agg.latency_s, s.value)
+            elif signal == "good_ratio":
+                agg.good_ratio = s.value if agg.good_ratio is None else min(agg.good_ratio, s.value)
+            else:
+                agg.data_samples = _add(agg.data_samples, s.value)
+            return
+        names = HAMI_LABELS if source == "hami" else DCGM_LABELS
+        hit = resolver.resolve(s.labels, names)
+        if hit is None:
+            return
+        workload, pod = hit
+        agg = aggs[workload]
+        if source in ("dcgm", "hami"):
+            if pod is not None:
+                gpu.setdefault(workload, {}).setdefault(pod, {})[key] = s.value
+            return
+        if signal == "rate":
+            agg.rate = _add(agg.rate, s.value)
+        elif signal == "buckets":
+            le = parse_le(s.labels.get("le", ""))
+            agg.buckets[le] = agg.buckets.get(le, 0.0) + s.value
+        elif signal == "in_flight":
+            agg.in_flight = _add(agg.in_flight, s.value)
+        elif signal == "summary":
+            q = parse_le(s.labels.get("quantile", ""))
+            if not math.isnan(q):
+                prev = agg.summary.get(q)
+                agg.summary[q] = s.value if prev is None else max(prev, s.value)
+
+    # ---- the rule for missing data -----------------------------------------------------------
+
+    def _metrics(self, target: ObserveTarget, agg: _Agg) -> WorkloadMetrics:
+        key = target.ref.key
+        spec = target.spec
+        profile = spec.metrics_profile
+        feeds = _feeds(profile)
+        rate = None if feeds["rate"] & agg.failed else agg.rate
+        latency_s: float | None = None
+        ratio: GoodRatio | None = None
+        threshold_s = spec.latency_target_ms / 1000.0
+        if profile is MetricsProfile.CUSTOM:
+            latency_s = None if feeds["latency"] & agg.failed else agg.latency_s
+            if agg.good_ratio is not None and not (feeds["good_ratio"] & agg.failed):
+                ratio = GoodRatio(agg.good_ratio, exact=True)
+        elif profile is MetricsProfile.TRITON:
+            if not feeds["latency"] & agg.failed and agg.summary:
+                latency_us = summary_quantile(spec.latency_quantile, agg.summary)
+                latency_s = None if latency_us is None else latency_us / 1e6
+                ratio = summary_good_ratio(spec.latency_target_ms * 1000.0, agg.summary)
+        elif not feeds["latency"] & agg.failed and agg.buckets and rate is not None and rate > 0:
+            latency_s = histogram_quantile(spec.latency_quantile, agg.buckets)
+            ratio = good_ratio(threshold_s, agg.buckets)
+        if profile is MetricsProfile.VLLM and rate == 0 and agg.in_flight != 0:
+            rate = None  # requests may be in flight while none completed: demand is unknown
+        if ratio is not None and not ratio.exact:
+            self._note_interpolated(key, spec.latency_target_ms, profile)
+        values: dict[str, float | None] = {
+            "rate": rate,
+            "latency": None if latency_s is None else latency_s * 1000.0,
+            "good_ratio": None if ratio is None else ratio.value,
+            "gpu_util": agg.gpu_util,
+            "gpu_busy": agg.gpu_busy,
+            "memory": agg.gpu_memory_mib,
+            "data": None if "retrain:data" in agg.failed else agg.data_samples,
+        }
+        clean = {k: (v if available(v) else None) for k, v in values.items()}
+        with self._lock:
+            self.empty_results_total += sum(
+                v is None for k, v in clean.items() if k in ("rate", "latency", "good_ratio")
+            )
+        return WorkloadMetrics(
+            request_rate_rps=clean["rate"],
+            latency_ms=clean["latency"],
+            good_ratio=clean["good_ratio"],
+            gpu_util=clean["gpu_util"],
+            gpu_busy=clean["gpu_busy"],
+            gpu_memory_mib=clean["memory"],
+            data_samples=clean["data"],
+            window_s=self.settings.window_s,
+        )
+
+    def _note_interpolated(self, key: str, target_ms: float, profile: MetricsProfile) -> None:
+        """Say once per workload that its SLO threshold is not a bucket bound."""
+        if key in self.interpolated_thresholds:
+            return
+        self.interpolated_thresholds.add(key)
+        what = "summary quantiles" if profile is MetricsProfile.TRITON else "bucket bounds"
+        log.warning(
+            "%s: latency target %g ms is not one of the %s; the good-request ratio is "
+            "interpolated (add a bucket at the target for an exact SLI)",
+            key,
+            target_ms,
+            what,
+        )
+
+    # ---- RateHistorySource -------------------------------------------------------------------
+
+    def rate_history(
+        self, targets: Sequence[ObserveTarget], start_s: float, end_s: float, step_s: float
+    ) -> Mapping[str, History]:
+        """Mean request rate per step over ``[start_s, end_s)``, chunked; never raises."""
+        if not step_s > 0 or end_s <= start_s:
+            return {}
+        steps = math.ceil((end_s - start_s) / step_s - 1e-9)
+        values = {t.ref.key: np.full(steps, np.nan) for t in targets}
+        seen: set[str] = set()
+        resolver = WorkloadResolver(targets, self._pods())
+        chunk = max(1, self.settings.max_points_per_query)
+        for profile in MetricsProfile:
+            mine = [t for t in targets if t.spec.metrics_profile is profile]
+            query = rate_history_query(profile, mine, step_s)
+            if query is None:
+                continue
+            for first in range(0, steps, chunk):
+                last = min(steps, first + chunk) - 1
+                # step i covers [start + i*step, start + (i+1)*step): evaluate at its end
+                t0 = start_s + (first + 1) * step_s
+                t1 = start_s + (last + 1) * step_s
+                try:
+                    series = self.client.query_range(
+                        query.promql, t0, t1, step_s, timeout_s=self.settings.query_timeout_s
+                    )
+                except QueryError as e:
+                    log.warning("warm start: %s [%d..%d] failed: %s", query.key, first, last, e)
+                    continue
+                sums: dict[str, dict[int, float]] = {}
+                for s in series:
+                    if query.key == "custom:rate":
+                        workload: str | None = s.labels.get(WORKLOAD_TAG)
+                    else:
+                        hit = resolver.resolve(s.labels)
+                        workload = hit[0] if hit else None
+                    if workload is None or workload not in values:
+                        continue
+                    acc = sums.setdefault(workload, {})
+                    for t, v in zip(s.times_s, s.values, strict=True):
+                        i = round((t - start_s) / step_s) - 1
+                        if first <= i <= last:
+                            acc[i] = acc.get(i, 0.0) + v
+                for workload, acc in sums.items():
+                    for i, v in acc.items():
+                        values[workload][i] = v if math.isfinite(v) else np.nan
+                    seen.add(workload)
+        return {
+            key: History(start_s=start_s, step_s=step_s, values=arr)
+            for key, arr in values.items()
+            if key in seen
+        }
+
+
+def _feeds(profile: MetricsProfile) -> dict[str, set[str]]:
+    """Which query keys each core signal of ``profile`` depends on."""
+    if profile is MetricsProfile.CUSTOM:
+        return {
+            "rate": {"custom:rate"},
+            "latency": {"custom:latency"},
+            "good_ratio": {"custom:good_ratio"},
+        }
+    if profile is MetricsProfile.TRITON:
+        return {"rate": {"triton:rate"}, "latency": {"triton:summary"}, "good_ratio": set()}
+    p = profile.value
+    return {"rate": {f"{p}:rate"}, "latency": {f"{p}:buckets"}, "good_ratio": {f"{p}:buckets"}}
+
+
+def _gpu_into(
+    agg: _Agg,
+    workload: str,
+    pods: Mapping[str, Mapping[str, float]],
+    resolver: WorkloadResolver,
+) -> None:
+    """Per-pod GPU readings to the workload: HAMi's per-container numbers win over DCGM."""
+    namespace = workload.split("/", 1)[0]
+    used, held, memory, busy = 0.0, 0.0, [], []
+    whole_cards = True
+    for pod, values in pods.items():
+        util_pct = values.get("hami:util", values.get("dcgm:util"))
+        mem_mib = values.get("hami:memory")
+        mem_mib = mem_mib / MIB if mem_mib is not None else values.get("dcgm:memory")
+        if mem_mib is not None:
+            memory.append(mem_mib)
+        share = resolver.share_pct(namespace, pod)
+        if util_pct is not None and share:
+            used += util_pct / 100.0
+            held += share / 100.0
+        whole_cards = whole_cards and share == 100
+        if "dcgm:util" in values:
+            busy.append(values["dcgm:util"] / 100.0)
+    agg.gpu_util = used / held if held > 0 else None
+    agg.gpu_memory_mib = sum(memory) / len(memory) if memory else None
+    agg.gpu_busy = sum(busy) / len(busy) if busy and whole_cards else None

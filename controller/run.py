@@ -1,0 +1,259 @@
+"""``sloscale run``: the real loop reading a real Prometheus (composition root).
+
+With ``--cluster sim`` the cluster is the embedded simulator advanced in wall-clock time; its
+workloads' metrics are served over HTTP (``actuators.sim.http``) for the Prometheus at
+``--prometheus-url`` to scrape (point a scrape job at the printed address, or pass
+``--sim-metrics-port`` and configure it beforehand). The controller sees only what Prometheus
+returns, through ``PrometheusMetricsSource``.
+
+Start-up: the loop's warm start reads each workload's request-rate history through the
+source's ``rate_history`` (chunked ``query_range``), so a restarted controller does not start
+blind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TextIO
+
+from actuators.prometheus import (
+    PrometheusClient,
+    PrometheusConfig,
+    PrometheusMetricsSource,
+    SnapshotTap,
+    SourceSettings,
+)
+from actuators.sim.cluster import SimulatedCluster
+from actuators.sim.http import SimMetricsServer
+from actuators.sim.scenarios import demo_world
+from controller.api import ApiServer, create_app
+from controller.domain import SliceDialect
+from controller.loop import Controller, LoopConfig, Recorder
+from controller.telemetry import MetricsRecorder
+
+log = logging.getLogger("sloscale.run")
+
+
+class RunError(Exception):
+    """Bad options or an unusable environment: one line, exit code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    prometheus_url: str
+    cluster: str = "sim"
+    interval_s: float = 15.0
+    window_s: float = 60.0
+    query_timeout_s: float = 5.0
+    bearer_token_file: Path | None = None
+    basic_auth: tuple[str, str] | None = None
+    ca_file: Path | None = None
+    insecure_skip_verify: bool = False
+    dry_run: bool = False
+    serve: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    sim_metrics_host: str = "127.0.0.1"
+    sim_metrics_port: int = 0
+    sim_step_s: float = 1.0
+    seed: int = 1
+    duration_s: float | None = None  # run until interrupted when None
+    kubeconfig: str | None = None
+    namespace: str | None = None
+    selector: str | None = None
+    leader_elect: bool = False
+    slice_dialect: str = "hami"
+
+
+class WallClock:
+    def now(self) -> float:
+        return time.time()
+
+
+def run(
+    options: RunOptions, err: TextIO | None = None, *, recorders: Sequence[Recorder] = ()
+) -> int:
+    """Run until ``duration_s`` or an interrupt; ``recorders`` also get every tick's report."""
+    err = err or sys.stderr
+    config = _prometheus_config(options)
+    if options.cluster == "kubernetes":
+        return _run_kubernetes(options, config, err, recorders)
+    if options.cluster != "sim":
+        raise RunError(f"--cluster {options.cluster!r}: choose kubernetes or sim")
+    now = time.time()
+    world = replace(demo_world(seed=options.seed), start_s=now)
+    sim = SimulatedCluster(world)
+    metrics_server = SimMetricsServer(options.sim_metrics_host, options.sim_metrics_port)
+    metrics_server.publish(sim)
+    metrics_server.start()
+    print(f"simulated workloads' metrics on http://{metrics_server.address}/metrics", file=err)
+    tap = SnapshotTap(sim)
+    source = PrometheusMetricsSource(
+        PrometheusClient(config),
+        SourceSettings(
+            window_s=options.window_s,
+            max_age_s=options.window_s,
+            query_timeout_s=options.query_timeout_s,
+        ),
+        pods=tap.pod_map,
+    )
+    recorder = MetricsRecorder()
+    clock = WallClock()
+    controller = Controller(
+        tap,
+        source,
+        clock,
+        LoopConfig(interval_s=options.interval_s, dry_run=options.dry_run),
+        recorders=[recorder, *recorders],
+        history=source,  # the loop's warm start: chunked query_range at first sight
+    )
+    server = ApiServer(create_app(controller, recorder), options.host, options.port)
+    try:
+        if options.serve:
+            try:
+                server.start()
+            except (OSError, TimeoutError) as e:
+                raise RunError(
+                    f"cannot serve the API on {options.host}:{options.port}: {e}"
+                ) from None
+            print(
+                f"API on http://{options.host}:{server.port} (/api/v1/workloads, /metrics)",
+                file=err,
+            )
+        _loop(controller, sim, metrics_server, clock, options)
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+    finally:
+        if options.serve:
+            server.stop()
+        metrics_server.stop()
+        source.close()
+    return 0
+
+
+def _prometheus_config(options: RunOptions) -> PrometheusConfig:
+    try:
+        return PrometheusConfig(
+            options.prometheus_url,
+            timeout_s=options.query_timeout_s,
+            bearer_token_file=options.bearer_token_file,
+            basic_auth=options.basic_auth,
+            ca_file=options.ca_file,
+            insecure_skip_verify=options.insecure_skip_verify,
+        )
+    except ValueError as e:
+        raise RunError(str(e)) from None
+
+
+def _run_kubernetes(
+    options: RunOptions,
+    config: PrometheusConfig,
+    err: TextIO,
+    recorders: Sequence[Recorder],
+) -> int:
+    """The production composition: the Kubernetes adapter, Prometheus, optional election.
+
+    With ``--leader-elect`` only the leader writes: a follower's ticks run in shadow mode
+    (``dry_run``), so its API and ``/metrics`` stay live and read-only, and the adapter
+    itself refuses writes from a replica that is not the leader (the safety net).
+    """
+    from actuators.kubernetes import build_cluster, build_leader_elector, load_api
+
+    try:
+        api = load_api(options.kubeconfig)
+    except Exception as e:  # a missing or unreadable kubeconfig: one line, exit 2
+        raise RunError(f"cannot load the Kubernetes configuration: {e}") from None
+    elector = build_leader_elector(api) if options.leader_elect else None
+    cluster = build_cluster(
+        options.kubeconfig,
+        options.namespace,
+        options.selector,
+        options.dry_run,
+        default_dialect=SliceDialect(options.slice_dialect),
+        leader=elector,
+        api=api,
+    )
+    tap = SnapshotTap(cluster)
+    source = PrometheusMetricsSource(
+        PrometheusClient(config),
+        SourceSettings(
+            window_s=options.window_s,
+            max_age_s=options.window_s,
+            query_timeout_s=options.query_timeout_s,
+        ),
+        pods=tap.pod_map,
+    )
+    recorder = MetricsRecorder()
+    base = LoopConfig(
+        interval_s=options.interval_s,
+        dry_run=options.dry_run,
+        default_dialect=SliceDialect(options.slice_dialect),
+    )
+    controller = Controller(
+        tap,
+        source,
+        WallClock(),
+        base,
+        recorders=[recorder, *recorders],
+        history=source,
+    )
+    server = ApiServer(create_app(controller, recorder), options.host, options.port)
+    if elector is not None:
+        elector.start()
+    try:
+        if options.serve:
+            try:
+                server.start()
+            except (OSError, TimeoutError) as e:
+                raise RunError(
+                    f"cannot serve the API on {options.host}:{options.port}: {e}"
+                ) from None
+            print(f"API on http://{options.host}:{server.port}", file=err)
+        started = time.monotonic()
+        while options.duration_s is None or time.monotonic() - started < options.duration_s:
+            leading = elector is None or elector.is_leader()
+            controller.config = replace(base, dry_run=base.dry_run or not leading)
+            report = controller.tick()
+            recorder.set_leader(leading)
+            for problem in report.errors:
+                log.warning("tick: %s", problem)
+            time.sleep(
+                max(0.0, options.interval_s - (time.monotonic() - started) % options.interval_s)
+            )
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+    finally:
+        if options.serve:
+            server.stop()
+        if elector is not None:
+            elector.stop(release=True)
+        cluster.close()
+        source.close()
+    return 0
+
+
+def _loop(
+    controller: Controller,
+    sim: SimulatedCluster,
+    metrics_server: SimMetricsServer,
+    clock: WallClock,
+    options: RunOptions,
+) -> None:
+    """Advance the simulator with the wall clock, publish its metrics, tick every interval."""
+    started = clock.now()
+    next_tick = started + options.interval_s
+    while options.duration_s is None or clock.now() - started < options.duration_s:
+        time.sleep(max(0.0, min(options.sim_step_s, next_tick - clock.now())))
+        now = clock.now()
+        sim.advance(max(0.0, now - sim.now()))
+        metrics_server.publish(sim)
+        if now >= next_tick:
+            report = controller.tick()
+            next_tick += options.interval_s
+            for e in report.errors:
+                log.warning("tick: %s", e)

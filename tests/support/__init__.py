@@ -1,0 +1,1 @@
+"""Reusable test helpers: a real Prometheus server, test exporters, a delaying proxy."""
