@@ -1,0 +1,113 @@
+"""The Kubernetes adapter: the ``Cluster`` port over the official ``kubernetes`` client.
+
+- ``build_cluster(...)`` -> a started ``KubernetesCluster`` (discovery caches running);
+- ``build_leader_elector(...)`` -> a ``LeaderElector`` on a Lease; pass it as ``leader`` so
+  only the leader writes;
+- ``load_api(kubeconfig)`` -> the ``KubeApi`` both share (kubeconfig file, or in-cluster
+  service account when ``kubeconfig`` is ``None`` and ``KUBERNETES_SERVICE_HOST`` is set, or
+  the default kubeconfig otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+
+from actuators.kubernetes.api import ApiCall, ApiError, KubeApi, Recorder, Resource
+from actuators.kubernetes.cluster import (
+    KubernetesCluster,
+    KubernetesOptions,
+    LeaderGate,
+    ShadowRecord,
+)
+from actuators.kubernetes.leader import LeaderElector, LeaseConfig
+from controller.domain import SliceDialect
+
+__all__ = [
+    "ApiCall",
+    "ApiError",
+    "KubeApi",
+    "KubernetesCluster",
+    "KubernetesOptions",
+    "LeaderElector",
+    "LeaderGate",
+    "LeaseConfig",
+    "Resource",
+    "ShadowRecord",
+    "build_cluster",
+    "build_leader_elector",
+    "load_api",
+]
+
+
+def load_api(
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    identity: str = "sloscale",
+    recorder: Recorder | None = None,
+) -> KubeApi:
+    """An API handle from a kubeconfig file, or the in-cluster service account."""
+    configuration = Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    else:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    client = ApiClient(configuration)
+    client.user_agent = f"sloscale/{identity}"
+    return KubeApi(client, recorder=recorder)
+
+
+def build_cluster(
+    kubeconfig: str | None,
+    namespace: str | None,
+    selector: str | None,
+    dry_run: bool,
+    *,
+    default_dialect: SliceDialect = SliceDialect.HAMI,
+    identity: str | None = None,
+    leader: LeaderGate | None = None,
+    api: KubeApi | None = None,
+    start: bool = True,
+) -> KubernetesCluster:
+    """The adapter ``sloscale run`` uses; its discovery starts at once unless ``start=False``."""
+    who = identity or os.environ.get("POD_NAME") or "sloscale"
+    options = KubernetesOptions(
+        namespace=namespace,
+        selector=selector,
+        dry_run=dry_run,
+        default_dialect=default_dialect,
+        identity=who,
+    )
+    cluster = KubernetesCluster(api or load_api(kubeconfig, identity=who), options, leader=leader)
+    return cluster.start() if start else cluster
+
+
+def build_leader_elector(
+    api: KubeApi,
+    namespace: str | None = None,
+    *,
+    identity: str | None = None,
+    lease_name: str = "sloscale-leader",
+    lease_duration_s: float = 15.0,
+    renew_deadline_s: float = 10.0,
+    retry_period_s: float = 2.0,
+) -> LeaderElector:
+    """A candidate for the Lease ``lease_name`` in ``namespace`` (default: the pod's own,
+    from ``POD_NAMESPACE``); not started."""
+    ns = namespace or os.environ.get("POD_NAMESPACE") or "sloscale"
+    who = identity or os.environ.get("POD_NAME") or f"sloscale-{os.getpid()}"
+    return LeaderElector(
+        api,
+        LeaseConfig(ns, lease_name, lease_duration_s, renew_deadline_s, retry_period_s),
+        who,
+    )

@@ -1,0 +1,566 @@
+"""``KubernetesCluster``: the ``Cluster`` port on a real cluster.
+
+``snapshot()`` reads only the list+watch caches (``cache.Reflector``): Deployments (limited by
+namespace and label selector), Jobs, pods and nodes; no request per tick. ``apply()`` turns a
+plan into the fewest writes that reach it, each idempotent:
+
+- replicas through the ``scale`` subresource (merge patch);
+- a slice change as a strategic-merge patch of the pod template in the workload's dialect
+  (``actuators.dialects``), with ``maxSurge: 1`` only when the inventory can place one more
+  pod of the new slice (else ``maxUnavailable: 1``); never while a rollout is unfinished;
+- a Job suspended or resumed through ``spec.suspend`` (a gang as a whole); a bare pod
+  preempted through the Eviction API, which honours PodDisruptionBudgets (429 is reported,
+  and retried on a later tick);
+- every change recorded as an Event on the object and, on Deployments and Jobs, in the
+  ``sloscale.io/last-decision`` annotation (JSON: action, reason, time, message).
+
+Writes that depend on what was read carry the resourceVersion it was read at: a 409 re-reads
+and retries with backoff; 404 (deleted meanwhile) is a no-op; 403 names the missing RBAC verb;
+422 carries the API's message. One action's failure never touches another's. In dry-run
+(shadow) mode nothing is written: the results and ``shadow_log`` say what would have been.
+Only the leader writes (``leader``: anything with ``is_leader()``), checked before each write.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol
+
+from actuators.dialects import mig_profiles_for_card, read_slice, slice_patch
+from actuators.kubernetes import objects as k8s
+from actuators.kubernetes.api import (
+    CRONJOBS,
+    DEPLOYMENTS,
+    EVENTS,
+    JOBS,
+    NODES,
+    PODS,
+    STRATEGIC_MERGE_PATCH,
+    ApiError,
+    KubeApi,
+    Resource,
+)
+from actuators.kubernetes.cache import Reflector
+from controller.domain import (
+    ApplyResult,
+    ClusterSnapshot,
+    Inventory,
+    JobAction,
+    JobPhase,
+    Plan,
+    ScaleAction,
+    SliceDialect,
+)
+
+log = logging.getLogger("sloscale.kubernetes")
+
+JsonObj = dict[str, Any]
+CONFLICT, NOT_FOUND, FORBIDDEN, INVALID, TOO_MANY = 409, 404, 403, 422, 429
+
+
+class LeaderGate(Protocol):
+    def is_leader(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesOptions:
+    """How the adapter reads and writes; defaults suit a production controller."""
+
+    namespace: str | None = None  # None: every namespace
+    selector: str | None = None  # label selector on Deployments
+    dry_run: bool = False  # shadow mode: never write
+    default_dialect: SliceDialect = SliceDialect.HAMI
+    identity: str = "sloscale"  # Event reportingInstance and User-Agent suffix
+    watch_timeout_s: int = 300
+    sync_timeout_s: float = 30.0
+    conflict_retries: int = 4
+    conflict_backoff_s: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRecord:
+    """What shadow mode would have done (also logged at INFO)."""
+
+    time_s: float
+    target: str
+    action: str
+    detail: str
+
+
+@dataclass
+class _Write:
+    """The writes one scale action needs, computed from one read of the Deployment."""
+
+    replicas: int | None = None
+    template_patch: JsonObj = field(default_factory=dict)
+    strategy: JsonObj | None = None
+    changes: list[str] = field(default_factory=list)
+
+
+class KubernetesCluster:
+    """The ``Cluster`` port over the Kubernetes API (see the module docstring)."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        options: KubernetesOptions = KubernetesOptions(),
+        *,
+        leader: LeaderGate | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api = api
+        self.options = options
+        self.leader = leader
+        self.clock = clock
+        self.sleep = sleep
+        self.shadow_log: deque[ShadowRecord] = deque(maxlen=1000)
+        ns, wt = options.namespace, options.watch_timeout_s
+        self.deployments = Reflector(
+            api, DEPLOYMENTS, ns, label_selector=options.selector, watch_timeout_s=wt
+        )
+        self.jobs = Reflector(api, JOBS, ns, watch_timeout_s=wt)
+        self.pods = Reflector(api, PODS, None, watch_timeout_s=wt)  # all: GPU use is pool-wide
+        self.nodes = Reflector(api, NODES, None, watch_timeout_s=wt)
+        self._reflectors = (self.deployments, self.jobs, self.pods, self.nodes)
+        self._lock = threading.Lock()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> KubernetesCluster:
+        for r in self._reflectors:
+            r.start()
+        return self
+
+    def close(self) -> None:
+        for r in self._reflectors:
+            r.stop()
+        self.api.close()
+
+    def wait_synced(self, timeout_s: float | None = None) -> bool:
+        deadline = time.monotonic() + (timeout_s or self.options.sync_timeout_s)
+        return all(r.wait_synced(max(0.0, deadline - time.monotonic())) for r in self._reflectors)
+
+    # ---- discover ----------------------------------------------------------------------------
+
+    def snapshot(self) -> ClusterSnapshot:
+        if not self.wait_synced():
+            missing = [r.resource.qualified for r in self._reflectors if not r.synced]
+            errors = "; ".join(r.last_error or "" for r in self._reflectors if r.last_error)
+            raise RuntimeError(f"discovery not synced: {', '.join(missing)} ({errors})")
+        inv = k8s.inventory(self.nodes.items(), self.pods.items())
+        card_mib = k8s.max_card_memory_mib(inv)
+        deployments = tuple(
+            k8s.deployment_state(d, card_mib)
+            for d in sorted(self.deployments.items(), key=k8s.object_sort_key)
+            if k8s.opted_in(d)
+        )
+        jobs = [
+            k8s.job_state(j, card_mib)
+            for j in sorted(self.jobs.items(), key=k8s.object_sort_key)
+            if k8s.tracked_job(j)
+        ]
+        ns = self.options.namespace
+        jobs += [
+            k8s.bare_pod_state(p, card_mib)
+            for p in sorted(self.pods.items(), key=k8s.object_sort_key)
+            if k8s.bare_pod(p) and (ns is None or k8s.meta(p).get("namespace") == ns)
+        ]
+        return ClusterSnapshot(
+            time_s=self.clock(), deployments=deployments, jobs=tuple(jobs), inventory=inv
+        )
+
+    # ---- act ---------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan, *, dry_run: bool = False) -> list[ApplyResult]:
+        """Carry out ``plan``; every action independently, none raising."""
+        dry = dry_run or self.options.dry_run
+        results = [self._guarded(a.ref.key, partial(self._scale, a, dry)) for a in plan.scale]
+        results += [self._guarded(a.ref.key, partial(self._job, a, dry)) for a in plan.jobs]
+        return results
+
+    def create_job_from_cronjob(
+        self,
+        namespace: str,
+        cronjob: str,
+        job_name: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        reason: str = "RetrainTriggered",
+        dry_run: bool = False,
+    ) -> ApplyResult:
+        """Create Job ``job_name`` from a CronJob's ``jobTemplate`` (as ``kubectl create job
+        --from=cronjob/...``). Idempotent: a Job of that name already there is success."""
+        key = f"{namespace}/{job_name}"
+        return self._guarded(
+            key,
+            lambda: self._from_cronjob(
+                namespace, cronjob, job_name, labels or {}, annotations or {}, reason, dry_run
+            ),
+        )
+
+    # ---- scale -------------------------------------------------------------------------------
+
+    def _scale(self, action: ScaleAction, dry: bool) -> ApplyResult:
+        ref = action.ref
+        dep = self.deployments.get(ref.namespace, ref.name) or self.api.get(
+            DEPLOYMENTS, ref.name, ref.namespace
+        )
+        for attempt in range(self.options.conflict_retries + 1):
+            write = self._plan_scale(dep, action)
+            if write is None:
+                return ApplyResult(ref.key, False, self._deferred_message(dep, action))
+            if not write.changes:
+                return ApplyResult(ref.key, True, "no change")
+            summary = ", ".join(write.changes)
+            if dry:
+                return self._shadow(ref.key, "scale", summary)
+            if not self._leading():
+                return ApplyResult(ref.key, False, "not the leader: nothing written")
+            try:
+                self._write_scale(dep, action, write, summary)
+            except ApiError as e:
+                if e.status != CONFLICT or attempt == self.options.conflict_retries:
+                    raise
+                self.sleep(self.options.conflict_backoff_s * 2**attempt)
+                dep = self.api.get(DEPLOYMENTS, ref.name, ref.namespace)
+                continue
+            return ApplyResult(ref.key, True, f"set {summary}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _dialect(self, dep: Mapping[str, Any]) -> SliceDialect:
+        text = k8s.annotations_of(dep).get("sloscale.io/slice-dialect", "").strip().lower()
+        try:
+            return SliceDialect(text)
+        except ValueError:
+            return self.options.default_dialect
+
+    def _plan_scale(self, dep: JsonObj, action: ScaleAction) -> _Write | None:
+        """What to write; ``None`` when a resize must wait for the running rollout."""
+        write = _Write()
+        spec = dep.get("spec") or {}
+        current = int(spec.get("replicas", 1))
+        if action.target.replicas != current:
+            write.replicas = action.target.replicas
+            write.changes.append(f"replicas {current}->{action.target.replicas}")
+        template = spec.get("template") or {}
+        inv = k8s.inventory(self.nodes.items(), self.pods.items())
+        card_mib = k8s.max_card_memory_mib(inv)
+        dialect = self._dialect(dep)
+        patch = slice_patch(
+            dialect,
+            template,
+            action.target.slice_pct,
+            action.memory_mib,
+            profiles=mig_profiles_for_card(card_mib),
+        )
+        before = read_slice(template.get("spec") or {}, k8s.annotations_of(template), card_mib)
+        after_template = apply_template_patch(template, patch)
+        after = read_slice(
+            after_template.get("spec") or {}, k8s.annotations_of(after_template), card_mib
+        )
+        if after_template != template and before != after:
+            if k8s.rollout_in_progress(dep):
+                if write.replicas is None:
+                    return None
+                write.changes.append("resize deferred: rollout in progress")
+                return write
+            write.template_patch = patch
+            old = f"{before.share_pct} %/{before.memory_mib} MiB" if before else "none"
+            assert after is not None
+            write.changes.append(
+                f"slice {old}->{after.share_pct} %/{after.memory_mib} MiB ({dialect.value})"
+            )
+            strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
+            if strategy == "RollingUpdate":
+                surge = _fits(inv, after.share_pct, after.memory_mib or 0)
+                write.strategy = {
+                    "rollingUpdate": {
+                        "maxSurge": 1 if surge else 0,
+                        "maxUnavailable": 0 if surge else 1,
+                    }
+                }
+                write.changes.append("surge 1" if surge else "no room to surge: maxUnavailable 1")
+        return write
+
+    def _deferred_message(self, dep: JsonObj, action: ScaleAction) -> str:
+        return (
+            f"resize to {action.target.slice_pct} % deferred: rollout of "
+            f"generation {k8s.meta(dep).get('generation')} still in progress"
+        )
+
+    def _write_scale(self, dep: JsonObj, action: ScaleAction, write: _Write, summary: str) -> None:
+        ref = action.ref
+        rv = str(k8s.meta(dep).get("resourceVersion", ""))
+        note = self._decision("scale", str(action.reason), summary)
+        if write.replicas is not None:
+            scale = self.api.patch(
+                DEPLOYMENTS,
+                ref.name,
+                {"metadata": {"resourceVersion": rv}, "spec": {"replicas": write.replicas}},
+                ref.namespace,
+                subresource="scale",
+            )
+            rv = str((scale.get("metadata") or {}).get("resourceVersion", rv))
+        body: JsonObj = {"metadata": {"annotations": {k8s.LAST_DECISION: note}}}
+        if write.template_patch:
+            body["metadata"]["resourceVersion"] = rv
+            body["spec"] = {"template": write.template_patch}
+            if write.strategy is not None:
+                body["spec"]["strategy"] = write.strategy
+            updated = self.api.patch(
+                DEPLOYMENTS, ref.name, body, ref.namespace, content_type=STRATEGIC_MERGE_PATCH
+            )
+        else:
+            updated = self.api.patch(DEPLOYMENTS, ref.name, body, ref.namespace)
+        self._event(DEPLOYMENTS, "Deployment", updated, str(action.reason), summary)
+
+    # ---- jobs and bare pods ------------------------------------------------------------------
+
+    def _job(self, action: JobAction, dry: bool) -> ApplyResult:
+        if action.ref.kind == "Pod":
+            return self._pod(action, dry)
+        ref = action.ref
+        job = self.jobs.get(ref.namespace, ref.name) or self.api.get(JOBS, ref.name, ref.namespace)
+        verb = "suspend" if action.suspend else "resume"
+        for attempt in range(self.options.conflict_retries + 1):
+            if k8s.job_phase(job) in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+                return ApplyResult(ref.key, True, "job already finished; nothing to do")
+            if bool((job.get("spec") or {}).get("suspend")) == action.suspend:
+                return ApplyResult(ref.key, True, "no change")
+            if dry:
+                return self._shadow(ref.key, verb, f"would {verb} the Job (whole gang)")
+            if not self._leading():
+                return ApplyResult(ref.key, False, "not the leader: nothing written")
+            note = self._decision(verb, str(action.reason), f"{verb} the Job")
+            body = {
+                "metadata": {
+                    "resourceVersion": str(k8s.meta(job).get("resourceVersion", "")),
+                    "annotations": {k8s.LAST_DECISION: note},
+                },
+                "spec": {"suspend": action.suspend},
+            }
+            try:
+                updated = self.api.patch(JOBS, ref.name, body, ref.namespace)
+            except ApiError as e:
+                if e.status != CONFLICT or attempt == self.options.conflict_retries:
+                    raise
+                self.sleep(self.options.conflict_backoff_s * 2**attempt)
+                job = self.api.get(JOBS, ref.name, ref.namespace)
+                continue
+            done = "suspended" if action.suspend else "resumed"
+            self._event(JOBS, "Job", updated, str(action.reason), f"{done} the Job (whole gang)")
+            return ApplyResult(ref.key, True, done)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pod(self, action: JobAction, dry: bool) -> ApplyResult:
+        ref = action.ref
+        if not action.suspend:
+            return ApplyResult(
+                ref.key, False, "a bare pod cannot be resumed once evicted; recreate it"
+            )
+        pod = self.pods.get(ref.namespace, ref.name)
+        if pod is None:
+            return ApplyResult(ref.key, True, "pod already gone; nothing to do")
+        if dry:
+            return self._shadow(ref.key, "evict", "would evict the pod (Eviction API)")
+        if not self._leading():
+            return ApplyResult(ref.key, False, "not the leader: nothing written")
+        eviction = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": ref.name, "namespace": ref.namespace},
+        }
+        try:
+            self.api.create(PODS, eviction, ref.namespace, name=ref.name, subresource="eviction")
+        except ApiError as e:
+            if e.status == TOO_MANY:
+                self._event(PODS, "Pod", pod, "EvictionBlocked", e.message, warning=True)
+                return ApplyResult(
+                    ref.key, False, f"eviction refused, retry later (429): {e.message}"
+                )
+            raise
+        self._event(PODS, "Pod", pod, str(action.reason), "evicted (Eviction API)")
+        return ApplyResult(ref.key, True, "evicted")
+
+    def _from_cronjob(
+        self,
+        namespace: str,
+        cronjob: str,
+        job_name: str,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        reason: str,
+        dry_run: bool,
+    ) -> ApplyResult:
+        key = f"{namespace}/{job_name}"
+        source = self.api.get(CRONJOBS, cronjob, namespace)
+        template = (source.get("spec") or {}).get("jobTemplate") or {}
+        tmeta = template.get("metadata") or {}
+        if dry_run or self.options.dry_run:
+            return self._shadow(key, "create-job", f"would create Job from cronjob/{cronjob}")
+        if not self._leading():
+            return ApplyResult(key, False, "not the leader: nothing written")
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": job_name,
+                "namespace": namespace,
+                "labels": {**(tmeta.get("labels") or {}), **labels},
+                "annotations": {
+                    **(tmeta.get("annotations") or {}),
+                    "cronjob.kubernetes.io/instantiate": "manual",
+                    **annotations,
+                    k8s.LAST_DECISION: self._decision("create", reason, f"from cronjob/{cronjob}"),
+                },
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "CronJob",
+                        "name": cronjob,
+                        "uid": k8s.meta(source).get("uid", ""),
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": copy.deepcopy(template.get("spec") or {}),
+        }
+        try:
+            created = self.api.create(JOBS, job, namespace)
+        except ApiError as e:
+            if e.status == CONFLICT and e.reason == "AlreadyExists":
+                return ApplyResult(key, True, "job already exists; nothing to do")
+            raise
+        self._event(JOBS, "Job", created, reason, f"created from cronjob/{cronjob}")
+        return ApplyResult(key, True, f"created from cronjob/{cronjob}")
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _guarded(self, key: str, fn: Callable[[], ApplyResult]) -> ApplyResult:
+        """Run one action; its failure becomes its result and never reaches the others."""
+        try:
+            return fn()
+        except ApiError as e:
+            if e.status == NOT_FOUND:
+                return ApplyResult(key, True, "deleted meanwhile; nothing to do")
+            log.warning("%s: %s", key, e.describe())
+            return ApplyResult(key, False, e.describe())
+        except Exception as e:  # a bug in one action must not stop the others
+            log.exception("%s: apply failed", key)
+            return ApplyResult(key, False, f"{type(e).__name__}: {e}")
+
+    def _leading(self) -> bool:
+        return self.leader is None or self.leader.is_leader()
+
+    def _shadow(self, key: str, action: str, detail: str) -> ApplyResult:
+        record = ShadowRecord(self.clock(), key, action, detail)
+        self.shadow_log.append(record)
+        log.info("dry-run %s %s: %s", key, action, detail)
+        return ApplyResult(key, True, f"dry-run: would {action}: {detail}")
+
+    def _decision(self, action: str, reason: str, message: str) -> str:
+        return json.dumps(
+            {
+                "action": action,
+                "reason": reason,
+                "time": _rfc3339(self.clock()),
+                "message": message,
+            },
+            sort_keys=True,
+        )
+
+    def _event(
+        self,
+        res: Resource,
+        kind: str,
+        obj: Mapping[str, Any],
+        reason: str,
+        message: str,
+        *,
+        warning: bool = False,
+    ) -> None:
+        """Record an Event on ``obj``; best effort (a failed Event is logged, not raised)."""
+        m = k8s.meta(obj)
+        now = self.clock()
+        ns = str(m.get("namespace") or "default")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{m.get('name')}.{int(now * 1e9):x}", "namespace": ns},
+            "involvedObject": {
+                "apiVersion": res.group_version,
+                "kind": kind,
+                "name": m.get("name"),
+                "namespace": ns,
+                "uid": m.get("uid", ""),
+                "resourceVersion": m.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "sloscale"},
+            "reportingComponent": "sloscale.io/controller",
+            "reportingInstance": self.options.identity,
+            "firstTimestamp": _rfc3339(now, micro=False),
+            "lastTimestamp": _rfc3339(now, micro=False),
+            "count": 1,
+        }
+        try:
+            self.api.create(EVENTS, body, ns)
+        except ApiError as e:
+            log.warning("event %s on %s/%s not recorded: %s", reason, ns, m.get("name"), e)
+
+
+def apply_template_patch(template: Mapping[str, Any], patch: Mapping[str, Any]) -> JsonObj:
+    """Apply a ``dialects.slice_patch`` locally (maps merge, ``None`` deletes, containers by
+    name): enough to tell whether the patch changes anything. Purely computational."""
+    out = copy.deepcopy(dict(template))
+    ann = (patch.get("metadata") or {}).get("annotations") or {}
+    if ann:
+        target = out.setdefault("metadata", {}).setdefault("annotations", {})
+        _merge(target, ann)
+    for pc in (patch.get("spec") or {}).get("containers") or []:
+        for c in out.get("spec", {}).get("containers") or []:
+            if c.get("name") == pc.get("name"):
+                _merge(c.setdefault("resources", {}), pc.get("resources") or {})
+    return out
+
+
+def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, Mapping):
+            sub = target.get(k)
+            if not isinstance(sub, dict):
+                sub = target[k] = {}
+            _merge(sub, v)
+        else:
+            target[k] = v
+
+
+def _fits(inv: Inventory, share_pct: int, memory_mib: int) -> bool:
+    """Whether one more pod of this slice can be placed now (any card with room)."""
+    used_pct, used_mib = inv.used_pct_by_card(), inv.used_mib_by_card()
+    return any(
+        c.capacity_pct - used_pct[c.card_id] >= share_pct
+        and (c.memory_mib == 0 or c.memory_mib - used_mib[c.card_id] >= memory_mib)
+        for c in inv.cards
+    )
+
+
+def _rfc3339(t_s: float, *, micro: bool = True) -> str:
+    dt = datetime.fromtimestamp(t_s, UTC)
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ"
+    return dt.strftime(fmt)
