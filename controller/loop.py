@@ -104,6 +104,7 @@ class TickReport:
     dry_run: bool
     errors: tuple[str, ...] = ()
     forecast_stats: ForecastPhaseStats = field(default_factory=ForecastPhaseStats)
+    snapshot: ClusterSnapshot | None = None  # what discover saw (None: discovery failed)
 
 
 class Recorder:
@@ -226,6 +227,7 @@ class Controller:
             dry_run=self.config.dry_run,
             errors=tuple(errors) + (observation.errors if observation else ()),
             forecast_stats=forecast_stats,
+            snapshot=snapshot,
         )
         self.last_report = report
         self._export(report)

@@ -169,6 +169,7 @@ class MetricsRecorder(Recorder):
         self.leader = Gauge(
             "sloscale_leader", "1 while this replica leads (and so ticks), 0 otherwise", registry=r
         )
+        self.leader.set(1)  # a single replica leads; with election, ``set_leader`` says
         node = ["node"]
         self.node_capacity = Gauge(
             "sloscale_node_gpu_capacity_cards",
@@ -224,11 +225,12 @@ class MetricsRecorder(Recorder):
 
     def record(self, report: TickReport) -> None:
         self.ticks.inc()
-        self.leader.set(1)
         self.dry_run.set(1 if report.dry_run else 0)
         self._record_changes(report)
         self._record_sli(report)
         self.tick_errors.inc(len(report.errors))
+        if report.snapshot is not None:
+            self.record_pool(report.snapshot, report.workloads)
         self.forecast_refits.labels(outcome="ok").inc(report.forecast_stats.refits)
         self.forecast_refits.labels(outcome="failed").inc(report.forecast_stats.refit_failures)
         for phase, seconds in report.phase_s.items():
