@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,14 +96,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_parser(sub)
     _add_agent_parser(sub)
+    for name, text in (
+        ("bench", "sloscale against HPA, Knative, static and the oracle on a trace"),
+        ("validate", "lint SLO annotations in manifests offline (sloscale validate --help)"),
+        ("dashboards", "write the Grafana dashboards (sloscale dashboards --help)"),
+        ("rules", "Prometheus SLO recording and burn-rate alert rules (sloscale rules --help)"),
+    ):
+        sub.add_parser(name, help=text, add_help=False)
     sub.add_parser("version", help="print the version")
     return p
 
 
 def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    run = sub.add_parser("run", help="run the loop against a real Prometheus (--cluster sim)")
+    run = sub.add_parser(
+        "run", help="run the loop: Kubernetes (or the simulator) and a real Prometheus"
+    )
     run.add_argument("--prometheus-url", required=True, help="e.g. http://127.0.0.1:9090")
-    run.add_argument("--cluster", choices=["sim"], default="sim", help="the cluster (sim)")
+    run.add_argument(
+        "--cluster",
+        choices=["kubernetes", "sim"],
+        default="kubernetes",
+        help="kubernetes (default: --kubeconfig, else in-cluster) or the embedded simulator",
+    )
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, ~/.kube/config)")
+    run.add_argument("--namespace", help="only Deployments and Jobs in this namespace")
+    run.add_argument("--selector", help="only Deployments matching this label selector")
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="elect a leader on a Lease; followers decide in shadow mode and serve the API",
+    )
+    run.add_argument(
+        "--slice-dialect",
+        choices=["hami", "volcano", "kai", "mig"],
+        default="hami",
+        help="how slices are written when a Deployment does not say (hami)",
+    )
     run.add_argument("--interval", type=_positive_float, default=15.0, help="seconds per tick")
     run.add_argument("--window", type=_positive_float, default=60.0, help="rate window, s (60)")
     run.add_argument("--query-timeout", type=_positive_float, default=5.0, help="per query, s")
@@ -155,6 +184,11 @@ def _run_command(args: argparse.Namespace) -> int:
         sim_metrics_port=args.sim_metrics_port,
         seed=args.seed,
         duration_s=args.duration,
+        kubeconfig=args.kubeconfig,
+        namespace=args.namespace,
+        selector=args.selector,
+        leader_elect=args.leader_elect,
+        slice_dialect=args.slice_dialect,
     )
     try:
         return run(options)
@@ -176,6 +210,40 @@ def _agent_command(args: argparse.Namespace) -> int:
     return run_agent(options)
 
 
+def _delegated(args: list[str]) -> int | None:
+    """Subcommands with their own parsers (each also usable as a library function)."""
+    command, rest = (args[0], args[1:]) if args else ("", [])
+    if command == "bench":
+        from controller.bench import main as bench
+
+        return bench(rest)
+    if command == "validate":
+        from controller.validate import main as validate
+
+        return validate(rest)
+    if command == "dashboards":
+        from dashboards import main_dashboards
+
+        return main_dashboards(rest)
+    if command == "rules":
+        from dashboards import main_rules
+
+        if "--from-cluster" not in rest:
+            return main_rules(rest)
+        try:
+            from actuators.kubernetes import build_cluster
+
+            cluster = build_cluster(os.environ.get("KUBECONFIG"), None, None, dry_run=True)
+        except Exception as e:  # no kubeconfig, unreachable API server: one line, exit 2
+            print(f"error: sloscale rules: cannot reach the cluster: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        try:
+            return main_rules(rest, cluster=cluster)
+        finally:
+            cluster.close()
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["forecast-eval"]:
@@ -183,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from forecasting.evaluation import main as forecast_eval
 
         return forecast_eval(args_list[1:])
+    delegated = _delegated(args_list)
+    if delegated is not None:
+        return delegated
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)

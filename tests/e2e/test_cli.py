@@ -111,3 +111,20 @@ def test_forecast_eval_is_a_subcommand(tmp_path: Path) -> None:
     proc = run_cli("forecast-eval", "--trace", str(trace))
     assert proc.returncode == 2
     assert proc.stderr.count("error") == 1 and "Traceback" not in proc.stderr
+
+
+def test_validate_dashboards_and_rules_are_subcommands(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: chat\n  namespace: ml\n"
+        "  annotations:\n    sloscale.io/enabled: 'true'\n"
+        "    sloscale.io/latency-target-ms: 'fast'\n"
+    )
+    assert main(["validate", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert "latency-target-ms" in captured.out + captured.err
+    assert main(["dashboards", "--out", str(tmp_path / "dash")]) == 0
+    assert len(list((tmp_path / "dash").glob("*.json"))) == 3
+    good = Path("deploy/prometheus-rules/examples/inference-deployments.yaml")
+    assert main(["rules", "--format", "rules", str(good)]) == 0
+    assert "groups:" in capsys.readouterr().out
