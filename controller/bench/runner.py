@@ -1,0 +1,136 @@
+"""Replay one bench setup through the simulated cluster, once per policy.
+
+Each run builds a fresh ``SimulatedCluster`` from the same world (same seed, nodes, initial
+pods, arrivals), hands the policy only the ports (``Cluster``, ``MetricsSource``, or for KPA
+the scraped concurrency), advances time tick by tick and scores the ground truth afterwards.
+Runs are independent, so they may go to worker processes; the results do not depend on it.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from actuators.sim.cluster import SimulatedCluster
+from actuators.sim.metrics import SimMetricsSource
+from controller.bench.hpa import HpaPolicy
+from controller.bench.kpa import KpaPolicy, KpaSpec, ScrapedConcurrency
+from controller.bench.oracle import OraclePolicy
+from controller.bench.results import PolicyResult, score
+from controller.bench.settings import HPA_DEFAULT_TARGET_PCT
+from controller.bench.setup import MINUTE_S, SERVICE, BenchSetup
+from controller.bench.sloscale import SloscalePolicy
+from controller.bench.static import StaticPolicy
+from controller.domain import Allocation
+from controller.spec import parse_slo_spec
+
+BLIND_POLICIES = frozenset({"static", "oracle"})
+"""Policies that read no metrics."""
+
+
+class Policy(Protocol):
+    def step(self, now_s: float) -> None:
+        """Called at every tick, before time advances: read the ports, maybe act."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """One replay: a policy, and for ``hpa`` its utilisation target."""
+
+    policy: str
+    hpa_target_pct: int | None = None
+
+    @property
+    def label(self) -> str:
+        if self.policy == "hpa" and self.hpa_target_pct != HPA_DEFAULT_TARGET_PCT:
+            return f"hpa@{self.hpa_target_pct}"
+        return self.policy
+
+
+def runs_for(policies: Sequence[str], hpa_targets_pct: Sequence[int]) -> tuple[RunSpec, ...]:
+    """The replays a bench needs: each policy, plus the ``hpa*`` sweep when ``hpa`` runs."""
+    out: list[RunSpec] = []
+    for p in policies:
+        if p == "hpa":
+            out.append(RunSpec("hpa", HPA_DEFAULT_TARGET_PCT))
+            out.extend(
+                RunSpec("hpa", t)
+                for t in sorted(set(hpa_targets_pct))
+                if t != HPA_DEFAULT_TARGET_PCT
+            )
+        else:
+            out.append(RunSpec(p))
+    return tuple(out)
+
+
+def make_policy(setup: BenchSetup, run: RunSpec, cluster: SimulatedCluster) -> Policy:
+    """Wire one policy to the ports of a fresh cluster."""
+    tick = setup.settings.tick_s
+    metrics = SimMetricsSource(cluster.metrics_history)
+    if run.policy == "sloscale":
+        return SloscalePolicy(cluster, metrics, cluster, interval_s=tick)
+    if run.policy == "hpa":
+        spec = parse_slo_spec(SERVICE.key, setup.world.deployments[0].annotations).spec
+        assert spec is not None
+        return HpaPolicy(
+            SERVICE, spec, cluster, metrics, target_pct=float(run.hpa_target_pct or 70)
+        )
+    if run.policy == "kpa":
+        return KpaPolicy(
+            SERVICE,
+            cluster,
+            ScrapedConcurrency(cluster.metrics_history),
+            KpaSpec(max_scale=setup.max_replicas),
+            tick_s=tick,
+            panic_window_s=setup.world.scrape_interval_s,
+        )
+    if run.policy == "static":
+        return StaticPolicy(
+            SERVICE, cluster, Allocation(setup.oracle.peak_replicas, setup.oracle.slice_pct)
+        )
+    if run.policy == "oracle":
+        lead = setup.world.deployments[0].model.cold_start_s + tick
+        return OraclePolicy(
+            SERVICE, cluster, setup.oracle.need_by_minute, setup.oracle.slice_pct, lead_s=lead
+        )
+    raise ValueError(f"unknown policy {run.policy!r}")
+
+
+def run_one(setup: BenchSetup, run: RunSpec) -> PolicyResult:
+    """Replay the whole setup under one policy and score it."""
+    started = time.perf_counter()
+    world = setup.world
+    if run.policy in BLIND_POLICIES:
+        # Nobody reads their metrics: scrape once a minute (arrivals and ground truth do not
+        # depend on the scrape cadence, only the number of simulation segments does).
+        world = replace(world, scrape_interval_s=MINUTE_S)
+    cluster = SimulatedCluster(world)
+    policy = make_policy(setup, run, cluster)
+    tick = setup.settings.tick_s
+    for _ in range(math.ceil(setup.duration_s / tick - 1e-9)):
+        policy.step(cluster.now())
+        cluster.advance(min(tick, setup.duration_s - cluster.now()))
+    return score(
+        run.label, run.hpa_target_pct, cluster.report(), setup, time.perf_counter() - started
+    )
+
+
+def run_all(setup: BenchSetup, runs: Sequence[RunSpec]) -> dict[str, PolicyResult]:
+    """Every run, in worker processes when ``settings.workers > 1``; keyed by label."""
+    workers = min(setup.settings.workers, len(runs))
+    if workers <= 1:
+        results = [run_one(setup, r) for r in runs]
+    else:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            # longest first: sloscale runs the whole control loop
+            order = sorted(runs, key=lambda r: r.policy != "sloscale")
+            futures = {r.label: pool.submit(run_one, setup, r) for r in order}
+            results = [futures[r.label].result() for r in runs]
+    return {r.name: r for r in results}
