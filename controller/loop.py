@@ -127,8 +127,6 @@ class _Tracked:
     forecast: RateForecast | None = None
     last_decision: Decision | None = None
     last_metrics: WorkloadMetrics = field(default_factory=WorkloadMetrics)
-    shape: tuple[int, bool] | None = None  # (slice, rollout in progress) at the last tick
-    learn_after_s: float = -math.inf  # capacity learning waits for a clean metrics window
 
 
 class _PhaseTimer:
@@ -273,17 +271,9 @@ class Controller:
             m = obs.get(key)
             tr.last_metrics = m
             current = Allocation(dep.replicas, dep.slice_pct)
-            # A metrics window that spans a rollout mixes pods of two slice sizes: learning
-            # from it biases the cost per request and the saturation point (measured: the
-            # bench learnt a 38 % saturation for a 50 % model and flapped between resizes).
-            shape = (dep.slice_pct, dep.rollout_in_progress)
-            if shape != tr.shape or dep.rollout_in_progress:
-                tr.learn_after_s = now + m.window_s
-            tr.shape = shape
-            if now >= tr.learn_after_s:
-                tr.capacity = update_capacity(
-                    tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile
-                )
+            tr.capacity = update_capacity(
+                tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile
+            )
             if tr.budget is not None and available(m.request_rate_rps) and available(m.good_ratio):
                 assert m.request_rate_rps is not None and m.good_ratio is not None
                 total = m.request_rate_rps * self.config.interval_s
