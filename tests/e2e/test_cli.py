@@ -128,3 +128,18 @@ def test_validate_dashboards_and_rules_are_subcommands(tmp_path: Path, capsys) -
     good = Path("deploy/prometheus-rules/examples/inference-deployments.yaml")
     assert main(["rules", "--format", "rules", str(good)]) == 0
     assert "groups:" in capsys.readouterr().out
+
+
+def test_the_shipped_manifests_pass_arguments_the_cli_accepts() -> None:
+    import yaml
+
+    from controller.cli import build_parser
+
+    manifest = yaml.safe_load(Path("deploy/base/deployment.yaml").read_text())
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    args = [*container.get("command", [])[1:], *container["args"]]
+    parser = build_parser()
+    for extra in ([], ["--dry-run"], ["--slice-dialect=volcano"], ["--slice-dialect=mig"]):
+        parsed = parser.parse_args([*args, *extra])
+        assert parsed.command == "run" and parsed.cluster == "kubernetes"
+        assert parsed.leader_elect
