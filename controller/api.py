@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from controller.domain import Decision
 from controller.loop import Controller, WorkloadStatus
+from controller.retrain import RetrainStatus
 from controller.telemetry import MetricsRecorder
 
 
@@ -66,6 +67,33 @@ def workload_json(w: WorkloadStatus) -> dict[str, Any]:
     }
 
 
+def retraining_json(s: RetrainStatus) -> dict[str, Any]:
+    wm = s.watermark
+    return {
+        "model": s.key,
+        "state": s.state.value,
+        "message": s.message,
+        "samples": jsonable(s.samples),
+        "samples_since_watermark": jsonable(s.samples_since_watermark),
+        "threshold": s.threshold_samples,
+        "watermark": {"samples": jsonable(wm.samples), "time_s": jsonable(wm.time_s)},
+        "triggered_at_s": jsonable(wm.triggered_at_s),
+        "next_window": {
+            "open_now": s.window_open,
+            "needs_share_pct": s.need_pct,
+            "start_by_s": jsonable(s.start_by_s),  # the deadline, whatever the window
+        },
+        "job": wm.job,
+        "last_job": {
+            "name": wm.last_job,
+            "outcome": wm.last_outcome,
+            "finished_at_s": jsonable(wm.last_finished_s),
+        },
+        "failures": wm.failures,
+        "retry_at_s": jsonable(wm.retry_at_s),
+    }
+
+
 def create_app(controller: Controller, recorder: MetricsRecorder) -> FastAPI:
     app = FastAPI(title="sloscale", version="0.1.0")
     started = time.monotonic()
@@ -108,6 +136,14 @@ def create_app(controller: Controller, recorder: MetricsRecorder) -> FastAPI:
             if w.key == f"{namespace}/{name}":
                 return workload_json(w)
         raise HTTPException(404, f"workload {namespace}/{name} is not managed by sloscale")
+
+    @app.get("/api/v1/retraining")
+    def retraining() -> dict[str, Any]:
+        report = controller.last_report
+        return {
+            "time_s": report.time_s if report else None,
+            "models": [retraining_json(s) for s in report.retraining] if report else [],
+        }
 
     @app.get("/api/v1/decisions")
     def decisions(

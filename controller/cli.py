@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast model: auto (default), persistence, seasonal-naive, holt-winters, gbm, "
         "or none (react to the last minutes only)",
     )
+    demo.add_argument(
+        "--jobs",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="add a backlog of N queued low-priority training jobs (0)",
+    )
 
     sub.add_parser(
         "forecast-eval",
@@ -281,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             interval_s=args.interval,
             progress=not args.quiet,
             forecast=args.forecast,
+            jobs=args.jobs,
         )
         try:
             return run_demo(options)

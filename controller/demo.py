@@ -23,7 +23,7 @@ from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.load import TracePattern
 from actuators.sim.metrics import SimMetricsSource
 from actuators.sim.report import SimReport
-from actuators.sim.scenarios import demo_world
+from actuators.sim.scenarios import day_night_world, demo_world, with_backlog
 from actuators.sim.world import SimWorld
 from controller.api import ApiServer, create_app
 from controller.forecast import ForecastSettings
@@ -38,6 +38,11 @@ TRACE_WARM_DAYS_MAX = 7
 """A trace-driven demo starts this many whole days into the (looping) trace at most; the days
 before are in the simulated Prometheus for the forecaster's warm start."""
 DAY_S = 86400.0
+DAY_NIGHT_TRACE_PEAK_RPS = 200.0
+"""In the day/night scenario the trace's busiest step drives ``chat`` at this rate."""
+SCENARIOS = ("default", "day-night")
+"""``default``: three services on a tight pool and two jobs; ``day-night``: two services whose
+daily swing leaves most of the pool free at night, for a backlog of training jobs."""
 
 
 class DemoError(Exception):
@@ -56,6 +61,8 @@ class DemoOptions:
     interval_s: float = 15.0
     progress: bool = True
     forecast: str = "auto"
+    jobs: int = 0  # a backlog of this many queued training jobs on top of the scenario's
+    scenario: str = "default"  # or "day-night": issue 6's shared pool (see ``SCENARIOS``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +80,35 @@ class WorkloadSummary:
 
 
 def build_world(options: DemoOptions) -> SimWorld:
-    world = demo_world(seed=options.seed)
-    if options.trace is None:
-        return world
-    try:
-        trace = load_trace(options.trace)
-    except TraceError as e:
-        raise DemoError(str(e)) from None
-    return with_trace(world, trace)
+    """The demo world, its first service driven by ``--trace``, plus ``--jobs`` queued jobs.
+
+    The day/night scenario of issue 6 is a diurnal trace plus a backlog: inference takes the
+    pool by day, the backlog soaks up what it leaves at night and gives it back by morning.
+    """
+    if options.scenario not in SCENARIOS:
+        raise DemoError(
+            f"unknown scenario {options.scenario!r}; choose from {', '.join(SCENARIOS)}"
+        )
+    day_night = options.scenario == "day-night"
+    world = day_night_world(seed=options.seed, jobs=0) if day_night else demo_world(options.seed)
+    if options.trace is not None:
+        try:
+            trace = load_trace(options.trace)
+        except TraceError as e:
+            raise DemoError(str(e)) from None
+        world = with_trace(world, trace, DAY_NIGHT_TRACE_PEAK_RPS if day_night else TRACE_PEAK_RPS)
+    return with_backlog(world, options.jobs)
 
 
-def with_trace(world: SimWorld, trace: Trace) -> SimWorld:
-    """Drive the first Deployment from ``trace``, its peak rescaled to ``TRACE_PEAK_RPS``."""
+def with_trace(world: SimWorld, trace: Trace, peak_rps: float = TRACE_PEAK_RPS) -> SimWorld:
+    """Drive the first Deployment from ``trace``, its peak rescaled to ``peak_rps``."""
     rates = trace.rates_rps()
     finite = rates[np.isfinite(rates)]
     peak = float(finite.max()) if finite.size else 0.0
     if not peak > 0:
         raise DemoError(f"{trace.name}: trace has no requests")
     first, *rest = world.deployments
-    load = TracePattern(trace, scale=TRACE_PEAK_RPS / peak, repeat=True)
+    load = TracePattern(trace, scale=peak_rps / peak, repeat=True)
     # Start whole days into the trace so the simulated Prometheus holds the days before
     # (the forecaster's warm start) and the demo's clock keeps the trace's time of day.
     warm_days = min(TRACE_WARM_DAYS_MAX, math.floor(load.duration_s / DAY_S))
@@ -170,6 +187,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     print(format_table(summaries, report, options.hours, elapsed), file=out)
     if options.json_out is not None:
         payload = to_json(summaries, report, options)
+        payload["retraining"] = retraining_timeline(demo.controller, report)
         options.json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return 0
 
@@ -222,14 +240,48 @@ def format_table(
             f"{s.gpu_hours:>7.2f} {util:>6} {s.scale_actions:>6} {s.resize_actions:>6}"
         )
     pool = report.pool
-    batch = sum(j.delivered_gpu_h for j in report.jobs)
-    lost = sum(j.lost_gpu_h for j in report.jobs)
-    preemptions = sum(j.preemptions for j in report.jobs)
+    jobs = job_totals(report)
     lines.append(
         f"pool: {pool.total_gpu_h:.1f} GPU-h, inference {pool.inference_allocated_gpu_h:.1f}, "
-        f"low-priority jobs delivered {batch:.1f} (lost {lost:.2f}, {preemptions} preemptions)"
+        f"free for jobs {jobs['free_gpu_hours']:.1f}; low-priority jobs delivered "
+        f"{jobs['batch_gpu_hours']:.1f} ({_pct(jobs['batch_share_of_free'])} of free), lost "
+        f"{jobs['lost_gpu_hours']:.2f} ({_pct(jobs['lost_share_of_batch'])} of delivered), "
+        f"{jobs['preemptions']} preemptions, {jobs['resumes']} resumes"
     )
     return "\n".join(lines)
+
+
+def _pct(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{100 * ratio:.1f} %"
+
+
+def job_totals(report: SimReport) -> dict[str, Any]:
+    """The JSON ``jobs`` object: what low-priority work got of what inference left free."""
+    free = report.pool.free_for_jobs_gpu_h
+    batch = sum(j.delivered_gpu_h for j in report.jobs)
+    lost = sum(j.lost_gpu_h for j in report.jobs)
+    days = max(report.end_s - report.start_s, 1.0) / DAY_S
+    return {
+        "free_gpu_hours": round(free, 6),
+        "batch_gpu_hours": round(batch, 6),
+        "lost_gpu_hours": round(lost, 6),
+        "preemptions": sum(j.preemptions for j in report.jobs),
+        "resumes": sum(j.resumes for j in report.jobs),
+        "batch_share_of_free": round(batch / free, 6) if free > 0 else None,
+        "lost_share_of_batch": round(lost / batch, 6) if batch > 0 else None,
+        "per_job": [
+            {
+                "name": j.key,
+                "phase": j.phase,
+                "delivered_gpu_hours": round(j.delivered_gpu_h, 6),
+                "lost_gpu_hours": round(j.lost_gpu_h, 6),
+                "preemptions": j.preemptions,
+                "preemptions_per_day": round(j.preemptions / days, 3),
+                "resumes": j.resumes,
+            }
+            for j in report.jobs
+        ],
+    }
 
 
 def to_json(
@@ -251,21 +303,46 @@ def to_json(
             }
             for s in summaries
         ],
-        "jobs": {
-            "free_gpu_hours": round(report.pool.free_for_jobs_gpu_h, 6),
-            "batch_gpu_hours": round(sum(j.delivered_gpu_h for j in report.jobs), 6),
-            "lost_gpu_hours": round(sum(j.lost_gpu_h for j in report.jobs), 6),
-            "preemptions": sum(j.preemptions for j in report.jobs),
-            "resumes": sum(j.resumes for j in report.jobs),
-        },
+        "jobs": job_totals(report),
         "settings": {
             "hours": options.hours,
             "seed": options.seed,
             "interval_s": options.interval_s,
             "trace": str(options.trace) if options.trace else None,
             "forecast": options.forecast,
+            "jobs": options.jobs,
         },
     }
+
+
+def retraining_timeline(controller: Controller, report: SimReport) -> list[dict[str, Any]]:
+    """Per retraining Job: ``model``, ``triggered_at``, ``started_at``, ``finished_at``
+    (simulated seconds), ``samples`` (new since the last watermark) and ``outcome``."""
+    finished = {j.key: j.finished_s for j in report.jobs}
+    out: list[dict[str, Any]] = []
+    triggered: dict[str, float] = {}
+    by_job: dict[str, dict[str, Any]] = {}
+    for e in controller.retraining.events:
+        if e.kind == "triggered":
+            triggered[e.key] = e.time_s
+        elif e.kind == "started" and e.job is not None:
+            namespace = e.key.split("/")[0]
+            row = {
+                "model": e.key,
+                "job": f"{namespace}/{e.job}",
+                "triggered_at": triggered.get(e.key, e.time_s),
+                "started_at": e.time_s,
+                "finished_at": None,
+                "samples": None if e.samples is None else round(e.samples),
+                "outcome": "Running",
+            }
+            by_job[e.job] = row
+            out.append(row)
+        elif e.kind in ("succeeded", "failed") and e.job in by_job:
+            row = by_job[e.job]
+            row["outcome"] = "Succeeded" if e.kind == "succeeded" else "Failed"
+            row["finished_at"] = finished.get(str(row["job"])) or e.time_s
+    return out
 
 
 def _progress_line(controller: Controller, hour: float, total: float) -> str:

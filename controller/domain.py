@@ -196,6 +196,7 @@ class DeploymentState:
     slice_pct: int  # per replica, from the pod template
     memory_mib: int  # GPU memory per replica, from the pod template
     rollout_in_progress: bool = False
+    retrain_watermark: str | None = None  # ``sloscale.io/retrain-watermark``, kept out of specs
 
 
 class JobPhase(StrEnum):
@@ -221,6 +222,24 @@ class JobState:
 
 
 @dataclass(frozen=True, slots=True)
+class JobTemplate:
+    """A retraining Job template as the cluster holds it (``cronjob/NAME``, ``configmap/NAME``).
+
+    ``error`` says why the reference cannot be used (missing, malformed); the sizes are what
+    one Job created from it asks for.
+    """
+
+    pods: int = 1
+    share_pct_per_pod: int = 100
+    memory_mib_per_pod: int = 0
+    error: str | None = None
+
+    @property
+    def share_pct(self) -> int:
+        return self.pods * self.share_pct_per_pod
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
     """Everything ``discover`` returns for one tick."""
 
@@ -228,6 +247,9 @@ class ClusterSnapshot:
     deployments: tuple[DeploymentState, ...]
     jobs: tuple[JobState, ...]
     inventory: Inventory
+    # retraining templates by ``namespace/kind/name``; ``None``: this adapter does not resolve
+    # them (sizes unknown until a Job exists), a mapping: every template there is
+    templates: Mapping[str, JobTemplate] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,6 +315,10 @@ class Reason(StrEnum):
     PREEMPTED = "Preempted"
     RESUMED = "Resumed"
     RETRAIN_TRIGGERED = "RetrainTriggered"
+    RETRAIN_STARTED = "RetrainStarted"
+    RETRAIN_SUCCEEDED = "RetrainSucceeded"
+    RETRAIN_FAILED = "RetrainFailed"
+    RETRAIN_BLOCKED = "RetrainBlocked"
     LEARNING = "Learning"
     APPLY_FAILED = "ApplyFailed"
 
@@ -329,14 +355,38 @@ class JobAction:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrainAction:
+    """Record a model's retraining state and, with ``job_name``, start its retraining Job.
+
+    ``watermark`` is the new value of the Deployment's ``sloscale.io/retrain-watermark``
+    annotation. It is written first; only once it is written is Job ``job_name`` created from
+    ``template`` (``cronjob/NAME``) with the label ``sloscale.io/retrain-of=<deployment>``.
+    Creating a Job whose name exists already is success: the step is idempotent.
+    """
+
+    ref: WorkloadRef  # the model's Deployment
+    watermark: str
+    reason: Reason
+    message: str = ""
+    job_name: str | None = None
+    template: str | None = None
+
+    @property
+    def target(self) -> str:
+        """The ``ApplyResult.target`` of this action (distinct from the Deployment's scaling)."""
+        return f"{self.ref.key}#retrain"
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """The actions of one tick; empty when nothing should change."""
 
     scale: tuple[ScaleAction, ...] = ()
     jobs: tuple[JobAction, ...] = ()
+    retrain: tuple[RetrainAction, ...] = ()
 
     def is_empty(self) -> bool:
-        return not self.scale and not self.jobs
+        return not self.scale and not self.jobs and not self.retrain
 
 
 @dataclass(frozen=True, slots=True)

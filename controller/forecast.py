@@ -296,8 +296,14 @@ class ForecastBank:
         series.anchored_total = series.steps.closed_total
 
     # --- reading ----------------------------------------------------------------------------
-    def forecast(self, key: str, now_s: float, lead_s: float) -> RateForecast | None:
-        """The rate over ``[now_s, now_s + lead_s]``: the larger upper band of both models."""
+    def forecast(
+        self, key: str, now_s: float, lead_s: float, *, scored: bool = True
+    ) -> RateForecast | None:
+        """The rate over ``[now_s, now_s + lead_s]``: the larger upper band of both models.
+
+        ``scored=False`` for a look further ahead (the planner's resume horizon): it is not
+        kept for the accuracy figures, which compare lead-time forecasts only.
+        """
         series = self._series.get(key)
         if series is None:
             return None
@@ -305,7 +311,7 @@ class ForecastBank:
         short = short_term_forecast(times, values, lead_s)
         learned = self._learned(series, now_s, lead_s)
         result = _combine(short, learned)
-        if result is not None:
+        if result is not None and scored:
             series.pending.append((now_s + lead_s, result.mean_rps, result.upper_rps))
         return result
 

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from controller.capacity import CapacityModel, update_capacity
@@ -28,6 +28,7 @@ from controller.domain import (
     Observation,
     Plan,
     Reason,
+    RetrainAction,
     SliceDialect,
     SloSpec,
     SpecError,
@@ -41,8 +42,8 @@ from controller.forecast import (
     ForecastScore,
     ForecastSettings,
 )
+from controller.jobs import JobInput
 from controller.planner import (
-    JobInput,
     PlannerConfig,
     PlannerMemory,
     WorkloadInput,
@@ -51,6 +52,14 @@ from controller.planner import (
 )
 from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget, RateHistorySource
 from controller.prediction import RateForecast
+from controller.retrain import (
+    RETRAIN_REASONS,
+    Model,
+    RetrainBook,
+    RetrainConfig,
+    RetrainStatus,
+    forecast_growth,
+)
 from controller.slo import ErrorBudget, SliSample
 from controller.spec import parse_job_spec, parse_slo_spec
 from forecasting.base import History
@@ -59,6 +68,7 @@ log = logging.getLogger("sloscale.loop")
 T = TypeVar("T")
 
 PHASES = ("discover", "observe", "forecast", "plan", "act", "record")
+JOB_HISTORY_S = 86400.0  # per-job preemption history kept for the resume hysteresis
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,7 @@ class LoopConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     decision_log_size: int = 5000
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +116,7 @@ class TickReport:
     errors: tuple[str, ...] = ()
     forecast_stats: ForecastPhaseStats = field(default_factory=ForecastPhaseStats)
     snapshot: ClusterSnapshot | None = None  # what discover saw (None: discovery failed)
+    retraining: tuple[RetrainStatus, ...] = ()  # every model with retraining settings
 
 
 class Recorder:
@@ -139,7 +151,8 @@ class _PhaseTimer:
         try:
             yield
         finally:
-            self.seconds[name] = time.perf_counter() - start
+            elapsed = time.perf_counter() - start  # a phase may run in steps (plan, retrain)
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
 
 
 class Controller:
@@ -164,9 +177,12 @@ class Controller:
         self.forecasts = ForecastBank(config.forecast, config.interval_s)
         self._tracked: dict[str, _Tracked] = {}
         self._job_preempted_at: dict[str, float] = {}
+        self._job_preemptions: dict[str, deque[float]] = {}  # sloscale's, in the last day
+        self._job_last_action: dict[str, Decision] = {}
         self._job_specs: dict[str, tuple[Mapping[str, str], JobSpec | None]] = {}
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
+        self.retraining = RetrainBook(config.retrain)
 
     # ---------------------------------------------------------------------------------------
     def tick(self) -> TickReport:
@@ -207,6 +223,16 @@ class Controller:
                         Reason.METRICS_UNAVAILABLE,
                         "planning failed: holding",
                     )
+        with timer.phase("plan"):  # its *retrain* step (ARCHITECTURE §1)
+            if snapshot is not None:
+                retrain = self._guard(
+                    errors,
+                    "retrain",
+                    lambda: self._retrain(snapshot, specs, observation, decisions),
+                )
+                if retrain is not None:
+                    the_plan = replace(the_plan, retrain=retrain[0])
+                    decisions += retrain[1]
         with timer.phase("act"):
             if not the_plan.is_empty():
                 applied = self._guard(
@@ -214,6 +240,7 @@ class Controller:
                 )
                 results = tuple(applied or ())
                 decisions = self._mark_applied(decisions, results)
+            decisions += self.retraining.applied(the_plan.retrain, results)
         with timer.phase("record"):
             self._log_decisions(decisions)
             statuses = self._statuses(snapshot)
@@ -228,6 +255,7 @@ class Controller:
             errors=tuple(errors) + (observation.errors if observation else ()),
             forecast_stats=forecast_stats,
             snapshot=snapshot,
+            retraining=self.retraining.statuses,
         )
         self.last_report = report
         self._export(report)
@@ -337,13 +365,22 @@ class Controller:
                     capacity=tr.capacity,
                     memory=tr.memory,
                     budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
+                    resume_rate_rps=self._resume_rate(key, now),
                 )
             )
         jobs = []
         for job in snapshot.jobs:
             job_spec = self._job_spec(job.ref.key, job.annotations)
             if job_spec is not None:
-                jobs.append(JobInput(job, job_spec, self._job_preempted_at.get(job.ref.key)))
+                history = self._job_preemptions.get(job.ref.key, ())
+                jobs.append(
+                    JobInput(
+                        job,
+                        job_spec,
+                        self._job_preempted_at.get(job.ref.key),
+                        tuple(t for t in history if now - t < JOB_HISTORY_S),
+                    )
+                )
         result = plan(inputs, jobs, snapshot, self.config.planner)
         for key, memory in result.memories.items():
             self._tracked[key].memory = memory
@@ -355,7 +392,27 @@ class Controller:
         for act in result.plan.jobs:
             if act.suspend:
                 self._job_preempted_at[act.ref.key] = now
+                times = self._job_preemptions.setdefault(act.ref.key, deque())
+                times.append(now)
+                while times and now - times[0] >= JOB_HISTORY_S:
+                    times.popleft()
+        for d in result.decisions:
+            if d.reason in (Reason.PREEMPTED, Reason.RESUMED) or d.target in self._job_specs:
+                self._job_last_action[d.target] = d
         return result.plan, result.decisions + invalid
+
+    def _resume_rate(self, key: str, now: float) -> float | None:
+        """The upper band of the rate over the planner's resume horizon (not scored)."""
+        horizon_s = self.config.planner.resume_horizon_s
+        forecast = self.forecasts.forecast(key, now, horizon_s, scored=False)
+        return forecast.upper_rps if forecast is not None else None
+
+    def job_preemptions(self, key: str) -> tuple[float, ...]:
+        """When sloscale preempted job ``key`` within the last day."""
+        return tuple(self._job_preemptions.get(key, ()))
+
+    def job_last_decision(self, key: str) -> Decision | None:
+        return self._job_last_action.get(key)
 
     def _job_spec(self, key: str, annotations: Mapping[str, str]) -> JobSpec | None:
         """A Job's parsed annotations, cached until they change; a bad one is logged once."""
@@ -368,6 +425,29 @@ class Controller:
         spec = None if parsed.errors else parsed.spec
         self._job_specs[key] = (dict(annotations), spec)
         return spec
+
+    # --- retrain ----------------------------------------------------------------------------
+    def _retrain(
+        self,
+        snapshot: ClusterSnapshot,
+        specs: Mapping[str, tuple[DeploymentState, SloSpec]],
+        observation: Observation | None,
+        decisions: tuple[Decision, ...],
+    ) -> tuple[tuple[RetrainAction, ...], tuple[Decision, ...]]:
+        """Models over their data threshold get one retraining Job, in an off-peak window:
+        inference counts at its planned share scaled by its forecast (``controller.retrain``)."""
+        desired = {d.target: d.desired.share_pct for d in decisions if d.desired is not None}
+        inference: dict[str, float] = {}
+        models = []
+        for key, (dep, spec) in specs.items():
+            tr = self._tracked[key]
+            share = max(dep.replicas * dep.slice_pct, desired.get(key, 0))
+            upper = tr.forecast.upper_rps if tr.forecast else None
+            inference[key] = share * forecast_growth(upper, tr.last_metrics.request_rate_rps)
+            if spec.retrain is not None:
+                samples = observation.get(key).data_samples if observation else None
+                models.append(Model(dep, spec.retrain, samples))
+        return self.retraining.plan(snapshot, models, inference)
 
     # --- act --------------------------------------------------------------------------------
     def _mark_applied(
@@ -437,7 +517,7 @@ class Controller:
         for d in decisions:
             tr = self._tracked.get(d.target)
             previous = tr.last_decision if tr else None
-            if tr is not None:
+            if tr is not None and d.reason not in RETRAIN_REASONS:
                 tr.last_decision = d
             if d.changes or previous is None or previous.reason != d.reason:
                 self.decision_log.append(d)

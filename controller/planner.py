@@ -34,17 +34,26 @@ from controller.domain import (
     ClusterSnapshot,
     Decision,
     DeploymentState,
-    Inventory,
     JobAction,
     JobPhase,
-    JobSpec,
-    JobState,
     Plan,
     Reason,
     ScaleAction,
     SloSpec,
     WorkloadMetrics,
     available,
+)
+from controller.jobs import (
+    IDLE_UTIL,
+    JobInput,
+    JobSlot,
+    Slice,
+    SlicePool,
+    candidates,
+    choose_victims,
+    idle_reclaimable,
+    resumes,
+    work_at_risk_gpu_s,
 )
 
 BASE_HEADROOM = 0.1
@@ -65,8 +74,10 @@ class PlannerConfig:
     headroom_decay_per_tick: float = 0.004
     resize_min_saving: float = 0.25
     scale_down_margin: float = 0.05
-    resume_reserve_ratio: float = 0.1
-    resume_cooldown_s: float = 900.0
+    resume_reserve_ratio: float = 0.25  # of replicas, for a workload not yet learnt
+    resume_horizon_s: float = 1800.0  # the forecast must keep the headroom this long
+    resume_cooldown_s: float = 900.0  # after a preemption; doubles with each in the last day
+    resume_cooldown_max_s: float = 4 * 3600.0
     resize_dwell_s: float = 1800.0
 
 
@@ -86,6 +97,7 @@ class WorkloadInput:
     capacity: CapacityModel
     memory: PlannerMemory
     budget_remaining: float = 1.0
+    resume_rate_rps: float | None = None  # upper band over the resume horizon
 
     @property
     def key(self) -> str:
@@ -106,13 +118,6 @@ class PlannerMemory:
 
 
 @dataclass(frozen=True, slots=True)
-class JobInput:
-    state: JobState
-    spec: JobSpec
-    last_preempted_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Proposal:
     """A desired allocation and why; the intermediate value between the planner's steps."""
 
@@ -127,6 +132,7 @@ class PlanResult:
     decisions: tuple[Decision, ...]
     memories: Mapping[str, PlannerMemory]
     desired: Mapping[str, Allocation] = field(default_factory=dict)
+    placements: Mapping[str, Sequence[Slice]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,52 +451,29 @@ def apply_bounds(spec: SloSpec, proposal: Proposal) -> Proposal:
 # --------------------------------------------------------------------------------------------
 
 
-class _Pool:
-    """Free share and memory per card, with best-fit placement in O(cards at one share level)."""
+@dataclass(frozen=True, slots=True)
+class FitResult:
+    """What *fit* decided: the proposals that fit, job actions, and where every slice goes.
 
-    def __init__(self, inventory: Inventory):
-        used_pct = inventory.used_pct_by_card()
-        used_mib = inventory.used_mib_by_card()
-        self.free_pct: dict[str, int] = {}
-        self.free_mib: dict[str, int] = {}
-        self._levels: list[dict[str, None]] = [{} for _ in range(101)]
-        for c in inventory.cards:
-            free = max(0, c.capacity_pct - used_pct.get(c.card_id, 0))
-            self.free_pct[c.card_id] = free
-            self.free_mib[c.card_id] = max(0, c.memory_mib - used_mib.get(c.card_id, 0))
-            self._levels[min(100, free)][c.card_id] = None
+    ``placements`` maps each workload and each job that runs after this tick (kept or
+    resumed) to its slices as the planner placed them: a plan, not a promise of the
+    scheduler's choice, but one that proves the plan fits card by card.
+    """
 
-    def place(self, share_pct: int, mib: int) -> str | None:
-        for level in range(share_pct, 101):
-            for card in self._levels[level]:
-                if self.free_mib[card] >= mib:
-                    self._move(card, -share_pct, -mib)
-                    return card
-        return None
-
-    def reserve(self, card: str, share_pct: int, mib: int) -> None:
-        """Take back a slice that was just released (its card still has room for it)."""
-        self._move(card, -share_pct, -mib)
-
-    def release(self, card: str, share_pct: int, mib: int) -> None:
-        if card in self.free_pct:
-            self._move(card, share_pct, mib)
-
-    def _move(self, card: str, d_pct: int, d_mib: int) -> None:
-        del self._levels[min(100, self.free_pct[card])][card]
-        self.free_pct[card] += d_pct
-        self.free_mib[card] += d_mib
-        self._levels[min(100, max(0, self.free_pct[card]))][card] = None
-
-    def total_free_pct(self) -> int:
-        return sum(self.free_pct.values())
+    proposals: dict[str, Proposal]
+    actions: list[JobAction]
+    placements: dict[str, list[Slice]]
+    messages: dict[str, str]  # why, per job acted on
 
 
 @dataclass
-class _JobSlot:
-    inp: JobInput
-    allocations: list[tuple[str, int, int]]  # (card, share, mib)
-    preempted: bool = False
+class _Fit:
+    """The mutable state of one fit: the pool, the job slots and the tick's time."""
+
+    pool: SlicePool
+    slots: dict[str, JobSlot]
+    now_s: float
+    cfg: PlannerConfig
 
 
 def fit(
@@ -500,106 +483,193 @@ def fit(
     snapshot: ClusterSnapshot,
     cfg: PlannerConfig,
     fallbacks: Mapping[str, tuple[Allocation, ...]] | None = None,
-) -> tuple[dict[str, Proposal], list[JobAction]]:
+) -> FitResult:
     """Place every desired slice; preempt lower-priority jobs or cap what does not fit.
 
     Scale-downs release first; then workloads claim capacity by priority (ties by name, so the
-    outcome is deterministic). The returned proposals never need more than the pool holds.
+    outcome is deterministic); idle jobs are reclaimed; suspended jobs resume into what is
+    left when the forecast over the resume horizon leaves room. The returned proposals never
+    need more than the pool holds.
     """
-    pool = _Pool(snapshot.inventory)
-    owned: dict[str, list[tuple[str, int, int]]] = {}
+    owned: dict[str, list[Slice]] = {}
     for a in snapshot.inventory.allocations:
         owned.setdefault(a.owner, []).append((a.card_id, a.share_pct, a.memory_mib))
     slots = {
-        j.state.ref.key: _JobSlot(j, owned.get(j.state.ref.key, []))
+        j.key: JobSlot(j, owned.get(j.key, []))
         for j in jobs
         if j.state.phase in (JobPhase.RUNNING, JobPhase.PENDING)
     }
+    ctx = _Fit(SlicePool(snapshot.inventory), slots, snapshot.time_s, cfg)
     out: dict[str, Proposal] = {}
-    claims: list[tuple[WorkloadInput, Proposal, list[tuple[str, int, int]]]] = []
+    placements: dict[str, list[Slice]] = {}
+    claims: list[tuple[WorkloadInput, Proposal, list[Slice]]] = []
     for inp in inputs:
         prop = desired[inp.key]
         mine = owned.get(inp.key, [])
         target = prop.allocation
         if target.slice_pct == inp.current.slice_pct:
-            for card, pct, mib in mine[target.replicas :]:
-                pool.release(card, pct, mib)
+            ctx.pool.release_all(mine[target.replicas :])
             mine = mine[: target.replicas]
         claims.append((inp, prop, list(mine)))
     claims.sort(key=lambda c: (-c[0].spec.priority, c[0].key))
     for inp, prop, held in claims:
-        target = prop.allocation
-        placed: list[tuple[str, int, int]] = []
-        if target.slice_pct == inp.current.slice_pct:
-            placed = _claim(
-                inp, target.replicas - len(held), target.slice_pct, pool, slots, snapshot
-            )
-            fitted = len(held) + len(placed)
-        else:
-            fitted = _claim_resize(inp, target, held, pool, slots, snapshot)
-        if fitted >= target.replicas:
-            out[inp.key] = prop
-            continue
-        options = (fallbacks or {}).get(inp.key, ())
-        alternative = _refit(inp, target, held, placed, options, pool, slots, snapshot)
-        if alternative is not None:
-            out[inp.key] = Proposal(
-                alternative,
-                Reason.CAPACITY_LIMITED,
-                f"{prop.message}; {target.replicas} x {target.slice_pct} % does not fit the "
-                f"fragmented pool, {alternative.replicas} x {alternative.slice_pct} % does",
-            )
-        elif target.slice_pct != inp.current.slice_pct:
-            out[inp.key] = Proposal(
-                inp.current,
-                Reason.CAPACITY_LIMITED,
-                f"{prop.message}; resize to {target.replicas} x {target.slice_pct} % does not fit",
-            )
-        else:
-            out[inp.key] = Proposal(
-                Allocation(fitted, target.slice_pct),
-                Reason.CAPACITY_LIMITED,
-                f"{prop.message}; only {fitted} of {target.replicas} slices fit the pool",
-            )
+        out[inp.key], placements[inp.key] = _fit_one(
+            inp, prop, held, (fallbacks or {}).get(inp.key, ()), ctx
+        )
     actions: list[JobAction] = []
-    for slot in slots.values():
+    messages: dict[str, str] = {}
+    for key, slot in slots.items():
         if slot.preempted:
             actions.append(JobAction(slot.inp.state.ref, suspend=True, reason=Reason.PREEMPTED))
-    actions.extend(_resumes(jobs, pool, snapshot, cfg))
-    return out, actions
+            messages[key] = slot.why
+        elif idle_reclaimable(slot.inp, ctx.now_s):
+            ctx.pool.release_all(slot.allocations)
+            slot.preempted = True
+            actions.append(JobAction(slot.inp.state.ref, suspend=True, reason=Reason.SCALE_DOWN))
+            after = slot.inp.spec.reclaim_idle_after_s or 0.0
+            messages[key] = (
+                f"idle reclaim: GPU utilisation under {100 * IDLE_UTIL:.0f} % for "
+                f"{after / 60:.0f} min: suspend and give back its slices"
+            )
+        elif slot.allocations:
+            placements[key] = list(slot.allocations)
+    resumed = resumes(
+        jobs,
+        ctx.pool,
+        _resume_reserve(inputs, desired, out, cfg),
+        ctx.now_s,
+        cooldown_s=cfg.resume_cooldown_s,
+        cooldown_max_s=cfg.resume_cooldown_max_s,
+    )
+    actions.extend(resumed.actions)
+    placements.update(resumed.placements)
+    horizon_min = cfg.resume_horizon_s / 60
+    for act in resumed.actions:
+        messages[act.ref.key] = (
+            f"resume: the gang fits and the forecast keeps inference's headroom for "
+            f"{horizon_min:.0f} min"
+        )
+    return FitResult(out, actions, placements, messages)
 
 
-def _claim(
+def _fit_one(
     inp: WorkloadInput,
-    count: int,
-    slice_pct: int,
-    pool: _Pool,
-    slots: dict[str, _JobSlot],
-    snapshot: ClusterSnapshot,
-) -> list[tuple[str, int, int]]:
-    """Place up to ``count`` new slices, preempting eligible jobs when one does not fit."""
+    prop: Proposal,
+    held: list[Slice],
+    options: tuple[Allocation, ...],
+    ctx: _Fit,
+) -> tuple[Proposal, list[Slice]]:
+    """One workload's claim: its target, else another allocation that fits, else what fits."""
+    target = prop.allocation
+    placed: list[Slice] = []
+    if target.slice_pct == inp.current.slice_pct:
+        placed = _claim(inp, target.replicas - len(held), target.slice_pct, len(held), ctx)
+        if len(held) + len(placed) >= target.replicas:
+            return prop, held + placed
+    else:
+        resized = _claim_resize(inp, target, held, ctx)
+        if resized is not None:
+            return prop, resized
+    refitted = _refit(inp, target, held, placed, options, ctx)
+    if refitted is not None:
+        alternative, slices = refitted
+        return Proposal(
+            alternative,
+            Reason.CAPACITY_LIMITED,
+            f"{prop.message}; {target.replicas} x {target.slice_pct} % does not fit the "
+            f"fragmented pool, {alternative.replicas} x {alternative.slice_pct} % does",
+        ), slices
+    if target.slice_pct != inp.current.slice_pct:
+        return Proposal(
+            inp.current,
+            Reason.CAPACITY_LIMITED,
+            f"{prop.message}; resize to {target.replicas} x {target.slice_pct} % does not fit",
+        ), held
+    fitted = len(held) + len(placed)
+    return Proposal(
+        Allocation(fitted, target.slice_pct),
+        Reason.CAPACITY_LIMITED,
+        f"{prop.message}; only {fitted} of {target.replicas} slices fit the pool",
+    ), held + placed
+
+
+def _claim(inp: WorkloadInput, count: int, slice_pct: int, have: int, ctx: _Fit) -> list[Slice]:
+    """Place up to ``count`` new slices (``have`` already held), preempting when they do not fit.
+
+    Victims are chosen for all the missing slices at once (``choose_victims``). Jobs inside
+    their minimum runtime are victims only for a ``critical`` workload, and only for the
+    slices it needs to keep its SLO at the observed rate (``_slo_floor``).
+    """
     mib = inp.state.memory_mib
-    placed: list[tuple[str, int, int]] = []
-    for _ in range(max(0, count)):
-        card = pool.place(slice_pct, mib)
-        while card is None and _preempt_one(inp, pool, slots, snapshot):
-            card = pool.place(slice_pct, mib)
+    placed = _place_up_to(ctx.pool, [(slice_pct, mib)] * max(0, count))
+    missing = max(0, count) - len(placed)
+    if missing > 0:
+        demand = [(slice_pct, mib)] * missing
+        ranked = candidates(ctx.slots.values(), inp.spec.priority, ctx.now_s, allow_protected=False)
+        _preempt(inp, choose_victims(ctx.pool, demand, ranked), demand, ctx)
+        placed += _place_up_to(ctx.pool, demand)
+    if inp.spec.priority >= PRIORITY_NAMES["critical"]:
+        short = min(count - len(placed), _slo_floor(inp, slice_pct) - have - len(placed))
+        if short > 0:
+            demand = [(slice_pct, mib)] * short
+            ranked = candidates(
+                ctx.slots.values(), inp.spec.priority, ctx.now_s, allow_protected=True
+            )
+            _preempt(inp, choose_victims(ctx.pool, demand, ranked), demand, ctx)
+            placed += _place_up_to(ctx.pool, demand)
+    return placed
+
+
+def _place_up_to(pool: SlicePool, demand: Sequence[tuple[int, int]]) -> list[Slice]:
+    placed: list[Slice] = []
+    for pct, mib in demand:
+        card = pool.place(pct, mib)
         if card is None:
             break
-        placed.append((card, slice_pct, mib))
+        placed.append((card, pct, mib))
     return placed
+
+
+def _preempt(
+    inp: WorkloadInput, victims: Sequence[JobSlot], demand: Sequence[tuple[int, int]], ctx: _Fit
+) -> None:
+    """Suspend whole gangs: every slice of each victim goes back to the pool."""
+    for slot in victims:
+        held = sum(a[1] for a in slot.allocations)
+        lost_h = work_at_risk_gpu_s(slot.inp, held, ctx.now_s) / 3600.0
+        slot.why = (
+            f"preempted for {inp.key} (priority {inp.spec.priority} > "
+            f"{slot.inp.spec.priority}): {len(demand)} x {demand[0][0]} % did not fit; "
+            f"about {lost_h:.2f} GPU-h since the last checkpoint is lost"
+        )
+        ctx.pool.release_all(slot.allocations)
+        slot.preempted = True
+
+
+def _slo_floor(inp: WorkloadInput, slice_pct: int) -> int:
+    """Replicas at ``slice_pct`` that the *observed* rate needs within the bare latency target.
+
+    Below it the SLO breaks now, not just the headroom: the ``critical`` exception to the
+    minimum runtime. Without a capacity model, a latency already over target asks for all.
+    """
+    spec, m = inp.spec, inp.metrics
+    rate = m.request_rate_rps
+    if inp.capacity.known and rate is not None and math.isfinite(rate):
+        alloc = _replicas_at_slice(inp, slice_pct, rate, spec.latency_target_ms)
+        return spec.max_replicas if alloc is None else alloc.replicas
+    latency = m.latency_ms
+    breaking = latency is not None and math.isfinite(latency) and latency > spec.latency_target_ms
+    return spec.max_replicas if breaking else 0
 
 
 def _refit(
     inp: WorkloadInput,
     target: Allocation,
-    held: list[tuple[str, int, int]],
-    placed: list[tuple[str, int, int]],
+    held: list[Slice],
+    placed: list[Slice],
     options: tuple[Allocation, ...],
-    pool: _Pool,
-    slots: dict[str, _JobSlot],
-    snapshot: ClusterSnapshot,
-) -> Allocation | None:
+    ctx: _Fit,
+) -> tuple[Allocation, list[Slice]] | None:
     """Try the workload's other allocations that meet its SLO, cheapest first.
 
     Only from a steady state (a resize needs one). On success the pool holds the new slices
@@ -608,109 +678,78 @@ def _refit(
     state = inp.state
     if not options or state.rollout_in_progress or state.ready_replicas < state.replicas:
         return None
-    for card, pct, mib in placed:
-        pool.release(card, pct, mib)
+    ctx.pool.release_all(placed)
     for option in options:
         if option.slice_pct == inp.current.slice_pct or option == target:
             continue
-        if _claim_resize(inp, option, held, pool, slots, snapshot) >= option.replicas:
-            return option
-    for card, pct, mib in placed:
-        pool.reserve(card, pct, mib)
+        slices = _claim_resize(inp, option, held, ctx)
+        if slices is not None:
+            return option, slices
+    ctx.pool.reserve_all(placed)
     return None
 
 
 def _claim_resize(
-    inp: WorkloadInput,
-    target: Allocation,
-    held: list[tuple[str, int, int]],
-    pool: _Pool,
-    slots: dict[str, _JobSlot],
-    snapshot: ClusterSnapshot,
-) -> int:
+    inp: WorkloadInput, target: Allocation, held: list[Slice], ctx: _Fit
+) -> list[Slice] | None:
     """Resize all-or-nothing: new slices beside the old ones, else in their place, else none.
 
-    Returns how many of the target's slices are placed: all of them, or 0 when the old
-    slices were restored exactly where they were.
+    Returns the target's slices when all are placed; ``None`` when the old slices were
+    restored exactly where they were (and nobody was preempted for the attempt).
     """
-    already = {k for k, slot in slots.items() if slot.preempted}
-    for card, pct, mib in held:
-        pool.release(card, pct, mib)
-    placed = _claim(inp, target.replicas, target.slice_pct, pool, slots, snapshot)
+    already = {k for k, slot in ctx.slots.items() if slot.preempted}
+    ctx.pool.release_all(held)
+    placed = _claim(inp, target.replicas, target.slice_pct, 0, ctx)
     if len(placed) >= target.replicas:
-        return len(placed)
-    for card, pct, mib in placed:
-        pool.release(card, pct, mib)
-    for card, pct, mib in held:
-        pool.reserve(card, pct, mib)
-    for key, slot in slots.items():  # a resize that does not happen preempts nobody
+        return placed
+    ctx.pool.release_all(placed)
+    ctx.pool.reserve_all(held)
+    for key, slot in ctx.slots.items():  # a resize that does not happen preempts nobody
         if slot.preempted and key not in already:
             slot.preempted = False
-            for card, pct, mib in slot.allocations:
-                pool.reserve(card, pct, mib)
-    return 0
+            ctx.pool.reserve_all(slot.allocations)
+    return None
 
 
-def _preempt_one(
-    inp: WorkloadInput,
-    pool: _Pool,
-    slots: dict[str, _JobSlot],
-    snapshot: ClusterSnapshot,
-) -> bool:
-    """Suspend the cheapest eligible job gang: lowest priority, then least work at risk."""
-    critical = inp.spec.priority >= PRIORITY_NAMES["critical"]
-    eligible = []
-    for key, slot in slots.items():
-        j = slot.inp
-        if slot.preempted or not slot.allocations or not j.spec.preemptible:
-            continue
-        if j.spec.priority >= inp.spec.priority:
-            continue
-        started = j.state.started_at_s
-        runtime = snapshot.time_s - started if started is not None else math.inf
-        if runtime < j.spec.min_runtime_s and not critical:
-            continue
-        held = sum(a[1] for a in slot.allocations) / 100.0
-        interval = j.spec.checkpoint_interval_s
-        at_risk = held * (runtime % interval if interval and math.isfinite(runtime) else runtime)
-        eligible.append((j.spec.priority, at_risk if math.isfinite(at_risk) else 0.0, key))
-    if not eligible:
-        return False
-    eligible.sort()
-    slot = slots[eligible[0][2]]
-    for card, pct, m in slot.allocations:
-        pool.release(card, pct, m)
-    slot.preempted = True
-    return True
+def _resume_reserve(
+    inputs: Sequence[WorkloadInput],
+    desired: Mapping[str, Proposal],
+    fitted: Mapping[str, Proposal],
+    cfg: PlannerConfig,
+) -> list[tuple[int, int]]:
+    """The slices inference is forecast to need over the resume horizon beyond its plan.
 
-
-def _resumes(
-    jobs: Sequence[JobInput], pool: _Pool, snapshot: ClusterSnapshot, cfg: PlannerConfig
-) -> list[JobAction]:
-    """Resume suspended jobs, highest priority first, when their gang fits with a reserve left."""
-    reserve = cfg.resume_reserve_ratio * snapshot.inventory.total_pct()
-    out = []
-    suspended = [j for j in jobs if j.state.phase == JobPhase.SUSPENDED]
-    suspended.sort(key=lambda j: (-j.spec.priority, j.state.ref.key))
-    for j in suspended:
-        if j.last_preempted_s is not None and (
-            snapshot.time_s - j.last_preempted_s < cfg.resume_cooldown_s
-        ):
+    What it wanted this tick and did not get (a capacity-limited workload must not see the
+    fragments it could not use handed to a job it will preempt later), or what ``size``
+    would ask at the planned slice for the upper band over the resume horizon
+    (``resume_rate_rps``), whichever is more; a workload whose capacity is not learnt yet
+    keeps ``resume_reserve_ratio`` of its replicas (at least one) in reserve. Largest slices
+    first, so the trial placement is the strict one.
+    """
+    out: list[tuple[int, int]] = []
+    for inp in inputs:
+        wanted = desired[inp.key].allocation
+        planned = fitted[inp.key].allocation
+        if wanted.slice_pct != planned.slice_pct and wanted.share_pct > planned.share_pct:
+            out.extend([(wanted.slice_pct, inp.state.memory_mib)] * wanted.replicas)
             continue
-        need = j.state.pods * j.state.share_pct_per_pod
-        if pool.total_free_pct() - need < reserve:
-            continue
-        placed: list[str] = []
-        for _ in range(j.state.pods):
-            card = pool.place(j.state.share_pct_per_pod, j.state.memory_mib_per_pod)
-            if card is None:
-                break
-            placed.append(card)
-        if len(placed) < j.state.pods:
-            for card in placed:
-                pool.release(card, j.state.share_pct_per_pod, j.state.memory_mib_per_pod)
-            continue
-        out.append(JobAction(j.state.ref, suspend=False, reason=Reason.RESUMED))
+        rate = max(
+            inp.metrics.request_rate_rps or 0.0,
+            inp.rate_forecast_rps or 0.0,
+            inp.resume_rate_rps or 0.0,
+        )
+        slice_pct = planned.slice_pct
+        if inp.capacity.known and inp.metrics.core_available():
+            budget_ms = inp.spec.latency_target_ms * (1.0 - inp.memory.headroom)
+            need = _replicas_at_slice(inp, slice_pct, rate, budget_ms)
+            want = inp.spec.max_replicas if need is None else need.replicas
+        else:
+            want = planned.replicas + max(1, math.ceil(cfg.resume_reserve_ratio * planned.replicas))
+        if wanted.slice_pct == slice_pct:
+            want = max(want, wanted.replicas)
+        extra = max(0, min(inp.spec.max_replicas, want) - planned.replicas)
+        out.extend([(slice_pct, inp.state.memory_mib)] * extra)
+    out.sort(key=lambda d: (-d[0], -d[1]))
     return out
 
 
@@ -744,7 +783,8 @@ def plan(
         proposals[inp.key] = prop
         memories[inp.key] = PlannerMemory(history, headroom, inp.memory.last_resize_s)
     fallbacks = {k: _alternatives(i, memories[k].headroom, proposals[k]) for k, i in by_key.items()}
-    fitted, job_actions = fit(proposals, inputs, jobs, snapshot, cfg, fallbacks)
+    result = fit(proposals, inputs, jobs, snapshot, cfg, fallbacks)
+    fitted, job_actions = result.proposals, result.actions
     scale: list[ScaleAction] = []
     decisions: list[Decision] = []
     for inp in inputs:
@@ -759,13 +799,13 @@ def plan(
             Decision(now, inp.key, prop.reason, prop.message, current, prop.allocation)
         )
     for act in job_actions:
-        verb = "suspend (preempt)" if act.suspend else "resume"
-        decisions.append(Decision(now, act.ref.key, act.reason, f"{verb} job"))
+        decisions.append(Decision(now, act.ref.key, act.reason, result.messages[act.ref.key]))
     return PlanResult(
         Plan(tuple(scale), tuple(job_actions)),
         tuple(decisions),
         memories,
         {k: p.allocation for k, p in fitted.items()},
+        result.placements,
     )
 
 

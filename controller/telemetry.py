@@ -166,6 +166,18 @@ class MetricsRecorder(Recorder):
         self.retrain_triggers = Counter(
             "sloscale_retrain_triggers_total", "Retraining jobs triggered per model", wl, registry=r
         )
+        self.retrain_triggered = Counter(
+            "sloscale_retrain_triggered_total",
+            "Retrainings triggered per model (new samples crossed the threshold)",
+            wl,
+            registry=r,
+        )
+        self.retrain_samples_pending = Gauge(
+            "sloscale_retrain_samples_pending",
+            "New samples since the model's retraining watermark",
+            wl,
+            registry=r,
+        )
         self.leader = Gauge(
             "sloscale_leader", "1 while this replica leads (and so ticks), 0 otherwise", registry=r
         )
@@ -280,8 +292,12 @@ class MetricsRecorder(Recorder):
         for d in report.decisions:
             if d.changes:
                 self.changes.labels(workload=d.target, reason=d.reason.value).inc()
-            if d.reason is Reason.RETRAIN_TRIGGERED:
+            if d.reason is Reason.RETRAIN_TRIGGERED and d.applied:
                 self.retrain_triggers.labels(workload=d.target).inc()
+                self.retrain_triggered.labels(workload=d.target).inc()
+        for s in report.retraining:
+            self.retrain_triggered.labels(workload=s.key)  # a zero, not an absent series
+            _set_optional(self.retrain_samples_pending, s.key, s.samples_since_watermark)
         for j in report.plan.jobs:
             self.changes.labels(workload=j.ref.key, reason=j.reason.value).inc()
         dry = "true" if report.dry_run else "false"

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
@@ -53,10 +53,12 @@ from actuators.kubernetes.cache import Reflector
 from controller.domain import (
     ApplyResult,
     ClusterSnapshot,
+    DeploymentState,
     Inventory,
     JobAction,
     JobPhase,
     Plan,
+    RetrainAction,
     ScaleAction,
     SliceDialect,
 )
@@ -160,7 +162,7 @@ class KubernetesCluster:
         inv = k8s.inventory(self.nodes.items(), self.pods.items())
         card_mib = k8s.max_card_memory_mib(inv)
         deployments = tuple(
-            k8s.deployment_state(d, card_mib)
+            _controller_annotations_apart(k8s.deployment_state(d, card_mib))
             for d in sorted(self.deployments.items(), key=k8s.object_sort_key)
             if k8s.opted_in(d)
         )
@@ -186,7 +188,43 @@ class KubernetesCluster:
         dry = dry_run or self.options.dry_run
         results = [self._guarded(a.ref.key, partial(self._scale, a, dry)) for a in plan.scale]
         results += [self._guarded(a.ref.key, partial(self._job, a, dry)) for a in plan.jobs]
+        results += [self._guarded(a.target, partial(self._retrain, a, dry)) for a in plan.retrain]
         return results
+
+    def _retrain(self, action: RetrainAction, dry: bool) -> ApplyResult:
+        """Patch the watermark annotation, then (with ``job_name``) create the Job from the
+        CronJob template labelled ``sloscale.io/retrain-of=<deployment>``; idempotent."""
+        ref, target = action.ref, action.target
+        kind, _, name = (action.template or "").partition("/")
+        if action.job_name is not None and kind != "cronjob":
+            return ApplyResult(target, False, f"{action.template}: only cronjob/NAME templates")
+        if dry:
+            return self._shadow(target, "retrain", action.message)
+        if not self._leading():
+            return ApplyResult(target, False, "not the leader: nothing written")
+        body = {"metadata": {"annotations": {WATERMARK_ANNOTATION: action.watermark}}}
+        updated = self.api.patch(DEPLOYMENTS, ref.name, body, ref.namespace)
+        if action.reason is not None and action.message:
+            self._event(DEPLOYMENTS, "Deployment", updated, str(action.reason), action.message)
+        if action.job_name is None:
+            return ApplyResult(target, True, "watermark recorded")
+        try:
+            created = self._from_cronjob(
+                ref.namespace,
+                name,
+                action.job_name,
+                {RETRAIN_OF_LABEL: ref.name},
+                {},
+                str(action.reason),
+                False,
+            )
+        except ApiError as e:
+            if e.status != NOT_FOUND:
+                raise
+            message = f"job template {action.template} not found in {ref.namespace}"
+            self._event(DEPLOYMENTS, "Deployment", updated, "RetrainBlocked", message, warning=True)
+            return ApplyResult(target, False, message)
+        return ApplyResult(target, created.ok, created.message)
 
     def create_job_from_cronjob(
         self,
@@ -520,6 +558,18 @@ class KubernetesCluster:
             self.api.create(EVENTS, body, ns)
         except ApiError as e:
             log.warning("event %s on %s/%s not recorded: %s", reason, ns, m.get("name"), e)
+
+
+WATERMARK_ANNOTATION = k8s.ANNOTATION_PREFIX + "retrain-watermark"
+RETRAIN_OF_LABEL = k8s.RETRAIN_OF_LABEL
+
+
+def _controller_annotations_apart(state: DeploymentState) -> DeploymentState:
+    """Keep sloscale's own records (watermark, last decision) out of the user's spec."""
+    ann = dict(state.annotations)
+    watermark = ann.pop(WATERMARK_ANNOTATION, None)
+    ann.pop(k8s.LAST_DECISION, None)
+    return replace(state, annotations=ann, retrain_watermark=watermark)
 
 
 def apply_template_patch(template: Mapping[str, Any], patch: Mapping[str, Any]) -> JsonObj:

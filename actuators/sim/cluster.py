@@ -47,7 +47,7 @@ from actuators.sim.report import (
     WorkloadReport,
 )
 from actuators.sim.runtime import ANNOTATION_PREFIX, EPS_S, DeploymentRun, JobRun, Pod
-from actuators.sim.world import SimWorld
+from actuators.sim.world import SimJobTemplate, SimWorld
 from controller.domain import (
     SHARE_UNIT_PCT,
     ApplyResult,
@@ -57,9 +57,12 @@ from controller.domain import (
     Inventory,
     JobAction,
     JobState,
+    JobTemplate,
     Plan,
+    RetrainAction,
     ScaleAction,
     SliceAllocation,
+    WorkloadRef,
 )
 
 MINUTE_S = 60.0
@@ -117,6 +120,7 @@ class SimulatedCluster:
                 slice_pct=d.slice_pct,
                 memory_mib=d.memory_mib,
                 rollout_in_progress=any(p.template != d.template for p in d.pods),
+                retrain_watermark=d.retrain_watermark,
             )
             for d in self._deployments.values()
             if d.spec.annotations.get(ANNOTATION_PREFIX + "enabled") == "true"
@@ -130,6 +134,7 @@ class SimulatedCluster:
                 memory_mib_per_pod=j.spec.memory_mib_per_pod,
                 phase=j.phase,
                 started_at_s=j.last_started_s,
+                labels=dict(j.spec.labels),
             )
             for j in self._jobs.values()
             if j.submitted
@@ -152,6 +157,10 @@ class SimulatedCluster:
             deployments=deployments,
             jobs=jobs,
             inventory=Inventory(cards=self._cards, allocations=tuple(allocations)),
+            templates={
+                t.reference: JobTemplate(t.pods, t.share_pct_per_pod, t.memory_mib_per_pod)
+                for t in self.world.templates
+            },
         )
 
     def apply(self, plan: Plan, *, dry_run: bool = False) -> list[ApplyResult]:
@@ -162,6 +171,7 @@ class SimulatedCluster:
         """
         results = [self._apply_scale(a, dry_run) for a in plan.scale]
         results += [self._apply_job(a, dry_run) for a in plan.jobs]
+        results += [self._apply_retrain(a, dry_run) for a in plan.retrain]
         if not dry_run:
             self._converge(self._now)
         return results
@@ -307,9 +317,37 @@ class SimulatedCluster:
             self._preempt(j)
             return ApplyResult(key, True, "suspended")
         j.suspended = False
-        j.resumes += 1
+        if j.attempt > 0:  # a queued job's first start is its admission, not a resume
+            j.resumes += 1
         j.create_pods(self._next_seq(j.spec.pods))
         return ApplyResult(key, True, "resumed")
+
+    def _apply_retrain(self, action: RetrainAction, dry_run: bool) -> ApplyResult:
+        """Write the watermark annotation, then create the Job from its template (idempotent)."""
+        target = action.target
+        d = self._deployments.get(action.ref.key)
+        if d is None:
+            return ApplyResult(target, False, f"unknown Deployment {action.ref.key}")
+        template: SimJobTemplate | None = None
+        if action.job_name is not None:
+            wanted = f"{action.ref.namespace}/{action.template}"
+            template = next((t for t in self.world.templates if t.reference == wanted), None)
+            if template is None:
+                return ApplyResult(target, False, f"job template {action.template} not found")
+        if dry_run:
+            return ApplyResult(target, True, f"dry-run: would record {action.message}")
+        d.retrain_watermark = action.watermark
+        if action.job_name is None or template is None:
+            return ApplyResult(target, True, "watermark recorded")
+        ref = WorkloadRef(action.ref.namespace, action.job_name, kind="Job")
+        if ref.key in self._jobs:
+            return ApplyResult(target, True, f"job {action.job_name} already exists")
+        labels = {ANNOTATION_PREFIX + "retrain-of": action.ref.name}
+        j = JobRun(template.job(ref, labels, self._now))
+        self._jobs[ref.key] = j
+        j.submitted = True
+        j.create_pods(self._next_seq(j.spec.pods))
+        return ApplyResult(target, True, f"job {action.job_name} created from {action.template}")
 
     def _preempt(self, j: JobRun) -> None:
         if j.placed_s is not None:
@@ -462,7 +500,10 @@ class SimulatedCluster:
         for j in self._jobs.values():
             if not j.submitted and j.spec.submit_s <= t + EPS_S:
                 j.submitted = True
-                j.create_pods(self._next_seq(j.spec.pods))
+                if j.spec.queued:
+                    j.suspended = True
+                else:
+                    j.create_pods(self._next_seq(j.spec.pods))
             elif j.placed_s is not None and not j.done and j.progress_s >= _done_at(j):
                 j.progress_s = j.checkpoint_s = j.spec.work_gpu_s
                 j.finished_s = t

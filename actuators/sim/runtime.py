@@ -107,6 +107,7 @@ class DeploymentRun:
         self.stream = ArrivalStream(spec.load, spec.model, seed=seed, key=self.key)
         self.exporter = WorkloadExporter(spec.ref.namespace, spec.ref.name)
         self.priority = priority_of(spec.annotations, PRIORITY_NAMES["normal"])
+        self.retrain_watermark: str | None = None  # the sloscale.io/retrain-watermark annotation
         target_ms = float_annotation(spec.annotations, "latency-target-ms")
         self.target_ms = target_ms
         self.target_s = math.inf if target_ms is None else target_ms / 1000.0

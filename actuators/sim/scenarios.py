@@ -8,9 +8,11 @@ preemption and fragmentation matter at the daily peak.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from actuators.sim.load import DiurnalPattern
 from actuators.sim.model import ModelParams
-from actuators.sim.world import SimDeployment, SimJob, SimNode, SimWorld
+from actuators.sim.world import SimDeployment, SimJob, SimJobTemplate, SimNode, SimWorld
 from controller.domain import WorkloadRef
 
 DEMO_NAMESPACE = "demo"
@@ -42,13 +44,31 @@ def _load(base_rps: float, peak_rps: float, peak_hour: float, seed: int) -> Diur
     )
 
 
+CHAT_RETRAIN_THRESHOLD = 1_200_000
+"""chat's served requests (one sample each) pass this around noon of the demo's day."""
+
+
+def _retrain_annotations(threshold: int, template: str) -> dict[str, str]:
+    """The data flywheel: retrain on ``threshold`` new samples, off-peak, within 10 hours."""
+    return {
+        "sloscale.io/retrain-data-query": "sum(sloscale_sim_model_data_samples_total)",
+        "sloscale.io/retrain-threshold": str(threshold),
+        "sloscale.io/retrain-job-template": f"cronjob/{template}",
+        "sloscale.io/retrain-cooldown": "6h",
+        "sloscale.io/retrain-deadline": "10h",
+    }
+
+
 def demo_world(seed: int = 0) -> SimWorld:
     """2 nodes x 4 cards of 80 GiB, 3 inference Deployments, 2 preemptible training Jobs."""
     ns = DEMO_NAMESPACE
     deployments = (
         SimDeployment(
             ref=WorkloadRef(ns, "chat"),
-            annotations=_annotations(100, "critical"),
+            annotations={
+                **_annotations(100, "critical"),
+                **_retrain_annotations(CHAT_RETRAIN_THRESHOLD, "retrain-chat"),
+            },
             model=ModelParams(t0_s=0.02, s_sat_pct=30, memory_mib=6144),
             load=_load(10, 60, 14, seed * 3 + 1),
             replicas=2,
@@ -66,7 +86,7 @@ def demo_world(seed: int = 0) -> SimWorld:
             ref=WorkloadRef(ns, "rerank"),
             annotations=_annotations(800, "normal"),
             model=ModelParams(t0_s=0.12, s_sat_pct=80, memory_mib=24576),
-            load=_load(4, 20, 19, seed * 3 + 3),
+            load=_load(4, 16, 19, seed * 3 + 3),
             replicas=3,
             slice_pct=80,
         ),
@@ -103,4 +123,96 @@ def demo_world(seed: int = 0) -> SimWorld:
         deployments=deployments,
         jobs=jobs,
         seed=seed,
+        templates=(
+            SimJobTemplate(
+                ref=WorkloadRef(ns, "retrain-chat", kind="CronJob"),
+                annotations={**job_annotations, "sloscale.io/checkpoint-interval": "10m"},
+                pods=1,
+                share_pct_per_pod=50,
+                memory_mib_per_pod=20480,
+                work_gpu_s=1800.0,  # an hour on half a card
+                checkpoint_interval_s=600.0,
+            ),
+        ),
     )
+
+
+BACKLOG_SHAPES: tuple[tuple[int, int, int], ...] = (
+    (1, 100, 40960),  # single-card training
+    (2, 100, 40960),  # a two-card gang
+    (1, 50, 20480),  # half-card fine-tuning
+    (1, 100, 40960),
+    (1, 30, 12288),  # a small batch job that fits the fragments
+)
+"""(pods, share % per pod, MiB per pod) of the backlog's jobs, in turn."""
+
+
+def backlog_jobs(n: int, *, start_s: float = 0.0, work_gpu_h: float = 24.0) -> tuple[SimJob, ...]:
+    """``n`` queued low-priority training jobs that checkpoint every 10 minutes.
+
+    Each holds ``work_gpu_h`` card-hours of work per card it asks for, so a backlog of a few
+    outlasts a day; they are submitted suspended and wait for the controller to admit them.
+    """
+    out = []
+    for i in range(n):
+        pods, share, mib = BACKLOG_SHAPES[i % len(BACKLOG_SHAPES)]
+        out.append(
+            SimJob(
+                ref=WorkloadRef(DEMO_NAMESPACE, f"backlog-{i + 1}", kind="Job"),
+                annotations={
+                    "sloscale.io/priority": "low",
+                    "sloscale.io/preemptible": "true",
+                    "sloscale.io/min-runtime": "10m",
+                    "sloscale.io/checkpoint-interval": "10m",
+                },
+                pods=pods,
+                share_pct_per_pod=share,
+                memory_mib_per_pod=mib,
+                work_gpu_s=work_gpu_h * 3600.0 * pods * share / 100.0,
+                checkpoint_interval_s=600.0,
+                submit_s=start_s,
+                queued=True,
+            )
+        )
+    return tuple(out)
+
+
+def with_backlog(world: SimWorld, n: int) -> SimWorld:
+    """``world`` plus a backlog of ``n`` training jobs submitted at its start."""
+    if n <= 0:
+        return world
+    return replace(world, jobs=(*world.jobs, *backlog_jobs(n, start_s=world.start_s)))
+
+
+def day_night_world(seed: int = 0, jobs: int = 6) -> SimWorld:
+    """Issue 6's day/night pool: inference takes most of 8 cards by day, a backlog the night.
+
+    ``chat`` (critical) is meant to be driven by a diurnal trace (``sloscale demo --trace``);
+    ``vision`` (high) follows a daily curve from almost idle at night to most of a node at its
+    afternoon peak. ``jobs`` queued training jobs wait for what inference leaves free.
+    """
+    ns = DEMO_NAMESPACE
+    deployments = (
+        SimDeployment(
+            ref=WorkloadRef(ns, "chat"),
+            annotations=_annotations(100, "critical", max_replicas=12),
+            model=ModelParams(t0_s=0.02, s_sat_pct=30, memory_mib=6144),
+            load=_load(5, 200, 14, seed * 3 + 1),
+            replicas=2,
+            slice_pct=30,
+        ),
+        SimDeployment(
+            ref=WorkloadRef(ns, "vision"),
+            annotations=_annotations(400, "high", max_replicas=10),
+            model=ModelParams(t0_s=0.06, s_sat_pct=50, memory_mib=12288),
+            load=_load(2, 60, 15, seed * 3 + 2),
+            replicas=2,
+            slice_pct=50,
+        ),
+    )
+    world = SimWorld(
+        nodes=(SimNode("gpu-node-a", 4), SimNode("gpu-node-b", 4)),
+        deployments=deployments,
+        seed=seed,
+    )
+    return with_backlog(world, jobs)

@@ -8,7 +8,7 @@ in ``ModelParams`` and ``LoadPattern`` stays hidden from the controller, which s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actuators.sim.load import LoadPattern
 from actuators.sim.model import ModelParams
@@ -59,7 +59,9 @@ class SimJob:
 
     Progress is ``pods * share * dt`` once the pods are placed and past ``cold_start_s``;
     a checkpoint is written every ``checkpoint_interval_s`` of productive runtime (``None``:
-    never, so a preemption loses everything since the last start).
+    never, so a preemption loses everything since the last start). A ``queued`` job is
+    submitted with ``spec.suspend: true`` (as a Kueue-style backlog is) and starts only when
+    the controller resumes it; otherwise the scheduler places it as soon as it fits.
     """
 
     ref: WorkloadRef
@@ -71,6 +73,8 @@ class SimJob:
     checkpoint_interval_s: float | None = 1800.0
     submit_s: float = 0.0
     cold_start_s: float = 60.0
+    queued: bool = False  # submitted suspended: it waits for the controller to admit (resume) it
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_slice(self.share_pct_per_pod, f"{self.ref}: share_pct_per_pod")
@@ -78,6 +82,42 @@ class SimJob:
             raise ValueError(f"{self.ref}: a job needs at least one pod")
         if self.work_gpu_s <= 0:
             raise ValueError(f"{self.ref}: work_gpu_s must be positive")
+
+
+@dataclass(frozen=True)
+class SimJobTemplate:
+    """A CronJob whose ``jobTemplate`` retraining Jobs are created from (``cronjob/NAME``).
+
+    A Job created from it is a ``SimJob`` with these annotations and sizes, submitted at once.
+    """
+
+    ref: WorkloadRef  # kind "CronJob"
+    annotations: Mapping[str, str]
+    pods: int
+    share_pct_per_pod: int
+    memory_mib_per_pod: int
+    work_gpu_s: float
+    checkpoint_interval_s: float | None = 600.0
+    cold_start_s: float = 60.0
+
+    @property
+    def reference(self) -> str:
+        """``namespace/cronjob/NAME``, as a ``retrain-job-template`` names it in its namespace."""
+        return f"{self.ref.namespace}/cronjob/{self.ref.name}"
+
+    def job(self, ref: WorkloadRef, labels: Mapping[str, str], submit_s: float) -> SimJob:
+        return SimJob(
+            ref=ref,
+            annotations=dict(self.annotations),
+            pods=self.pods,
+            share_pct_per_pod=self.share_pct_per_pod,
+            memory_mib_per_pod=self.memory_mib_per_pod,
+            work_gpu_s=self.work_gpu_s,
+            checkpoint_interval_s=self.checkpoint_interval_s,
+            submit_s=submit_s,
+            cold_start_s=self.cold_start_s,
+            labels=dict(labels),
+        )
 
 
 @dataclass(frozen=True)
@@ -99,6 +139,7 @@ class SimWorld:
     scrape_interval_s: float = 15.0
     metrics_retention_s: float = 3600.0
     warm_start: bool = True
+    templates: tuple[SimJobTemplate, ...] = ()  # retraining Job templates (CronJobs)
 
     def __post_init__(self) -> None:
         keys = [d.ref.key for d in self.deployments] + [j.ref.key for j in self.jobs]

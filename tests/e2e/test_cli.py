@@ -83,7 +83,7 @@ def test_the_default_demo_meets_every_objective(tmp_path: Path) -> None:
             "actions",
         }
         assert w["slo_attainment"] >= w["objective"], w
-    assert set(data["jobs"]) == {
+    assert set(data["jobs"]) >= {
         "free_gpu_hours",
         "batch_gpu_hours",
         "lost_gpu_hours",

@@ -19,7 +19,8 @@ from controller.domain import (
     WorkloadMetrics,
     WorkloadRef,
 )
-from controller.planner import JobInput, PlannerMemory, WorkloadInput, plan
+from controller.jobs import JobInput
+from controller.planner import PlannerMemory, WorkloadInput, plan
 
 MISSING = st.sampled_from([None, math.nan])
 RATE = st.one_of(MISSING, st.floats(0, 500))

@@ -20,8 +20,8 @@ from controller.domain import (
     WorkloadMetrics,
     WorkloadRef,
 )
+from controller.jobs import JobInput
 from controller.planner import (
-    JobInput,
     PlannerConfig,
     PlannerMemory,
     Proposal,
