@@ -137,6 +137,17 @@ def create_app(controller: Controller, recorder: MetricsRecorder) -> FastAPI:
                 return workload_json(w)
         raise HTTPException(404, f"workload {namespace}/{name} is not managed by sloscale")
 
+    @app.get("/api/v1/jobs")
+    def jobs() -> dict[str, Any]:
+        """Low-priority jobs: state, priority, gang, preemptions and the last decision."""
+        report = controller.last_report
+        out = []
+        for j in report.jobs if report else ():
+            entry: dict[str, Any] = jsonable(j)
+            entry["last_decision"] = decision_json(j.last_decision) if j.last_decision else None
+            out.append(entry)
+        return {"time_s": report.time_s if report else None, "jobs": out}
+
     @app.get("/api/v1/retraining")
     def retraining() -> dict[str, Any]:
         report = controller.last_report

@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="add a backlog of N queued low-priority training jobs (0)",
     )
+    demo.add_argument(
+        "--scenario",
+        choices=["default", "day-night"],
+        default="default",
+        help="default: three services on a tight pool; day-night: two diurnal services (the "
+        "first driven by --trace if given) on a pool that training jobs get at night",
+    )
 
     sub.add_parser(
         "forecast-eval",
@@ -289,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.quiet,
             forecast=args.forecast,
             jobs=args.jobs,
+            scenario=args.scenario,
         )
         try:
             return run_demo(options)

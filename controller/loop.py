@@ -42,7 +42,7 @@ from controller.forecast import (
     ForecastScore,
     ForecastSettings,
 )
-from controller.jobs import JobInput
+from controller.jobs import JobInput, work_at_risk_gpu_s
 from controller.planner import (
     PlannerConfig,
     PlannerMemory,
@@ -103,6 +103,27 @@ class WorkloadStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class JobStatus:
+    """One low-priority job as the API shows it: what sloscale knows and did to it.
+
+    A job's progress is not observable on Kubernetes (a Job reports only completions), so
+    the lost work is sloscale's own estimate at each preemption: GPU time since the last
+    checkpoint by the job's ``checkpoint-interval`` (all of it since the start without one).
+    """
+
+    key: str
+    phase: str
+    priority: int
+    preemptible: bool
+    pods: int
+    share_pct_per_pod: int
+    started_at_s: float | None
+    preemptions_last_day: int
+    estimated_lost_gpu_h: float
+    last_decision: Decision | None
+
+
+@dataclass(frozen=True, slots=True)
 class TickReport:
     """Everything one tick did, for the recorders (metrics, API, logs)."""
 
@@ -117,6 +138,8 @@ class TickReport:
     forecast_stats: ForecastPhaseStats = field(default_factory=ForecastPhaseStats)
     snapshot: ClusterSnapshot | None = None  # what discover saw (None: discovery failed)
     retraining: tuple[RetrainStatus, ...] = ()  # every model with retraining settings
+    jobs: tuple[JobStatus, ...] = ()
+    lost_gpu_h: Mapping[str, float] = field(default_factory=dict)  # per job, this tick
 
 
 class Recorder:
@@ -179,6 +202,8 @@ class Controller:
         self._job_preempted_at: dict[str, float] = {}
         self._job_preemptions: dict[str, deque[float]] = {}  # sloscale's, in the last day
         self._job_last_action: dict[str, Decision] = {}
+        self._job_lost_gpu_h: dict[str, float] = {}  # estimated, since this controller started
+        self._tick_lost_gpu_h: dict[str, float] = {}
         self._job_specs: dict[str, tuple[Mapping[str, str], JobSpec | None]] = {}
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
@@ -195,6 +220,7 @@ class Controller:
         decisions: tuple[Decision, ...] = ()
         results: tuple[ApplyResult, ...] = ()
         the_plan = Plan()
+        self._tick_lost_gpu_h = {}
         forecast_stats = ForecastPhaseStats()
 
         with timer.phase("discover"):
@@ -244,6 +270,10 @@ class Controller:
         with timer.phase("record"):
             self._log_decisions(decisions)
             statuses = self._statuses(snapshot)
+        lost = {} if self.config.dry_run else self._applied_losses(results)
+        for key, hours in lost.items():
+            self._job_lost_gpu_h[key] = self._job_lost_gpu_h.get(key, 0.0) + hours
+        jobs = self._job_statuses(snapshot, now)
         report = TickReport(
             time_s=now,
             phase_s=dict(timer.seconds),
@@ -256,6 +286,8 @@ class Controller:
             forecast_stats=forecast_stats,
             snapshot=snapshot,
             retraining=self.retraining.statuses,
+            jobs=jobs,
+            lost_gpu_h=lost,
         )
         self.last_report = report
         self._export(report)
@@ -389,8 +421,15 @@ class Controller:
             for key, tr in self._tracked.items()
             if tr.errors
         )
+        by_key = {j.key: j for j in jobs}
+        self._tick_lost_gpu_h = {}
         for act in result.plan.jobs:
             if act.suspend:
+                job_in = by_key.get(act.ref.key)
+                if job_in is not None:
+                    held = job_in.state.pods * job_in.state.share_pct_per_pod
+                    lost_h = work_at_risk_gpu_s(job_in, held, now) / 3600.0
+                    self._tick_lost_gpu_h[act.ref.key] = lost_h
                 self._job_preempted_at[act.ref.key] = now
                 times = self._job_preemptions.setdefault(act.ref.key, deque())
                 times.append(now)
@@ -413,6 +452,39 @@ class Controller:
 
     def job_last_decision(self, key: str) -> Decision | None:
         return self._job_last_action.get(key)
+
+    def _applied_losses(self, results: Sequence[ApplyResult]) -> dict[str, float]:
+        """Estimated work lost by this tick's preemptions that the cluster carried out."""
+        ok = {r.target for r in results if r.ok}
+        return {k: h for k, h in self._tick_lost_gpu_h.items() if k in ok}
+
+    def _job_statuses(self, snapshot: ClusterSnapshot | None, now: float) -> tuple[JobStatus, ...]:
+        if snapshot is None:
+            return self.last_report.jobs if self.last_report else ()
+        out = []
+        for job in snapshot.jobs:
+            key = job.ref.key
+            cached = self._job_specs.get(key)
+            spec = cached[1] if cached is not None else None
+            if spec is None:
+                continue
+            out.append(
+                JobStatus(
+                    key=key,
+                    phase=job.phase.value,
+                    priority=spec.priority,
+                    preemptible=spec.preemptible,
+                    pods=job.pods,
+                    share_pct_per_pod=job.share_pct_per_pod,
+                    started_at_s=job.started_at_s,
+                    preemptions_last_day=sum(
+                        now - t < JOB_HISTORY_S for t in self._job_preemptions.get(key, ())
+                    ),
+                    estimated_lost_gpu_h=self._job_lost_gpu_h.get(key, 0.0),
+                    last_decision=self._job_last_action.get(key),
+                )
+            )
+        return tuple(out)
 
     def _job_spec(self, key: str, annotations: Mapping[str, str]) -> JobSpec | None:
         """A Job's parsed annotations, cached until they change; a bad one is logged once."""

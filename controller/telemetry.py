@@ -125,6 +125,16 @@ class MetricsRecorder(Recorder):
             "sloscale_preemptions_total", "Jobs suspended to make room", registry=r
         )
         self.resumes = Counter("sloscale_resumes_total", "Suspended jobs resumed", registry=r)
+        self.job_preemptions = Counter(
+            "sloscale_job_preemptions_total", "Preemptions per job", ["job"], registry=r
+        )
+        self.lost_gpu_hours = Counter(
+            "sloscale_preemption_lost_gpu_hours_total",
+            "Work lost to preemptions, estimated at each preemption from the job's checkpoint "
+            "interval (GPU-hours)",
+            ["job"],
+            registry=r,
+        )
         self.phase = Histogram(
             "sloscale_tick_phase_duration_seconds",
             "Wall time of each tick phase",
@@ -257,6 +267,10 @@ class MetricsRecorder(Recorder):
         for j in report.plan.jobs:
             self.actions.labels(kind="suspend" if j.suspend else "resume", dry_run=dry).inc()
             (self.preemptions if j.suspend else self.resumes).inc()
+            if j.suspend:
+                self.job_preemptions.labels(job=j.ref.key).inc()
+        for job, hours in report.lost_gpu_h.items():
+            self.lost_gpu_hours.labels(job=job).inc(hours)
         for w in report.workloads:
             k = w.key
             self.spec_valid.labels(workload=k).set(0 if w.errors else 1)

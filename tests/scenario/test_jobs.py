@@ -153,3 +153,42 @@ def test_a_predicted_burst_preempts_ahead_of_it_within_the_lead_time() -> None:
     # the room was made for the rate forecast over the lead time, ahead of the observed one:
     # level + 1 rps per 15 s tick x 90 s = at least 6 rps more than observed
     assert sized_for >= rate + 5.0
+
+
+def test_jobs_api_and_metrics_show_the_preemption_and_its_estimated_loss() -> None:
+    from fastapi.testclient import TestClient
+
+    from controller.api import create_app
+    from controller.telemetry import MetricsRecorder
+
+    clock = FakeClock(0.0)
+    cluster = JobCluster(clock)
+    metrics = FakeMetrics()
+    recorder = MetricsRecorder()
+    ctl = Controller(
+        cluster,
+        metrics,
+        clock,
+        LoopConfig(interval_s=15.0, forecast=ForecastSettings(model="none")),
+        recorders=[recorder],
+    )
+    chat = cluster.add("chat", slo_annotations(slice_min="100"), replicas=1, slice_pct=100)
+    train = cluster.add_job("train", pods=2, share_pct=100)
+    for _ in range(20):
+        metrics.values[chat.key] = busy(20.0, cluster.deployments[chat.key].replicas, 100, 60.0)
+        tick(clock, ctl)
+    for _ in range(8):
+        d = cluster.deployments[chat.key]
+        metrics.values[chat.key] = busy(120.0, d.replicas, 100, 900.0 if d.replicas < 3 else 80.0)
+        tick(clock, ctl)
+    assert suspended(cluster, train)
+    client = TestClient(create_app(ctl, recorder))
+    body = client.get("/api/v1/jobs").json()
+    job = next(j for j in body["jobs"] if j["key"] == train.key)
+    assert job["phase"] == "Suspended" and job["preemptible"] and job["pods"] == 2
+    assert job["preemptions_last_day"] == 1 and job["estimated_lost_gpu_h"] > 0
+    assert job["last_decision"]["reason"] == "Preempted"
+    assert "preempted for" in job["last_decision"]["explanation"]
+    text = client.get("/metrics").text
+    assert f'sloscale_job_preemptions_total{{job="{train.key}"}} 1.0' in text
+    assert f'sloscale_preemption_lost_gpu_hours_total{{job="{train.key}"}}' in text
