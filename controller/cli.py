@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agent_parser(sub)
     for name, text in (
         ("bench", "sloscale against HPA, Knative, static and the oracle on a trace"),
+        ("loadtest", "locust, Prometheus, an emulated GPU service and the loop, end to end"),
         ("validate", "lint SLO annotations in manifests offline (sloscale validate --help)"),
         ("dashboards", "write the Grafana dashboards (sloscale dashboards --help)"),
         ("rules", "Prometheus SLO recording and burn-rate alert rules (sloscale rules --help)"),
@@ -227,6 +228,16 @@ def _agent_command(args: argparse.Namespace) -> int:
 def _delegated(args: list[str]) -> int | None:
     """Subcommands with their own parsers (each also usable as a library function)."""
     command, rest = (args[0], args[1:]) if args else ("", [])
+    if command == "loadtest":
+        try:
+            from loadtests import main as loadtest
+        except ImportError as e:  # locust and gevent come with the 'loadtest' extra
+            print(
+                f"error: sloscale loadtest needs {e.name}: pip install 'sloscale[loadtest]'",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        return loadtest(rest)
     if command == "bench":
         from controller.bench import main as bench
 

@@ -34,6 +34,7 @@ from actuators.sim.scenarios import demo_world
 from controller.api import ApiServer, create_app
 from controller.domain import SliceDialect
 from controller.loop import Controller, LoopConfig, Recorder
+from controller.ports import Cluster
 from controller.telemetry import MetricsRecorder
 
 log = logging.getLogger("sloscale.run")
@@ -132,6 +133,66 @@ def run(
         if options.serve:
             server.stop()
         metrics_server.stop()
+        source.close()
+    return 0
+
+
+def run_cluster(
+    cluster: Cluster,
+    options: RunOptions,
+    err: TextIO | None = None,
+    *,
+    recorders: Sequence[Recorder] = (),
+    loop: LoopConfig | None = None,
+) -> int:
+    """Run the loop against any ``Cluster`` object, reading ``options.prometheus_url``.
+
+    The composition for clusters that are neither the simulator nor Kubernetes (the load
+    tests' emulated GPU service, for one). ``loop`` overrides the loop's settings (a
+    compressed-time ``PlannerConfig``, a shorter lead time); its ``interval_s`` and
+    ``dry_run`` are taken from ``options``. Ticks every ``interval_s`` of wall time until
+    ``duration_s`` or an interrupt; the cluster is not closed here (its owner does that).
+    """
+    err = err or sys.stderr
+    config = _prometheus_config(options)
+    tap = SnapshotTap(cluster)
+    source = PrometheusMetricsSource(
+        PrometheusClient(config),
+        SourceSettings(
+            window_s=options.window_s,
+            max_age_s=options.window_s,
+            query_timeout_s=options.query_timeout_s,
+        ),
+        pods=tap.pod_map,
+    )
+    recorder = MetricsRecorder()
+    base = replace(loop or LoopConfig(), interval_s=options.interval_s, dry_run=options.dry_run)
+    controller = Controller(
+        tap, source, WallClock(), base, recorders=[recorder, *recorders], history=source
+    )
+    server = ApiServer(create_app(controller, recorder), options.host, options.port)
+    try:
+        if options.serve:
+            try:
+                server.start()
+            except (OSError, TimeoutError) as e:
+                raise RunError(
+                    f"cannot serve the API on {options.host}:{options.port}: {e}"
+                ) from None
+            print(f"API on http://{options.host}:{server.port}", file=err)
+        started = time.monotonic()
+        while options.duration_s is None or time.monotonic() - started < options.duration_s:
+            report = controller.tick()
+            for problem in report.errors:
+                log.warning("tick: %s", problem)
+            time.sleep(
+                max(0.0, options.interval_s - (time.monotonic() - started) % options.interval_s)
+            )
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+    finally:
+        if options.serve:
+            server.stop()
         source.close()
     return 0
 

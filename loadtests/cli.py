@@ -1,0 +1,83 @@
+"""``sloscale loadtest --shape NAME [--duration D] [--report DIR] [--dry-run]``.
+
+Exit status: 0 when every check passes, 1 when one fails (printed), 2 for bad options or a
+missing Prometheus, 130 when interrupted (every process the run started is stopped first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from controller.spec import parse_duration_s
+from loadtests.settings import LoadTestSettings, TimeSettings
+from loadtests.shapes import DEFAULT_DURATION_S, SHAPES, build_shape
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sloscale loadtest",
+        description="Closed-loop load test: locust -> emulated GPU service -> Prometheus -> "
+        "sloscale, in compressed time, then checks and a report.",
+    )
+    p.add_argument("--shape", choices=SHAPES, default="step")
+    p.add_argument(
+        "--duration", help="wall-clock length of the shape, e.g. 100s or 5m (default per shape)"
+    )
+    p.add_argument("--report", type=Path, help="report directory (default: a new temp dir)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run the controller in shadow mode: it decides but never scales",
+    )
+    p.add_argument("--speedup", type=float, default=TimeSettings().speedup,
+                   help="time compression of cold start, stabilisation and ticks")  # fmt: skip
+    p.add_argument("--trace", type=Path, help="per-minute CSV for --shape trace")
+    p.add_argument("--seed", type=int, default=1)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from loadtests.harness import LoadTestInterruptedError, run_loadtest
+    from loadtests.prometheus import PrometheusMissingError
+    from loadtests.report import summary_text, write_report
+
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        duration = (
+            parse_duration_s(args.duration) if args.duration else DEFAULT_DURATION_S[args.shape]
+        )
+        if args.speedup <= 0:
+            raise ValueError("--speedup must be > 0")
+        settings = replace(
+            LoadTestSettings(), time=replace(TimeSettings(), speedup=args.speedup), seed=args.seed
+        )
+        shape = build_shape(args.shape, duration, args.speedup, args.trace)
+    except (ValueError, OSError) as e:
+        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        return 2
+    report_dir = args.report or Path(tempfile.mkdtemp(prefix=f"sloscale-loadtest-{shape.name}-"))
+    print(
+        f"loadtest {shape.name}: {shape.duration_s:.0f} s, speedup x{args.speedup:g}"
+        f"{', controller in dry-run' if args.dry_run else ''}; report in {report_dir}",
+        file=sys.stderr,
+    )
+    try:
+        result = run_loadtest(shape, settings, report_dir, dry_run=args.dry_run)
+    except PrometheusMissingError as e:
+        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        return 2
+    except LoadTestInterruptedError as e:
+        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        return 130
+    write_report(result)
+    print(summary_text(result), end="")
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

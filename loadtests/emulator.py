@@ -1,0 +1,388 @@
+"""The GPU-inference emulator: one Deployment's pods serving ``POST /v1/infer`` on 127.0.0.1.
+
+Why it exists: the load tests need a service whose capacity really follows the controller.
+This process holds an emulated Deployment (replicas of one GPU slice, placed on a finite set
+of cards) that the controller drives through the ``Cluster`` port (``loadtests.cluster``
+talks to ``/emulator/snapshot`` and ``/emulator/apply``). A new or resized pod serves only
+after the cold start; a removed pod stops taking requests and finishes its queue. Each ready
+pod is a FIFO server (one request at a time, an ``asyncio.Lock`` is the queue) whose service
+time is gamma distributed with the reference model's mean ``s_sat * t0 / min(s, s_sat)``; the
+gateway spreads requests round-robin over ready pods, as a Service does.
+
+``/metrics`` (Prometheus text format) exposes what a real Deployment would: the ``http``
+profile's ``http_server_request_duration_seconds`` histogram measured at the gateway (queueing
+included) with ``namespace``/``deployment`` labels, ``http_server_requests_failed_total``, and
+dcgm-exporter-named per-pod gauges ``DCGM_FI_DEV_GPU_UTIL`` (% of a card: busy fraction times
+``min(s, s_sat)``) and ``DCGM_FI_DEV_FB_USED`` (MiB). ``/emulator/requests`` and
+``/emulator/pods`` give the harness the ground truth to check against.
+
+Run: ``python -m loadtests.emulator --config FILE.json --port N`` (always on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from actuators.sim.exporter import FAILED_NAME, HISTOGRAM_NAME, LATENCY_BUCKETS_S
+
+_BOUNDS = np.array(LATENCY_BUCKETS_S)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    namespace: str
+    name: str
+    t0_s: float
+    s_sat_pct: float
+    service_cv: float
+    memory_mib: int
+    cards: int
+    card_memory_mib: int
+    cold_start_s: float
+    replicas: int
+    slice_pct: int
+    annotations: Mapping[str, str]
+    gateway_timeout_s: float = 10.0
+    seed: int = 1
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EmulatorConfig:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def mean_service_s(self, slice_pct: int) -> float:
+        return self.s_sat_pct * self.t0_s / min(float(slice_pct), self.s_sat_pct)
+
+
+@dataclass(eq=False)
+class Pod:
+    """One replica: its slice, its card, its life (created, ready, deleted) and its queue."""
+
+    name: str
+    slice_pct: int
+    card: int | None
+    created_s: float
+    ready_s: float
+    deleted_s: float | None = None
+    busy_s: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def serving(self, now_s: float) -> bool:
+        return self.deleted_s is None and self.card is not None and now_s >= self.ready_s
+
+
+class EmulatedDeployment:
+    """The Deployment, its pods and the cards they sit on; all times are passed in."""
+
+    def __init__(self, config: EmulatorConfig, now_s: float) -> None:
+        self.config = config
+        self.replicas = config.replicas
+        self.slice_pct = config.slice_pct
+        self.pods: list[Pod] = []  # every pod ever, deleted ones included (the record)
+        self._names = itertools.count(1)
+        self._rr = itertools.count()
+        self.reconcile(now_s, initial=True)
+
+    # --- the Deployment controller's part --------------------------------------------------
+    def live(self) -> list[Pod]:
+        return [p for p in self.pods if p.deleted_s is None]
+
+    def reconcile(self, now_s: float, *, initial: bool = False) -> None:
+        """Create or delete pods towards ``replicas`` x ``slice_pct``; new pods first."""
+        current = [p for p in self.live() if p.slice_pct == self.slice_pct]
+        for _ in range(self.replicas - len(current)):
+            ready = now_s if initial else now_s + self.config.cold_start_s
+            pod = Pod(self._pod_name(), self.slice_pct, None, now_s, ready)
+            self.pods.append(pod)
+            current.append(pod)
+        if len(current) > self.replicas:
+            # not-ready pods go first, then the newest (as a ReplicaSet picks victims)
+            victims = sorted(current, key=lambda p: (p.serving(now_s), p.created_s))
+            for pod in victims[: len(current) - self.replicas]:
+                pod.deleted_s = now_s
+        old = [p for p in self.live() if p.slice_pct != self.slice_pct]
+        updated_ready = sum(
+            1 for p in self.live() if p.slice_pct == self.slice_pct and p.serving(now_s)
+        )
+        if old and updated_ready >= self.replicas:
+            for pod in old:
+                pod.deleted_s = now_s
+        self._place(now_s, initial)
+
+    def _pod_name(self) -> str:
+        return f"{self.config.name}-7d9f8b6c5-{next(self._names):05d}"
+
+    def _place(self, now_s: float, initial: bool) -> None:
+        """Best-fit: each pending pod on the fullest card that still holds it."""
+        for pod in self.live():
+            if pod.card is not None:
+                continue
+            used = self.used_pct_by_card()
+            mib = self.used_mib_by_card()
+            fits = [
+                c
+                for c in range(self.config.cards)
+                if used[c] + pod.slice_pct <= 100
+                and mib[c] + self.config.memory_mib <= self.config.card_memory_mib
+            ]
+            if fits:
+                pod.card = max(fits, key=lambda c: (used[c], -c))
+                pod.ready_s = now_s if initial else now_s + self.config.cold_start_s
+
+    def used_pct_by_card(self) -> dict[int, int]:
+        used = dict.fromkeys(range(self.config.cards), 0)
+        for p in self.live():
+            if p.card is not None:
+                used[p.card] += p.slice_pct
+        return used
+
+    def used_mib_by_card(self) -> dict[int, int]:
+        used = dict.fromkeys(range(self.config.cards), 0)
+        for p in self.live():
+            if p.card is not None:
+                used[p.card] += self.config.memory_mib
+        return used
+
+    def apply(self, replicas: int, slice_pct: int, now_s: float) -> None:
+        self.replicas = max(0, replicas)
+        self.slice_pct = slice_pct
+        self.reconcile(now_s)
+
+    # --- what the cluster reports -----------------------------------------------------------
+    def snapshot(self, now_s: float) -> dict[str, Any]:
+        self.reconcile(now_s)
+        live = self.live()
+        cfg = self.config
+        return {
+            "time_s": now_s,
+            "deployment": {
+                "namespace": cfg.namespace,
+                "name": cfg.name,
+                "annotations": dict(cfg.annotations),
+                "replicas": self.replicas,
+                "ready_replicas": sum(1 for p in live if p.serving(now_s)),
+                "slice_pct": self.slice_pct,
+                "memory_mib": cfg.memory_mib,
+                "rollout_in_progress": any(p.slice_pct != self.slice_pct for p in live),
+            },
+            "cards": [
+                {"node": "emu-node-0", "index": c, "memory_mib": cfg.card_memory_mib}
+                for c in range(cfg.cards)
+            ],
+            "allocations": [
+                {
+                    "owner": cfg.key,
+                    "pod": p.name,
+                    "card_id": f"emu-node-0/{p.card}",
+                    "share_pct": p.slice_pct,
+                    "memory_mib": cfg.memory_mib,
+                    "ready": p.serving(now_s),
+                }
+                for p in live
+                if p.card is not None
+            ],
+        }
+
+    def pick(self, now_s: float) -> Pod | None:
+        """Round-robin over serving pods (a Service's spreading), ``None`` when none serves."""
+        serving = [p for p in self.live() if p.serving(now_s)]
+        if not serving:
+            self.reconcile(now_s)
+            return None
+        if any(p.slice_pct != self.slice_pct for p in self.live()):
+            self.reconcile(now_s)
+        return serving[next(self._rr) % len(serving)]
+
+
+class RequestLog:
+    """Every request's arrival and latency (``inf``: failed), and the histogram's counters."""
+
+    def __init__(self) -> None:
+        self.arrival_s: list[float] = []
+        self.latency_s: list[float] = []
+        self.buckets = np.zeros(len(_BOUNDS) + 1)
+        self.count = 0
+        self.failed = 0
+        self.sum_s = 0.0
+
+    def add(self, arrival_s: float, latency_s: float) -> None:
+        self.arrival_s.append(arrival_s)
+        self.latency_s.append(latency_s)
+        self.buckets[int(np.searchsorted(_BOUNDS, latency_s, side="left"))] += 1
+        self.count += 1
+        if math.isfinite(latency_s):
+            self.sum_s += latency_s
+        else:
+            self.failed += 1
+
+
+def _labels(pairs: Mapping[str, str]) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+
+
+def render_metrics(
+    config: EmulatorConfig,
+    log: RequestLog,
+    gpu_used_pct: Mapping[str, float],
+    memory_mib: Mapping[str, float],
+) -> str:
+    """Prometheus text exposition of the gateway histogram and per-pod GPU gauges."""
+    base = {"namespace": config.namespace, "deployment": config.name}
+    out = [f"# TYPE {HISTOGRAM_NAME} histogram"]
+    cumulative = np.cumsum(log.buckets)
+    for le, count in zip([*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"], cumulative, strict=True):
+        out.append(f"{HISTOGRAM_NAME}_bucket{_labels({**base, 'le': le})} {int(count)}")
+    out.append(f"{HISTOGRAM_NAME}_count{_labels(base)} {log.count}")
+    out.append(f"{HISTOGRAM_NAME}_sum{_labels(base)} {log.sum_s!r}")
+    out.append(f"# TYPE {FAILED_NAME} counter")
+    out.append(f"{FAILED_NAME}{_labels(base)} {log.failed}")
+    out.append("# TYPE DCGM_FI_DEV_GPU_UTIL gauge")
+    for pod, pct in sorted(gpu_used_pct.items()):
+        labels = _labels({"namespace": config.namespace, "pod": pod})
+        out.append(f"DCGM_FI_DEV_GPU_UTIL{labels} {pct:.6g}")
+    out.append("# TYPE DCGM_FI_DEV_FB_USED gauge")
+    for pod, mib in sorted(memory_mib.items()):
+        labels = _labels({"namespace": config.namespace, "pod": pod})
+        out.append(f"DCGM_FI_DEV_FB_USED{labels} {mib:.6g}")
+    return "\n".join(out) + "\n"
+
+
+class Emulator:
+    """The service: the Deployment, the request log and the GPU gauges' last readings."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.deployment = EmulatedDeployment(config, time.time())
+        self.log = RequestLog()
+        self.rng = np.random.default_rng(config.seed)
+        self._last_busy: dict[str, tuple[float, float]] = {}
+
+    def service_time_s(self, slice_pct: int) -> float:
+        mean = self.config.mean_service_s(slice_pct)
+        cv = self.config.service_cv
+        if cv <= 0:
+            return mean
+        shape = 1.0 / (cv * cv)
+        return float(self.rng.gamma(shape, mean / shape))
+
+    async def serve(self) -> tuple[int, dict[str, Any]]:
+        arrival = time.time()
+        pod = self.deployment.pick(arrival)
+        while pod is None:
+            if time.time() - arrival > self.config.gateway_timeout_s:
+                self.log.add(arrival, math.inf)
+                return 503, {"error": "no ready replica"}
+            await asyncio.sleep(0.01)
+            pod = self.deployment.pick(time.time())
+        async with pod.lock:
+            start = time.time()
+            await asyncio.sleep(self.service_time_s(pod.slice_pct))
+            pod.busy_s += time.time() - start
+        latency = time.time() - arrival
+        self.log.add(arrival, latency)
+        return 200, {"pod": pod.name, "latency_ms": 1000.0 * latency}
+
+    def metrics(self) -> str:
+        now = time.time()
+        self.deployment.reconcile(now)
+        used: dict[str, float] = {}
+        memory: dict[str, float] = {}
+        for pod in self.deployment.live():
+            if not pod.serving(now):
+                continue
+            memory[pod.name] = float(self.config.memory_mib)
+            before = self._last_busy.get(pod.name)
+            self._last_busy[pod.name] = (now, pod.busy_s)
+            if before is not None and now > before[0]:
+                busy = min(1.0, (pod.busy_s - before[1]) / (now - before[0]))
+                used[pod.name] = busy * min(float(pod.slice_pct), self.config.s_sat_pct)
+        return render_metrics(self.config, self.log, used, memory)
+
+    def pods_record(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": p.name,
+                "slice_pct": p.slice_pct,
+                "placed": p.card is not None,
+                "created_s": p.created_s,
+                "ready_s": p.ready_s if p.card is not None else None,
+                "deleted_s": p.deleted_s,
+            }
+            for p in self.deployment.pods
+        ]
+
+
+def create_app(config: EmulatorConfig) -> FastAPI:
+    emulator = Emulator(config)
+    app = FastAPI(title="sloscale GPU-inference emulator")
+
+    @app.post("/v1/infer")
+    async def infer() -> JSONResponse:
+        status, body = await emulator.serve()
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(emulator.metrics(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/emulator/snapshot")
+    async def snapshot() -> JSONResponse:
+        return JSONResponse(emulator.deployment.snapshot(time.time()))
+
+    @app.post("/emulator/apply")
+    async def apply(request: Request) -> JSONResponse:
+        body = await request.json()
+        if body.get("namespace") != config.namespace or body.get("name") != config.name:
+            return JSONResponse({"ok": False, "message": "no such Deployment"}, status_code=404)
+        emulator.deployment.apply(int(body["replicas"]), int(body["slice_pct"]), time.time())
+        return JSONResponse({"ok": True})
+
+    @app.get("/emulator/requests")
+    async def requests() -> JSONResponse:
+        log = emulator.log
+        latency = [x if math.isfinite(x) else None for x in log.latency_s]
+        return JSONResponse({"arrival_s": log.arrival_s, "latency_s": latency})
+
+    @app.get("/emulator/pods")
+    async def pods() -> JSONResponse:
+        return JSONResponse({"pods": emulator.pods_record(), "time_s": time.time()})
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m loadtests.emulator")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    config = EmulatorConfig.from_json(json.loads(args.config.read_text()))
+    uvicorn.run(
+        create_app(config), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""The knobs of a load test, in compressed time, and how they map onto the reference model.
+
+Purely computational, no side effects. A load test runs the reference model of ARCHITECTURE §5
+(``mu(s) = min(s, s_sat) / (s_sat * t0)``, cold start) on a wall clock, compressed by
+``speedup``: every *slow* time of the control loop (cold start 60 s, scale-down stabilisation
+300 s, tick 15 s, the shape's phases) is divided by ``speedup`` so that a run fits in minutes.
+A request's own service time is a wall-clock setting (``t0_s``): it is what locust on
+127.0.0.1 can measure and what keeps the request rate within what two shared cores can drive,
+and every latency the controller sees (the histogram in Prometheus) is wall-clock too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+NAMESPACE = "loadtest"
+DEPLOYMENT = "inference"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceModel:
+    """The emulated model server: reference-model parameters in wall-clock seconds."""
+
+    t0_s: float = 0.05  # mean service time at a share >= s_sat
+    s_sat_pct: float = 50.0  # share beyond which a larger slice buys nothing
+    service_cv: float = 0.5  # coefficient of variation of one request's service time
+    memory_mib: int = 8192  # GPU memory per replica
+    cards: int = 8
+    card_memory_mib: int = 81920
+
+    def mean_service_s(self, slice_pct: float) -> float:
+        """``1 / mu(s) = s_sat * t0 / min(s, s_sat)``."""
+        return self.s_sat_pct * self.t0_s / min(max(slice_pct, 1e-9), self.s_sat_pct)
+
+    def used_share_pct(self, slice_pct: float) -> float:
+        """Share of a card a busy replica's kernels use: ``min(s, s_sat)``."""
+        return min(slice_pct, self.s_sat_pct)
+
+
+@dataclass(frozen=True, slots=True)
+class SloSettings:
+    """The SLO the emulated Deployment asks for through its ``sloscale.io/`` annotations."""
+
+    latency_target_ms: float = 300.0
+    latency_quantile: float = 0.95
+    # A short compressed run is dominated by its step: cold start plus detection leave about
+    # 8 s of x4 load unserved in 85 s, i.e. ~15 % of the requests, whatever the controller.
+    objective_pct: float = 80.0
+    min_replicas: int = 1
+    max_replicas: int = 16
+    slice_min_pct: int = 50
+    slice_max_pct: int = 50
+    slice_step_pct: int = 10
+
+    def annotations(self) -> dict[str, str]:
+        return {
+            "sloscale.io/enabled": "true",
+            "sloscale.io/latency-target-ms": f"{self.latency_target_ms:g}",
+            "sloscale.io/latency-quantile": f"{self.latency_quantile:g}",
+            "sloscale.io/objective": f"{self.objective_pct:g}",
+            "sloscale.io/window": "1h",
+            "sloscale.io/min-replicas": str(self.min_replicas),
+            "sloscale.io/max-replicas": str(self.max_replicas),
+            "sloscale.io/slice-min": str(self.slice_min_pct),
+            "sloscale.io/slice-max": str(self.slice_max_pct),
+            "sloscale.io/slice-step": str(self.slice_step_pct),
+            "sloscale.io/metrics-profile": "http",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSettings:
+    """Reference times (seconds of the modelled world) and the compression factor."""
+
+    speedup: float = 12.0
+    cold_start_ref_s: float = 60.0
+    scale_down_delay_ref_s: float = 300.0
+    tick_ref_s: float = 15.0
+    scrape_interval_s: float = 0.5  # wall clock: Prometheus' own resolution
+    window_ticks: float = 2.0  # rate/latency window of the queries, in ticks
+
+    @property
+    def cold_start_s(self) -> float:
+        return self.cold_start_ref_s / self.speedup
+
+    @property
+    def scale_down_delay_s(self) -> float:
+        return self.scale_down_delay_ref_s / self.speedup
+
+    @property
+    def tick_s(self) -> float:
+        return self.tick_ref_s / self.speedup
+
+    @property
+    def window_s(self) -> float:
+        return max(self.window_ticks * self.tick_s, 4 * self.scrape_interval_s)
+
+    @property
+    def lead_time_s(self) -> float:
+        """What the loop forecasts over: cold start, one tick and one scrape."""
+        return self.cold_start_s + self.tick_s + self.scrape_interval_s
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSettings:
+    """How locust turns a shape's multiplier into users: ``users * per_user_rps`` rps."""
+
+    base_rps: float = 16.0
+    per_user_rps: float = 0.5
+    spawn_rate: float = 200.0  # users per second: a step is a step
+
+    def users(self, multiplier: float) -> int:
+        return max(0, round(self.base_rps * multiplier / self.per_user_rps))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTestSettings:
+    """Everything one run needs; the defaults hold the CI ``step`` run's checks."""
+
+    service: ServiceModel = field(default_factory=ServiceModel)
+    slo: SloSettings = field(default_factory=SloSettings)
+    time: TimeSettings = field(default_factory=TimeSettings)
+    load: LoadSettings = field(default_factory=LoadSettings)
+    initial_replicas: int = 2
+    initial_slice_pct: int = 50
+    gateway_timeout_s: float = 10.0
+    seed: int = 1
+
+    def emulator_config(self) -> Mapping[str, object]:
+        """The JSON the emulator process is started with."""
+        s = self.service
+        return {
+            "namespace": NAMESPACE,
+            "name": DEPLOYMENT,
+            "t0_s": s.t0_s,
+            "s_sat_pct": s.s_sat_pct,
+            "service_cv": s.service_cv,
+            "memory_mib": s.memory_mib,
+            "cards": s.cards,
+            "card_memory_mib": s.card_memory_mib,
+            "cold_start_s": self.time.cold_start_s,
+            "replicas": self.initial_replicas,
+            "slice_pct": self.initial_slice_pct,
+            "annotations": self.slo.annotations(),
+            "gateway_timeout_s": self.gateway_timeout_s,
+            "seed": self.seed,
+        }
