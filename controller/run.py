@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
@@ -81,59 +82,24 @@ def run(
 ) -> int:
     """Run until ``duration_s`` or an interrupt; ``recorders`` also get every tick's report."""
     err = err or sys.stderr
-    config = _prometheus_config(options)
     if options.cluster == "kubernetes":
-        return _run_kubernetes(options, config, err, recorders)
+        return _run_kubernetes(options, err, recorders)
     if options.cluster != "sim":
         raise RunError(f"--cluster {options.cluster!r}: choose kubernetes or sim")
-    now = time.time()
-    world = replace(demo_world(seed=options.seed), start_s=now)
+    world = replace(demo_world(seed=options.seed), start_s=time.time())
     sim = SimulatedCluster(world)
     metrics_server = SimMetricsServer(options.sim_metrics_host, options.sim_metrics_port)
     metrics_server.publish(sim)
     metrics_server.start()
     print(f"simulated workloads' metrics on http://{metrics_server.address}/metrics", file=err)
-    tap = SnapshotTap(sim)
-    source = PrometheusMetricsSource(
-        PrometheusClient(config),
-        SourceSettings(
-            window_s=options.window_s,
-            max_age_s=options.window_s,
-            query_timeout_s=options.query_timeout_s,
-        ),
-        pods=tap.pod_map,
-    )
-    recorder = MetricsRecorder()
-    clock = WallClock()
-    controller = Controller(
-        tap,
-        source,
-        clock,
-        LoopConfig(interval_s=options.interval_s, dry_run=options.dry_run),
-        recorders=[recorder, *recorders],
-        history=source,  # the loop's warm start: chunked query_range at first sight
-    )
-    server = ApiServer(create_app(controller, recorder), options.host, options.port)
     try:
-        if options.serve:
-            try:
-                server.start()
-            except (OSError, TimeoutError) as e:
-                raise RunError(
-                    f"cannot serve the API on {options.host}:{options.port}: {e}"
-                ) from None
-            print(
-                f"API on http://{options.host}:{server.port} (/api/v1/workloads, /metrics)",
-                file=err,
-            )
-        _loop(controller, sim, metrics_server, clock, options)
+        loop = LoopConfig(interval_s=options.interval_s, dry_run=options.dry_run)
+        with _composed(sim, options, loop, recorders, err) as (controller, _):
+            _loop(controller, sim, metrics_server, WallClock(), options)
     except KeyboardInterrupt:
         print("interrupted", file=err)
     finally:
-        if options.serve:
-            server.stop()
         metrics_server.stop()
-        source.close()
     return 0
 
 
@@ -154,10 +120,79 @@ def run_cluster(
     ``duration_s`` or an interrupt; the cluster is not closed here (its owner does that).
     """
     err = err or sys.stderr
-    config = _prometheus_config(options)
+    base = replace(loop or LoopConfig(), interval_s=options.interval_s, dry_run=options.dry_run)
+    try:
+        with _composed(cluster, options, base, recorders, err) as (controller, _):
+            _tick_every_interval(controller, options)
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+    return 0
+
+
+def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Recorder]) -> int:
+    """The production composition: the Kubernetes adapter, Prometheus, optional election.
+
+    With ``--leader-elect`` only the leader writes: a follower's ticks run in shadow mode
+    (``dry_run``), so its API and ``/metrics`` stay live and read-only, and the adapter
+    itself refuses writes from a replica that is not the leader (the safety net).
+    """
+    from actuators.kubernetes import build_cluster, build_leader_elector, load_api
+
+    _prometheus_config(options)  # a bad URL or auth setting fails before anything starts
+    try:
+        api = load_api(options.kubeconfig)
+    except Exception as e:  # a missing or unreadable kubeconfig: one line, exit 2
+        raise RunError(f"cannot load the Kubernetes configuration: {e}") from None
+    elector = build_leader_elector(api) if options.leader_elect else None
+    dialect = SliceDialect(options.slice_dialect)
+    cluster = build_cluster(
+        options.kubeconfig,
+        options.namespace,
+        options.selector,
+        options.dry_run,
+        default_dialect=dialect,
+        leader=elector,
+        api=api,
+    )
+    base = LoopConfig(
+        interval_s=options.interval_s, dry_run=options.dry_run, default_dialect=dialect
+    )
+    if elector is not None:
+        elector.start()
+    try:
+        with _composed(cluster, options, base, recorders, err) as (controller, recorder):
+
+            def follow_the_lease() -> None:
+                leading = elector is None or elector.is_leader()
+                controller.config = replace(base, dry_run=base.dry_run or not leading)
+                recorder.set_leader(leading)
+
+            _tick_every_interval(controller, options, before_tick=follow_the_lease)
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+    finally:
+        if elector is not None:
+            elector.stop(release=True)
+        cluster.close()
+    return 0
+
+
+@contextmanager
+def _composed(
+    cluster: Cluster,
+    options: RunOptions,
+    loop: LoopConfig,
+    recorders: Sequence[Recorder],
+    err: TextIO,
+) -> Iterator[tuple[Controller, MetricsRecorder]]:
+    """The loop over ``cluster`` reading Prometheus, with its API served while inside.
+
+    The source reads the pod map through ``SnapshotTap`` and warm-starts the forecaster with
+    chunked ``query_range`` (``history=source``), so a restarted controller is not blind.
+    """
     tap = SnapshotTap(cluster)
     source = PrometheusMetricsSource(
-        PrometheusClient(config),
+        PrometheusClient(_prometheus_config(options)),
         SourceSettings(
             window_s=options.window_s,
             max_age_s=options.window_s,
@@ -166,9 +201,8 @@ def run_cluster(
         pods=tap.pod_map,
     )
     recorder = MetricsRecorder()
-    base = replace(loop or LoopConfig(), interval_s=options.interval_s, dry_run=options.dry_run)
     controller = Controller(
-        tap, source, WallClock(), base, recorders=[recorder, *recorders], history=source
+        tap, source, WallClock(), loop, recorders=[recorder, *recorders], history=source
     )
     server = ApiServer(create_app(controller, recorder), options.host, options.port)
     try:
@@ -179,22 +213,29 @@ def run_cluster(
                 raise RunError(
                     f"cannot serve the API on {options.host}:{options.port}: {e}"
                 ) from None
-            print(f"API on http://{options.host}:{server.port}", file=err)
-        started = time.monotonic()
-        while options.duration_s is None or time.monotonic() - started < options.duration_s:
-            report = controller.tick()
-            for problem in report.errors:
-                log.warning("tick: %s", problem)
-            time.sleep(
-                max(0.0, options.interval_s - (time.monotonic() - started) % options.interval_s)
+            print(
+                f"API on http://{options.host}:{server.port} (/api/v1/workloads, /metrics)",
+                file=err,
             )
-    except KeyboardInterrupt:
-        print("interrupted", file=err)
+        yield controller, recorder
     finally:
         if options.serve:
             server.stop()
         source.close()
-    return 0
+
+
+def _tick_every_interval(
+    controller: Controller, options: RunOptions, before_tick: Callable[[], None] | None = None
+) -> None:
+    """Tick on the wall clock every ``interval_s`` until ``duration_s`` (or forever)."""
+    started = time.monotonic()
+    while options.duration_s is None or time.monotonic() - started < options.duration_s:
+        if before_tick is not None:
+            before_tick()
+        report = controller.tick()
+        for problem in report.errors:
+            log.warning("tick: %s", problem)
+        time.sleep(max(0.0, options.interval_s - (time.monotonic() - started) % options.interval_s))
 
 
 def _prometheus_config(options: RunOptions) -> PrometheusConfig:
@@ -209,93 +250,6 @@ def _prometheus_config(options: RunOptions) -> PrometheusConfig:
         )
     except ValueError as e:
         raise RunError(str(e)) from None
-
-
-def _run_kubernetes(
-    options: RunOptions,
-    config: PrometheusConfig,
-    err: TextIO,
-    recorders: Sequence[Recorder],
-) -> int:
-    """The production composition: the Kubernetes adapter, Prometheus, optional election.
-
-    With ``--leader-elect`` only the leader writes: a follower's ticks run in shadow mode
-    (``dry_run``), so its API and ``/metrics`` stay live and read-only, and the adapter
-    itself refuses writes from a replica that is not the leader (the safety net).
-    """
-    from actuators.kubernetes import build_cluster, build_leader_elector, load_api
-
-    try:
-        api = load_api(options.kubeconfig)
-    except Exception as e:  # a missing or unreadable kubeconfig: one line, exit 2
-        raise RunError(f"cannot load the Kubernetes configuration: {e}") from None
-    elector = build_leader_elector(api) if options.leader_elect else None
-    cluster = build_cluster(
-        options.kubeconfig,
-        options.namespace,
-        options.selector,
-        options.dry_run,
-        default_dialect=SliceDialect(options.slice_dialect),
-        leader=elector,
-        api=api,
-    )
-    tap = SnapshotTap(cluster)
-    source = PrometheusMetricsSource(
-        PrometheusClient(config),
-        SourceSettings(
-            window_s=options.window_s,
-            max_age_s=options.window_s,
-            query_timeout_s=options.query_timeout_s,
-        ),
-        pods=tap.pod_map,
-    )
-    recorder = MetricsRecorder()
-    base = LoopConfig(
-        interval_s=options.interval_s,
-        dry_run=options.dry_run,
-        default_dialect=SliceDialect(options.slice_dialect),
-    )
-    controller = Controller(
-        tap,
-        source,
-        WallClock(),
-        base,
-        recorders=[recorder, *recorders],
-        history=source,
-    )
-    server = ApiServer(create_app(controller, recorder), options.host, options.port)
-    if elector is not None:
-        elector.start()
-    try:
-        if options.serve:
-            try:
-                server.start()
-            except (OSError, TimeoutError) as e:
-                raise RunError(
-                    f"cannot serve the API on {options.host}:{options.port}: {e}"
-                ) from None
-            print(f"API on http://{options.host}:{server.port}", file=err)
-        started = time.monotonic()
-        while options.duration_s is None or time.monotonic() - started < options.duration_s:
-            leading = elector is None or elector.is_leader()
-            controller.config = replace(base, dry_run=base.dry_run or not leading)
-            report = controller.tick()
-            recorder.set_leader(leading)
-            for problem in report.errors:
-                log.warning("tick: %s", problem)
-            time.sleep(
-                max(0.0, options.interval_s - (time.monotonic() - started) % options.interval_s)
-            )
-    except KeyboardInterrupt:
-        print("interrupted", file=err)
-    finally:
-        if options.serve:
-            server.stop()
-        if elector is not None:
-            elector.stop(release=True)
-        cluster.close()
-        source.close()
-    return 0
 
 
 def _loop(

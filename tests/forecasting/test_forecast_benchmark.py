@@ -22,31 +22,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.forecast_phase import STEP_S, series
 from forecasting import History, OnlineForecaster, make
 
-STEP_S = 60.0
-DAYS = 14
 LEAD_S = 300.0
 N_SERIES = int(os.environ.get("SLOSCALE_BENCH_SERIES", "20"))
 N_FIT = int(os.environ.get("SLOSCALE_BENCH_FIT_SERIES", "2"))
 N_MODELS = int(os.environ.get("SLOSCALE_BENCH_MODELS", "2"))
 
 
-def _series(n_series: int, seed: int = 0) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Per-minute rates: daily and weekly shape, random level and phase, Poisson noise."""
-    rng = np.random.default_rng(seed)
-    t_s = np.arange(round(DAYS * 86_400 / STEP_S)) * STEP_S
-    level = rng.uniform(0.5, 50.0, (n_series, 1))
-    phase = rng.uniform(0.0, 2 * np.pi, (n_series, 1))
-    daily = 1.0 + 0.6 * np.sin(2 * np.pi * t_s / 86_400 + phase)
-    weekly = 1.0 - 0.3 * ((np.floor(t_s / 86_400) % 7) >= 5)
-    counts = rng.poisson(level * daily * weekly * STEP_S)
-    return counts / STEP_S
-
-
 @pytest.fixture(scope="module")
 def rates() -> np.ndarray[Any, np.dtype[np.float64]]:
-    return _series(max(N_SERIES, N_FIT, N_MODELS))
+    return series(max(N_SERIES, N_FIT, N_MODELS))
 
 
 def _history(values: np.ndarray[Any, np.dtype[np.float64]], end: int) -> History:

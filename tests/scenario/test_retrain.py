@@ -82,3 +82,32 @@ def test_restarts_around_trigger_and_job_give_exactly_one_job_and_a_watermark() 
     assert statuses["ml/broken"].state is RetrainState.BLOCKED
     assert "not found" in statuses["ml/broken"].message
     assert all(w.last_decision is not None for w in report.workloads)
+
+
+def test_retraining_is_visible_on_the_api_and_metrics() -> None:
+    from fastapi.testclient import TestClient
+
+    from controller.api import create_app
+    from controller.telemetry import MetricsRecorder
+
+    cluster = SimulatedCluster(_world())
+    recorder = MetricsRecorder()
+    controller = Controller(
+        cluster,
+        SimMetricsSource(cluster.metrics_history),
+        cluster,
+        LoopConfig(interval_s=15.0),
+        recorders=[recorder],
+    )
+    for _ in range(200):
+        cluster.advance(15.0)
+        controller.tick()
+    client = TestClient(create_app(controller, recorder))
+    models = {m["model"]: m for m in client.get("/api/v1/retraining").json()["models"]}
+    assert set(models) == {"ml/chat", "ml/broken"}
+    chat = models["ml/chat"]
+    assert chat["threshold"] > 0 and chat["last_job"]["outcome"] == "Succeeded"
+    assert models["ml/broken"]["state"] == RetrainState.BLOCKED.value
+    text = client.get("/metrics").text
+    assert 'sloscale_retrain_triggered_total{workload="ml/chat"} 1.0' in text
+    assert 'sloscale_retrain_samples_pending{workload="ml/chat"}' in text
