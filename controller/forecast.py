@@ -85,6 +85,7 @@ class StepSeries:
         self._open_sum = 0.0
         self._open_n = 0
         self.closed_total = 0  # steps closed since creation: a cheap "anything new?" check
+        self._first_data: int | None = None  # ordinal (1-based) of the first step with data
 
     def _close(self, index: int, value: float) -> None:
         if self._last_index is not None:
@@ -98,6 +99,8 @@ class StepSeries:
         self._next = (self._next + 1) % len(self._values)
         self._count = min(self._count + 1, len(self._values))
         self.closed_total += 1
+        if self._first_data is None and math.isfinite(value):
+            self._first_data = self.closed_total
 
     def add(self, time_s: float, rate_rps: float | None, window_s: float) -> None:
         index = math.floor((time_s - 0.5 * window_s) / self.step_s)
@@ -137,17 +140,20 @@ class StepSeries:
     def history(self) -> History:
         """The closed steps, oldest first, from the first one with data (a series that was
         not recorded yet has no past, rather than a long missing one)."""
-        n = self._count
+        n = self.observed_steps
         values = self._values[(self._next - n + np.arange(n)) % len(self._values)]
-        present = np.flatnonzero(np.isfinite(values))
-        values = values[present[0] :] if present.size else values[n:]
         end = self.end_s if self.end_s is not None else 0.0
-        return History(end - len(values) * self.step_s, self.step_s, values)
+        return History(end - n * self.step_s, self.step_s, values)
 
     @property
     def observed_steps(self) -> int:
-        """Closed steps from the first one with data: the history a model can learn from."""
-        return len(self.history())
+        """Closed steps from the first one with data: the history a model can learn from.
+
+        O(1): the refit schedule asks it of every workload on every tick.
+        """
+        if self._first_data is None:
+            return 0
+        return min(self._count, self.closed_total - self._first_data + 1)
 
 
 @dataclass(frozen=True, slots=True)
