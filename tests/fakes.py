@@ -11,6 +11,7 @@ from controller.domain import (
     ClusterSnapshot,
     DeploymentState,
     Inventory,
+    JobPhase,
     JobState,
     Observation,
     Plan,
@@ -69,6 +70,18 @@ class FakeCluster:
             raise ConnectionError("API server unreachable")
         allocations = []
         free = {c.card_id: c.capacity_pct for c in self.cards}
+        for j in self.jobs.values():  # a running gang keeps its cards
+            if j.phase is not JobPhase.RUNNING:
+                continue
+            for i in range(j.pods):
+                card = next(c for c, f in free.items() if f >= j.share_pct_per_pod)
+                free[card] -= j.share_pct_per_pod
+                allocations.append(
+                    SliceAllocation(
+                        j.ref.key, f"{j.ref.name}-{i}", card, j.share_pct_per_pod,
+                        j.memory_mib_per_pod,
+                    )
+                )  # fmt: skip
         for d in self.deployments.values():
             for i in range(d.replicas):
                 card = next((c for c, f in free.items() if f >= d.slice_pct), None)

@@ -5,12 +5,9 @@ from dataclasses import dataclass, replace
 
 from controller.domain import (
     ApplyResult,
-    ClusterSnapshot,
-    Inventory,
     JobPhase,
     JobState,
     Plan,
-    SliceAllocation,
     WorkloadMetrics,
     WorkloadRef,
 )
@@ -28,7 +25,7 @@ JOB = {
 
 @dataclass
 class JobCluster(FakeCluster):
-    """The fake cluster plus Jobs: a running gang keeps its cards; suspend and resume apply."""
+    """The fake cluster plus Jobs that suspend and resume (running gangs keep their cards)."""
 
     def add_job(self, name: str, pods: int, share_pct: int) -> WorkloadRef:
         ref = WorkloadRef("default", name, "Job")
@@ -36,34 +33,6 @@ class JobCluster(FakeCluster):
             ref, dict(JOB), pods, share_pct, 4096, JobPhase.RUNNING, started_at_s=-86400.0
         )
         return ref
-
-    def snapshot(self) -> ClusterSnapshot:
-        free = {c.card_id: c.capacity_pct for c in self.cards}
-        allocations = []
-        for j in self.jobs.values():
-            if j.phase is not JobPhase.RUNNING:
-                continue
-            for i in range(j.pods):
-                card = next(c for c, f in free.items() if f >= j.share_pct_per_pod)
-                free[card] -= j.share_pct_per_pod
-                allocations.append(
-                    SliceAllocation(j.ref.key, f"{j.ref.name}-{i}", card, j.share_pct_per_pod, 4096)
-                )
-        for d in self.deployments.values():
-            for i in range(d.replicas):
-                card = next((c for c, f in free.items() if f >= d.slice_pct), None)
-                if card is None:
-                    break
-                free[card] -= d.slice_pct
-                allocations.append(
-                    SliceAllocation(d.ref.key, f"{d.ref.name}-{i}", card, d.slice_pct, d.memory_mib)
-                )
-        return ClusterSnapshot(
-            self.clock.now(),
-            tuple(self.deployments.values()),
-            tuple(self.jobs.values()),
-            Inventory(self.cards, tuple(allocations)),
-        )
 
     def apply(self, plan: Plan, *, dry_run: bool = False) -> Sequence[ApplyResult]:
         out = list(super().apply(Plan(scale=plan.scale), dry_run=dry_run))
