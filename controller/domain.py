@@ -262,6 +262,17 @@ def available(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+_SIGNAL_FIELDS = (
+    "request_rate_rps",
+    "latency_ms",
+    "good_ratio",
+    "gpu_util",
+    "gpu_busy",
+    "gpu_memory_mib",
+    "data_samples",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkloadMetrics:
     """One workload's signals over the last ``window_s``; ``None`` means unavailable."""
@@ -274,6 +285,18 @@ class WorkloadMetrics:
     gpu_memory_mib: float | None = None  # per replica
     data_samples: float | None = None  # cumulative sample count, for retraining
     window_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        # Every adapter's readings pass here: NaN or infinity is unavailable (None), never a
+        # number the planner could read as load or as zero.
+        for name in _SIGNAL_FIELDS:
+            if not available(getattr(self, name)):
+                object.__setattr__(self, name, None)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The signals that are unavailable, by field name."""
+        return tuple(name for name in _SIGNAL_FIELDS if getattr(self, name) is None)
 
     def core_available(self) -> bool:
         """Rate and latency are what sizing needs; without them the planner holds."""

@@ -55,7 +55,7 @@ from actuators.prometheus.profiles import (
     rate_history_query,
     tick_queries,
 )
-from controller.domain import MetricsProfile, Observation, WorkloadMetrics, available
+from controller.domain import MetricsProfile, Observation, WorkloadMetrics
 from controller.ports import ObserveTarget
 from forecasting.base import History
 
@@ -272,21 +272,20 @@ class PrometheusMetricsSource:
             "memory": agg.gpu_memory_mib,
             "data": None if "retrain:data" in agg.failed else agg.data_samples,
         }
-        clean = {k: (v if available(v) else None) for k, v in values.items()}
-        with self._lock:
-            self.empty_results_total += sum(
-                v is None for k, v in clean.items() if k in ("rate", "latency", "good_ratio")
-            )
-        return WorkloadMetrics(
-            request_rate_rps=clean["rate"],
-            latency_ms=clean["latency"],
-            good_ratio=clean["good_ratio"],
-            gpu_util=clean["gpu_util"],
-            gpu_busy=clean["gpu_busy"],
-            gpu_memory_mib=clean["memory"],
-            data_samples=clean["data"],
+        metrics = WorkloadMetrics(
+            request_rate_rps=values["rate"],
+            latency_ms=values["latency"],
+            good_ratio=values["good_ratio"],
+            gpu_util=values["gpu_util"],
+            gpu_busy=values["gpu_busy"],
+            gpu_memory_mib=values["memory"],
+            data_samples=values["data"],
             window_s=self.settings.window_s,
         )
+        core = ("request_rate_rps", "latency_ms", "good_ratio")
+        with self._lock:
+            self.empty_results_total += sum(name in core for name in metrics.missing)
+        return metrics
 
     def _note_interpolated(self, key: str, target_ms: float, profile: MetricsProfile) -> None:
         """Say once per workload that its SLO threshold is not a bucket bound."""

@@ -36,7 +36,7 @@ import numpy as np
 
 from actuators.sim.exporter import LATENCY_BUCKETS_S, Scrape, ScrapeHistory, WorkloadSeries
 from actuators.sim.model import FloatArray
-from controller.domain import Observation, WorkloadMetrics, available
+from controller.domain import Observation, WorkloadMetrics
 from controller.ports import ObserveTarget
 
 SIGNALS = ("rate", "latency", "good_ratio", "gpu_util", "gpu_busy", "memory", "data_samples")
@@ -154,18 +154,18 @@ class SimMetricsSource:
         if fault is not None:
             replacement = None if fault.kind == "missing" else math.nan
             values = {k: (replacement if k in fault.signals else v) for k, v in values.items()}
-        clean = {k: (v if v is not None and available(v) else None) for k, v in values.items()}
-        self.empty_results_total += sum(v is None for v in clean.values())
-        return WorkloadMetrics(
-            request_rate_rps=clean["rate"],
-            latency_ms=clean["latency"],
-            good_ratio=clean["good_ratio"],
-            gpu_util=clean["gpu_util"],
-            gpu_busy=clean["gpu_busy"],
-            gpu_memory_mib=clean["memory"],
-            data_samples=clean["data_samples"],
+        metrics = WorkloadMetrics(
+            request_rate_rps=values["rate"],
+            latency_ms=values["latency"],
+            good_ratio=values["good_ratio"],
+            gpu_util=values["gpu_util"],
+            gpu_busy=values["gpu_busy"],
+            gpu_memory_mib=values["memory"],
+            data_samples=values["data_samples"],
             window_s=self.window_s,
         )
+        self.empty_results_total += len(metrics.missing)
+        return metrics
 
 
 def _signals(signals: Collection[str] | None) -> frozenset[str]:
