@@ -366,6 +366,10 @@ class ScaleAction:
     target: Allocation
     memory_mib: int
     reason: Reason
+    remove_pods: tuple[str, ...] = ()
+    """On a scale-down, the pods to remove, in order: the planner drains the emptiest cards so
+    that whole cards come free for gangs (Kubernetes: ``controller.kubernetes.io/
+    pod-deletion-cost``, which the ReplicaSet controller honours among ready pods)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from controller.domain import (
     Plan,
     Reason,
     ScaleAction,
+    SliceAllocation,
     SloSpec,
     WorkloadMetrics,
     available,
@@ -464,6 +465,8 @@ class FitResult:
     actions: list[JobAction]
     placements: dict[str, list[Slice]]
     messages: dict[str, str]  # why, per job acted on
+    removals: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per workload that scales in: the pods to remove, emptiest cards first."""
 
 
 @dataclass
@@ -492,8 +495,11 @@ def fit(
     need more than the pool holds.
     """
     owned: dict[str, list[Slice]] = {}
+    pods: dict[str, list[SliceAllocation]] = {}
     for a in snapshot.inventory.allocations:
         owned.setdefault(a.owner, []).append((a.card_id, a.share_pct, a.memory_mib))
+        pods.setdefault(a.owner, []).append(a)
+    used_pct = snapshot.inventory.used_pct_by_card()
     slots = {
         j.key: JobSlot(j, owned.get(j.key, []))
         for j in jobs
@@ -503,13 +509,18 @@ def fit(
     out: dict[str, Proposal] = {}
     placements: dict[str, list[Slice]] = {}
     claims: list[tuple[WorkloadInput, Proposal, list[Slice]]] = []
+    removals: dict[str, tuple[str, ...]] = {}
     for inp in inputs:
         prop = desired[inp.key]
         mine = owned.get(inp.key, [])
         target = prop.allocation
         if target.slice_pct == inp.current.slice_pct:
-            ctx.pool.release_all(mine[target.replicas :])
-            mine = mine[: target.replicas]
+            keep = drain_order(pods.get(inp.key, []), used_pct)
+            drop = keep[target.replicas :]
+            ctx.pool.release_all(_slice(a) for a in drop)
+            mine = [_slice(a) for a in keep[: target.replicas]]
+            if drop:
+                removals[inp.key] = tuple(a.pod for a in reversed(drop))  # emptiest first
         claims.append((inp, prop, list(mine)))
     claims.sort(key=lambda c: (-c[0].spec.priority, c[0].key))
     for inp, prop, held in claims:
@@ -549,7 +560,25 @@ def fit(
             f"resume: the gang fits and the forecast keeps inference's headroom for "
             f"{horizon_min:.0f} min"
         )
-    return FitResult(out, actions, placements, messages)
+    return FitResult(out, actions, placements, messages, removals)
+
+
+def drain_order(
+    allocations: Sequence[SliceAllocation], used_pct: Mapping[str, int]
+) -> list[SliceAllocation]:
+    """A workload's pods, the ones to keep first: a scale-in removes from the end.
+
+    Not-ready pods go first (the ReplicaSet controller removes them first anyway), then the
+    pods on the emptiest cards, so that scaling in drains cards whole and leaves room for
+    gangs and large slices instead of scattering holes (ties: card, then pod name).
+    """
+    return sorted(
+        allocations, key=lambda a: (not a.ready, -used_pct.get(a.card_id, 0), a.card_id, a.pod)
+    )
+
+
+def _slice(a: SliceAllocation) -> Slice:
+    return (a.card_id, a.share_pct, a.memory_mib)
 
 
 def _fit_one(
@@ -792,8 +821,18 @@ def plan(
         current = inp.current
         changes = prop.allocation != current
         if changes:
+            scale_in = (
+                prop.allocation.slice_pct == current.slice_pct
+                and prop.allocation.replicas < current.replicas
+            )
             scale.append(
-                ScaleAction(inp.state.ref, prop.allocation, inp.state.memory_mib, prop.reason)
+                ScaleAction(
+                    inp.state.ref,
+                    prop.allocation,
+                    inp.state.memory_mib,
+                    prop.reason,
+                    result.removals.get(inp.key, ()) if scale_in else (),
+                )
             )
         decisions.append(
             Decision(now, inp.key, prop.reason, prop.message, current, prop.allocation)

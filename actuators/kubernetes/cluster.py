@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -64,6 +64,11 @@ from controller.domain import (
 )
 
 log = logging.getLogger("sloscale.kubernetes")
+
+POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+POD_DELETION_COST_FIRST = -1000
+"""Cost of the first pod a scale-in should remove; the next ones count up from it (all
+below the default 0, so unmarked pods stay)."""
 
 JsonObj = dict[str, Any]
 CONFLICT, NOT_FOUND, FORBIDDEN, INVALID, TOO_MANY = 409, 404, 403, 422, 429
@@ -341,6 +346,8 @@ class KubernetesCluster:
         ref = action.ref
         rv = str(k8s.meta(dep).get("resourceVersion", ""))
         note = self._decision("scale", str(action.reason), summary)
+        if write.replicas is not None and action.remove_pods:
+            self._mark_for_removal(ref.namespace, action.remove_pods)
         if write.replicas is not None:
             scale = self.api.patch(
                 DEPLOYMENTS,
@@ -362,6 +369,22 @@ class KubernetesCluster:
         else:
             updated = self.api.patch(DEPLOYMENTS, ref.name, body, ref.namespace)
         self._event(DEPLOYMENTS, "Deployment", updated, str(action.reason), summary)
+
+    def _mark_for_removal(self, namespace: str, pods: Sequence[str]) -> None:
+        """Ask the ReplicaSet controller to remove ``pods`` first on the coming scale-in.
+
+        ``controller.kubernetes.io/pod-deletion-cost`` (beta since Kubernetes 1.22): among
+        ready pods, the lowest cost goes first. The planner names the pods on the emptiest
+        cards, so a scale-in frees whole cards. Best effort: a pod that is gone or a patch
+        that fails only costs the ordering, never the scale-in itself.
+        """
+        for rank, name in enumerate(pods):
+            cost = str(POD_DELETION_COST_FIRST + rank)
+            body = {"metadata": {"annotations": {POD_DELETION_COST: cost}}}
+            try:
+                self.api.patch(PODS, name, body, namespace)
+            except ApiError as e:
+                log.warning("cannot mark pod %s/%s for removal first: %s", namespace, name, e)
 
     # ---- jobs and bare pods ------------------------------------------------------------------
 

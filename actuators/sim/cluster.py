@@ -296,6 +296,10 @@ class SimulatedCluster:
                 reason=str(action.reason),
             )
         )
+        marked = set(action.remove_pods)
+        for pod in d.pods:
+            if pod.name in marked:
+                pod.deletion_cost = -1
         if (slice_pct, memory) != d.template:
             d.surge = None  # a new rollout: its mode is chosen at the next reconcile
         d.replicas, d.slice_pct, d.memory_mib = after

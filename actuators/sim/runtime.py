@@ -27,6 +27,7 @@ class Pod:
     __slots__ = (
         "card",
         "cold_start_s",
+        "deletion_cost",
         "memory_mib",
         "name",
         "never_ready",
@@ -55,6 +56,7 @@ class Pod:
         self.card: int | None = None
         self.ready_at_s = math.inf
         self.residual_s = 0.0  # unfinished work queued on this replica
+        self.deletion_cost = 0  # controller.kubernetes.io/pod-deletion-cost
 
     @property
     def placed(self) -> bool:
@@ -63,9 +65,10 @@ class Pod:
     def ready(self, t_s: float) -> bool:
         return self.card is not None and self.ready_at_s <= t_s + EPS_S
 
-    def removal_rank(self, t_s: float) -> tuple[bool, bool, int]:
-        """Sort key: unplaced first, then not ready, then the newest."""
-        return (self.placed, self.ready(t_s), -self.seq)
+    def removal_rank(self, t_s: float) -> tuple[bool, bool, int, int]:
+        """Sort key: unplaced first, then not ready, then the lowest deletion cost, then the
+        newest (the ReplicaSet controller's order, node spreading aside)."""
+        return (self.placed, self.ready(t_s), self.deletion_cost, -self.seq)
 
 
 def priority_of(annotations: Mapping[str, str], default: int) -> int:

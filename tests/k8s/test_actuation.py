@@ -268,3 +268,38 @@ def test_other_dialect_keys_are_cleared_when_the_dialect_changes(server: FakeApi
         assert not any(k.startswith("nvidia.com/") for k in limits)
     finally:
         c.close()
+
+
+def test_a_scale_in_marks_the_named_pods_with_a_deletion_cost_first(server: FakeApiServer) -> None:
+    server.put(deployment("web", replicas=3))
+    for name in ("web-a", "web-b", "web-c"):
+        server.put(pod(name, owner=("ReplicaSet", "web-1")))
+    c = make_cluster(server)
+    try:
+        action = ScaleAction(WEB, Allocation(1, 50), 20480, Reason.SCALE_DOWN, ("web-c", "web-a"))
+        (r,) = c.apply(Plan(scale=(action,)))
+        assert r.ok, r.message
+        paths = [(w.method, w.resource) for w in server.writes()]
+        assert paths[:3] == [("PATCH", "pods"), ("PATCH", "pods"), ("PATCH", "deployments/scale")]
+        cost = "controller.kubernetes.io/pod-deletion-cost"
+        marks = {}
+        for name in ("web-a", "web-b", "web-c"):
+            obj = server.obj("Pod", "ml", name)
+            assert obj is not None
+            marks[name] = obj["metadata"].get("annotations", {}).get(cost)
+        assert marks == {"web-c": "-1000", "web-a": "-999", "web-b": None}
+    finally:
+        c.close()
+
+
+def test_a_pod_gone_before_it_is_marked_does_not_stop_the_scale_in(server: FakeApiServer) -> None:
+    server.put(deployment("web", replicas=2))
+    c = make_cluster(server)
+    try:
+        action = ScaleAction(WEB, Allocation(1, 50), 20480, Reason.SCALE_DOWN, ("web-gone",))
+        (r,) = c.apply(Plan(scale=(action,)))
+        assert r.ok and "replicas 2->1" in r.message
+        dep = server.obj("Deployment", "ml", "web")
+        assert dep is not None and dep["spec"]["replicas"] == 1
+    finally:
+        c.close()

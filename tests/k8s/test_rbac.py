@@ -36,6 +36,7 @@ def test_every_call_is_allowed_and_every_grant_is_used(server: FakeApiServer) ->
     server.put(deployment("web", replicas=2))
     server.put(job("train"))
     server.put(pod("batch", annotations={"sloscale.io/preemptible": "true"}))
+    server.put(pod("web-x", owner=("ReplicaSet", "web-1")))
     server.put(
         {
             "apiVersion": "batch/v1",
@@ -106,6 +107,19 @@ def test_every_call_is_allowed_and_every_grant_is_used(server: FakeApiServer) ->
             Plan(jobs=(JobAction(WorkloadRef("ml", "retrain-1", "Job"), True, Reason.PREEMPTED),))
         )
         server.before_write = None
+        results += c.apply(  # a scale-in marks the pods to remove first (pods: patch)
+            Plan(
+                scale=(
+                    ScaleAction(
+                        WorkloadRef("ml", "web"),
+                        Allocation(2, 30),
+                        16384,
+                        Reason.SCALE_DOWN,
+                        ("web-x",),
+                    ),
+                )
+            )
+        )
         assert all(r.ok for r in results), results
         time.sleep(0.1)
     finally:

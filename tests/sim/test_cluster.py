@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -94,6 +95,15 @@ def test_scale_down_removes_starting_pods_first_then_the_newest() -> None:
     names = [p for p, _, _ in pods_of(c.snapshot(), "t/web")]
     c.apply(scale("web", 2, 20))
     assert [p for p, _, _ in pods_of(c.snapshot(), "t/web")] == names[:2]
+
+
+def test_scale_down_removes_the_pods_the_controller_named_first() -> None:
+    # controller.kubernetes.io/pod-deletion-cost: among ready pods the marked ones go first
+    c = SimulatedCluster(world(deployment("web", replicas=3, slice_pct=20)))
+    names = [p for p, _, _ in pods_of(c.snapshot(), "t/web")]
+    (action,) = scale("web", 2, 20).scale
+    c.apply(Plan(scale=(replace(action, remove_pods=(names[0],)),)))
+    assert [p for p, _, _ in pods_of(c.snapshot(), "t/web")] == names[1:]
 
 
 def test_resize_with_room_surges_one_pod_and_never_drops_capacity() -> None:

@@ -25,7 +25,7 @@ from controller.jobs import (
     resume_cooldown_s,
     work_at_risk_gpu_s,
 )
-from controller.planner import plan
+from controller.planner import drain_order, plan
 from tests.unit.test_planner import LEARNT, snapshot, workload
 
 CARDS = tuple(Card("n1", i, 81920) for i in range(2))
@@ -156,3 +156,41 @@ class TestIdleReclaim:
         assert [(a.ref.name, a.suspend) for a in result.plan.jobs] == [("nb", True)]
         decision = next(d for d in result.decisions if d.target == "b/nb")
         assert "idle reclaim" in decision.message
+
+
+class TestDrainOrder:
+    def test_a_scale_in_removes_the_pods_on_the_emptiest_cards(self) -> None:
+        # chat: 3 x 30 %, two on card 0 (shared with a 40 % job: 100 % used), one alone on
+        # card 1 (30 % used). Going to 2 replicas removes the lone pod: card 1 comes free whole.
+        inp = workload(rate=1.0, slice_pct=30, replicas=3, latency=50.0)
+        j = job("train", share=40)
+        alloc = (
+            SliceAllocation(inp.key, "chat-a", CARDS[0].card_id, 30, 8192),
+            SliceAllocation(inp.key, "chat-b", CARDS[1].card_id, 30, 8192),
+            SliceAllocation(inp.key, "chat-c", CARDS[0].card_id, 30, 8192),
+            SliceAllocation(j.key, "train-0", CARDS[0].card_id, 40, 1024),
+        )
+        snap = replace(snapshot(inp, jobs=(j.state,)), inventory=Inventory(CARDS, alloc))
+        down = replace(inp, spec=replace(inp.spec, min_replicas=2))
+        result = plan([down], [j], snap)
+        (action,) = result.plan.scale
+        assert action.target.replicas == 2
+        assert action.remove_pods == ("chat-b",)
+        one = plan([replace(inp, spec=replace(inp.spec, min_replicas=1))], [j], snap)
+        assert one.plan.scale[0].remove_pods == ("chat-b", "chat-c")  # emptiest card first
+        assert sorted(c for c, _, _ in result.placements[inp.key]) == [CARDS[0].card_id] * 2
+
+    def test_not_ready_pods_go_before_ready_ones(self) -> None:
+        used = {"c0": 90, "c1": 30}
+        pods = [
+            SliceAllocation("w", "ready-sparse", "c1", 30, 1),
+            SliceAllocation("w", "starting", "c0", 30, 1, ready=False),
+            SliceAllocation("w", "ready-full", "c0", 30, 1),
+        ]
+        keep_first = [a.pod for a in drain_order(pods, used)]
+        assert keep_first == ["ready-full", "ready-sparse", "starting"]
+
+    def test_a_scale_up_names_no_pods(self) -> None:
+        inp = workload(rate=200.0, slice_pct=50, replicas=1)
+        result = plan([inp], [], snapshot(inp))
+        assert all(a.remove_pods == () for a in result.plan.scale)
