@@ -44,6 +44,15 @@ of busy time and SM activity stays well within 5 %)."""
 RHO_MAX = 0.92
 """Never plan a replica busier than this: the M/M/1 tail explodes near 1."""
 
+RHO_OVERLOAD = 0.9
+"""At or above this utilisation a window is treated as overloaded: a queue is building."""
+BACKLOG_WINDOW_FRACTION = 0.5
+"""A latency quantile over this fraction of the rate window means the window's requests
+queued before it began: a backlog draining, not the steady state the model describes."""
+SETTLE_TICKS = 3
+"""Ticks after the last overloaded window before the latency shape is learnt again: the rate
+window must roll past the backlog's drain."""
+
 
 @dataclass(frozen=True, slots=True)
 class CapacityModel:
@@ -55,6 +64,7 @@ class CapacityModel:
     service_quantile_mult: float | None = None  # a; None: the exponential prior z
     wait_shape: float = 1.0  # k = (1 + cv^2) / 2; 1 is exponential service
     latency_samples: int = 0
+    settle_ticks: int = 0  # ticks to wait after an overload before learning the shape again
 
     @property
     def known(self) -> bool:
@@ -175,10 +185,43 @@ def update_capacity(
 
     latency = metrics.latency_ms
     if out.cost_card_s is not None and available(latency) and latency is not None and latency > 0:
+        if _transient(out, latency / 1000.0, rate_per_replica, metrics, current):
+            return replace(out, settle_ticks=SETTLE_TICKS)
+        if out.settle_ticks > 0:
+            return replace(out, settle_ticks=out.settle_ticks - 1)
         out = _learn_latency_shape(
             out, latency / 1000.0, rate_per_replica, metrics, current, quantile
         )
     return out
+
+
+def _utilisation(
+    model: CapacityModel, rate_per_replica: float, metrics: WorkloadMetrics, current: Allocation
+) -> float:
+    """A replica's utilisation: measured busy time, else completions x service time."""
+    busy = metrics.gpu_busy
+    if available(busy) and busy is not None:
+        return busy
+    return rate_per_replica * service_time_s(model, current.slice_pct)
+
+
+def _transient(
+    model: CapacityModel,
+    latency_s: float,
+    rate_per_replica: float,
+    metrics: WorkloadMetrics,
+    current: Allocation,
+) -> bool:
+    """Whether this window shows an overload or a backlog draining, not a steady state.
+
+    Either poisons the latency shape: under overload the quantile grows without bound, and
+    while a backlog drains the rate falls (the load is gone) but the quantile still carries the
+    earlier wait, which would read as a slow service at low load. Nothing is learnt from it,
+    nor from the next ``SETTLE_TICKS`` windows.
+    """
+    if _utilisation(model, rate_per_replica, metrics, current) >= RHO_OVERLOAD:
+        return True
+    return latency_s > BACKLOG_WINDOW_FRACTION * metrics.window_s
 
 
 def _learn_latency_shape(
@@ -191,9 +234,8 @@ def _learn_latency_shape(
 ) -> CapacityModel:
     """Fit ``a`` at low load and ``k`` at high load from one observed latency quantile."""
     t = service_time_s(model, current.slice_pct)
-    busy = metrics.gpu_busy
-    rho = busy if available(busy) and busy is not None else rate_per_replica * t
-    if not 0.0 <= rho < 0.95:
+    rho = _utilisation(model, rate_per_replica, metrics, current)
+    if not 0.0 <= rho < RHO_OVERLOAD:
         return model
     a, k, z = _shape(model, quantile)
     queueing = z * rho / (1.0 - rho)

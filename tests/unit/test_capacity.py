@@ -5,6 +5,7 @@ import math
 import pytest
 
 from controller.capacity import (
+    SETTLE_TICKS,
     CapacityModel,
     max_rate_per_replica,
     predicted_latency_ms,
@@ -64,6 +65,34 @@ def test_high_load_latency_teaches_the_waiting_shape() -> None:
     # falling estimates move slowly (alpha 0.03 in log space) from the prior 1.0
     assert m1.wait_shape == pytest.approx(math.exp(0.97 * 0 + 0.03 * math.log(k_obs)), rel=1e-6)
     assert predicted_latency_ms(m1, 10.0, 50, 0.99) < predicted_latency_ms(m, 10.0, 50, 0.99)
+
+
+def test_a_backlog_draining_after_an_overload_teaches_nothing() -> None:
+    # After a burst the rate falls (2 rps, rho = 0.04) but the window's p99 still carries the
+    # queue built during it: 8 s. Read as steady state it would make a = 200 (capped at 3z):
+    # "no slice meets the target even idle". 8 s is well inside the 60 s window, so it is the
+    # overload before it (rho 0.95) that arms the settling, which lasts SETTLE_TICKS windows.
+    m = CapacityModel(cost_card_s=0.02, service_quantile_mult=2.5)
+    overloaded = metrics(request_rate_rps=47.5, gpu_util=0.95, gpu_busy=0.95, latency_ms=4000.0)
+    m1 = update_capacity(m, overloaded, TWO_AT_HALF, 2, 0.99)
+    assert (m1.service_quantile_mult, m1.wait_shape) == (2.5, 1.0)
+    assert m1.settle_ticks == SETTLE_TICKS
+    draining = metrics(request_rate_rps=2.0, gpu_util=0.04, gpu_busy=0.04, latency_ms=8000.0)
+    m2 = m1
+    for _ in range(SETTLE_TICKS):
+        m2 = update_capacity(m2, draining, TWO_AT_HALF, 2, 0.99)
+        assert m2.service_quantile_mult == 2.5
+    assert m2.settle_ticks == 0
+    calm = metrics(request_rate_rps=2.0, gpu_util=0.04, gpu_busy=0.04, latency_ms=100.0)
+    assert update_capacity(m2, calm, TWO_AT_HALF, 2, 0.99).latency_samples == 1
+
+
+def test_a_quantile_longer_than_half_the_window_is_a_backlog() -> None:
+    # 40 s p99 in a 60 s window: those requests were queued before the window began
+    m = CapacityModel(cost_card_s=0.02, service_quantile_mult=2.5)
+    slow = metrics(request_rate_rps=2.0, gpu_util=0.04, latency_ms=40_000.0, window_s=60.0)
+    m1 = update_capacity(m, slow, TWO_AT_HALF, 2, 0.99)
+    assert m1.service_quantile_mult == 2.5 and m1.settle_ticks == SETTLE_TICKS
 
 
 def test_the_prior_is_exactly_m_m_1() -> None:
