@@ -93,6 +93,9 @@ class SloSpec:
     rate_query: str | None = None
     good_ratio_query: str | None = None
     retrain: RetrainSpec | None = None
+    reclaim_idle_after_s: float | None = None
+    """``reclaim-idle-after``: GPU utilisation under 5 % this long shrinks the Deployment to
+    its minimum (``min-replicas`` x ``slice-min``) until demand returns."""
 
     @property
     def objective_ratio(self) -> float:
@@ -337,6 +340,7 @@ class Reason(StrEnum):
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
     PREEMPTED = "Preempted"
     RESUMED = "Resumed"
+    IDLE_RECLAIMED = "IdleReclaimed"
     RETRAIN_TRIGGERED = "RetrainTriggered"
     RETRAIN_STARTED = "RetrainStarted"
     RETRAIN_SUCCEEDED = "RetrainSucceeded"

@@ -24,7 +24,9 @@ from controller.domain import (
     ClusterSnapshot,
     Decision,
     DeploymentState,
+    JobPhase,
     JobSpec,
+    JobState,
     Observation,
     Plan,
     Reason,
@@ -42,7 +44,7 @@ from controller.forecast import (
     ForecastScore,
     ForecastSettings,
 )
-from controller.jobs import JobInput, work_at_risk_gpu_s
+from controller.jobs import JobInput, idle_since, work_at_risk_gpu_s
 from controller.planner import (
     PlannerConfig,
     PlannerMemory,
@@ -69,6 +71,9 @@ T = TypeVar("T")
 
 PHASES = ("discover", "observe", "forecast", "plan", "act", "record")
 JOB_HISTORY_S = 86400.0  # per-job preemption history kept for the resume hysteresis
+JOB_OBSERVE_SPEC = SloSpec(latency_target_ms=1.0)
+"""What a Job is observed with: only its GPU utilisation is read (for ``reclaim-idle-after``);
+its request signals are simply absent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,7 @@ class _Tracked:
     forecast: RateForecast | None = None
     last_decision: Decision | None = None
     last_metrics: WorkloadMetrics = field(default_factory=WorkloadMetrics)
+    idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since
 
 
 class _PhaseTimer:
@@ -205,6 +211,8 @@ class Controller:
         self._job_lost_gpu_h: dict[str, float] = {}  # estimated, since this controller started
         self._tick_lost_gpu_h: dict[str, float] = {}
         self._job_specs: dict[str, tuple[Mapping[str, str], JobSpec | None]] = {}
+        self._job_idle_since: dict[str, float] = {}  # running Jobs idle since (reclaim)
+        self._job_idle_measured: set[str] = set()  # Jobs whose utilisation this tick read
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
         self.retraining = RetrainBook(config.retrain)
@@ -228,7 +236,9 @@ class Controller:
             specs = self._parse_specs(snapshot) if snapshot else {}
         with timer.phase("observe"):
             if snapshot is not None:
-                observation = self._guard(errors, "observe", lambda: self._observe(specs, now))
+                observation = self._guard(
+                    errors, "observe", lambda: self._observe(specs, snapshot.jobs, now)
+                )
         with timer.phase("forecast"):
             if snapshot is not None and observation is not None:
                 stats = self._guard(
@@ -322,14 +332,21 @@ class Controller:
 
     # --- observe ----------------------------------------------------------------------------
     def _observe(
-        self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], now: float
+        self,
+        specs: Mapping[str, tuple[DeploymentState, SloSpec]],
+        jobs: Sequence[JobState],
+        now: float,
     ) -> Observation:
         targets = [ObserveTarget(dep.ref, spec) for dep, spec in specs.values()]
+        watched = self._idle_watched_jobs(jobs)
+        targets += [ObserveTarget(job.ref, JOB_OBSERVE_SPEC) for job in watched]
         obs = self.metrics.observe(targets, now)
+        self._track_job_idleness(watched, obs, now)
         for key, (dep, spec) in specs.items():
             tr = self._tracked[key]
             m = obs.get(key)
             tr.last_metrics = m
+            tr.idle_since_s = idle_since(tr.idle_since_s, m.gpu_util, now)
             current = Allocation(dep.replicas, dep.slice_pct)
             tr.capacity = update_capacity(
                 tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile
@@ -339,6 +356,36 @@ class Controller:
                 total = m.request_rate_rps * self.config.interval_s
                 tr.budget.add(SliSample(now, total * m.good_ratio, total))
         return obs
+
+    def _idle_watched_jobs(self, jobs: Sequence[JobState]) -> list[JobState]:
+        """Running Jobs annotated ``reclaim-idle-after``: their GPU utilisation is read too."""
+        out = []
+        for job in jobs:
+            spec = self._job_spec(job.ref.key, job.annotations)
+            idle_reclaimed = spec is not None and spec.reclaim_idle_after_s is not None
+            if idle_reclaimed and job.phase is JobPhase.RUNNING:
+                out.append(job)
+        live = {j.ref.key for j in out}
+        for key in [k for k in self._job_idle_since if k not in live]:
+            del self._job_idle_since[key]  # suspended or gone: a resume starts afresh
+        return out
+
+    def _track_job_idleness(self, jobs: Sequence[JobState], obs: Observation, now: float) -> None:
+        self._job_idle_measured = set()
+        for job in jobs:
+            key = job.ref.key
+            util = obs.get(key).gpu_util
+            if available(util):
+                self._job_idle_measured.add(key)
+            since = idle_since(self._job_idle_since.get(key), util, now)
+            if since is None:
+                self._job_idle_since.pop(key, None)
+            else:
+                self._job_idle_since[key] = since
+
+    def _job_idle_since_now(self, key: str) -> float | None:
+        """The idle tracker, only when this tick measured the utilisation (else no reclaim)."""
+        return self._job_idle_since.get(key) if key in self._job_idle_measured else None
 
     # --- forecast ---------------------------------------------------------------------------
     def _update_forecasts(
@@ -398,6 +445,7 @@ class Controller:
                     memory=tr.memory,
                     budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
                     resume_rate_rps=self._resume_rate(key, now),
+                    idle_since_s=tr.idle_since_s,
                 )
             )
         jobs = []
@@ -411,6 +459,7 @@ class Controller:
                         job_spec,
                         self._job_preempted_at.get(job.ref.key),
                         tuple(t for t in history if now - t < JOB_HISTORY_S),
+                        self._job_idle_since_now(job.ref.key),
                     )
                 )
         result = plan(inputs, jobs, snapshot, self.config.planner)

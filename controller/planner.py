@@ -99,6 +99,7 @@ class WorkloadInput:
     memory: PlannerMemory
     budget_remaining: float = 1.0
     resume_rate_rps: float | None = None  # upper band over the resume horizon
+    idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since (None: busy)
 
     @property
     def key(self) -> str:
@@ -445,6 +446,32 @@ def apply_bounds(spec: SloSpec, proposal: Proposal) -> Proposal:
         return proposal
     reason = Reason.AT_MAX if a.replicas > spec.max_replicas else Reason.AT_MIN
     return Proposal(bounded, reason, f"{proposal.message}; bounded to {replicas} replicas")
+
+
+def apply_idle_reclaim(inp: WorkloadInput, proposal: Proposal, now_s: float) -> Proposal:
+    """``reclaim-idle-after``: a Deployment idle that long shrinks to its minimum.
+
+    Idle means GPU utilisation under ``IDLE_UTIL`` all along (missing utilisation is no
+    evidence either way: the tracker keeps its value, and nothing is reclaimed in a tick that
+    does not measure it). Once utilisation comes back the tracker clears and the usual sizing
+    restores what demand needs. It applies when request metrics are unavailable too: an idle
+    service serves no requests, so it has no latency to read.
+    """
+    after = inp.spec.reclaim_idle_after_s
+    if after is None or inp.idle_since_s is None or now_s - inp.idle_since_s < after:
+        return proposal
+    if not available(inp.metrics.gpu_util):
+        return proposal
+    floor = Allocation(inp.spec.min_replicas, inp.spec.slice_min_pct)
+    if proposal.allocation.share_pct <= floor.share_pct:
+        return proposal
+    return Proposal(
+        floor,
+        Reason.IDLE_RECLAIMED,
+        f"idle reclaim: GPU utilisation under {100 * IDLE_UTIL:.0f} % for "
+        f"{(now_s - inp.idle_since_s) / 60:.0f} min (reclaim-idle-after {after / 60:.0f} min): "
+        f"shrink to the minimum, {floor.replicas} x {floor.slice_pct} %, until demand returns",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -802,13 +829,15 @@ def plan(
         headroom = next_headroom(inp.memory, inp.metrics, inp.spec, inp.budget_remaining, cfg)
         prop = size(inp, headroom, cfg, now)
         if prop.reason is Reason.METRICS_UNAVAILABLE:
-            proposals[inp.key] = prop
+            # an idle service has no latency to read, but its idleness is measured
+            proposals[inp.key] = apply_idle_reclaim(inp, prop, now)
             memories[inp.key] = replace(inp.memory, headroom=headroom)
             continue
         prop = apply_tolerance(inp, prop, cfg)
         prop, history = apply_scale_down_delay(inp, prop, now, cfg)
         prop = apply_step_limit(inp, prop, cfg)
         prop = apply_bounds(inp.spec, prop)
+        prop = apply_idle_reclaim(inp, prop, now)
         proposals[inp.key] = prop
         memories[inp.key] = PlannerMemory(history, headroom, inp.memory.last_resize_s)
     fallbacks = {k: _alternatives(i, memories[k].headroom, proposals[k]) for k, i in by_key.items()}

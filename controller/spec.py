@@ -90,6 +90,7 @@ _DEPLOYMENT_NAMES = (
     "retrain-cooldown",
     "retrain-urgent-threshold",
     "retrain-deadline",
+    "reclaim-idle-after",
 )
 _JOB_NAMES = (
     "priority",
@@ -489,6 +490,9 @@ def parse_slo_spec(
         rate_query=rate_query,
         good_ratio_query=good_query,
         retrain=retrain,
+        reclaim_idle_after_s=reader.get(
+            "reclaim-idle-after", _duration(allow_zero=False), defaults.reclaim_idle_after_s
+        ),
     )
     if reader.errors:
         return ParseResult(spec=None, errors=tuple(reader.errors))

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from actuators.sim.exporter import Scrape, ScrapeHistory
+from actuators.sim.exporter import LATENCY_BUCKETS_S, Scrape, ScrapeHistory, WorkloadSeries
 from actuators.sim.placement import best_fit, place_gang
 from actuators.sim.queueing import serve_fifo
 from actuators.sim.report import (
@@ -197,9 +197,11 @@ class SimulatedCluster:
             d.exporter.gpu_memory_mib_by_pod = {
                 p.name: float(d.model.memory_mib) for p in d.ready_pods(t)
             }
-        return Scrape(
-            time_s=t, series={k: d.exporter.sample() for k, d in self._deployments.items()}
-        )
+        series = {k: d.exporter.sample() for k, d in self._deployments.items()}
+        for k, j in self._jobs.items():
+            if j.submitted:
+                series[k] = job_series(j)
+        return Scrape(time_s=t, series=series)
 
     def report(self) -> SimReport:
         """Exact totals and per-minute timelines (ground truth; not visible to the controller)."""
@@ -611,6 +613,25 @@ class SimulatedCluster:
         d.minute_latencies = []
         d.minute_ready_s = 0.0
         d.minute_alloc_pct_s = 0.0
+
+
+def job_series(j: JobRun) -> WorkloadSeries:
+    """A Job's exported GPU counters (what dcgm-exporter shows for its pods): no requests, SM
+    activity ``gpu_util`` of the share it held."""
+    return WorkloadSeries(
+        namespace=j.spec.ref.namespace,
+        name=j.spec.ref.name,
+        requests_total=0.0,
+        failed_total=0.0,
+        latency_buckets=(0.0,) * (len(LATENCY_BUCKETS_S) + 1),
+        latency_sum_s=0.0,
+        gpu_used_share_s=j.allocated_s * j.spec.gpu_util,
+        gpu_allocated_share_s=j.allocated_s,
+        gpu_busy_s=0.0,
+        ready_pod_s=0.0,
+        gpu_memory_mib_by_pod={},
+        data_samples_total=0.0,
+    )
 
 
 def _next_multiple(t: float, step: float) -> float:

@@ -75,6 +75,7 @@ class SimJob:
     cold_start_s: float = 60.0
     queued: bool = False  # submitted suspended: it waits for the controller to admit (resume) it
     labels: Mapping[str, str] = field(default_factory=dict)
+    gpu_util: float = 0.95  # SM activity over its share while placed (a notebook left idle: ~0)
 
     def __post_init__(self) -> None:
         _check_slice(self.share_pct_per_pod, f"{self.ref}: share_pct_per_pod")

@@ -161,3 +161,71 @@ def test_jobs_api_and_metrics_show_the_preemption_and_its_estimated_loss() -> No
     text = client.get("/metrics").text
     assert f'sloscale_job_preemptions_total{{job="{train.key}"}} 1.0' in text
     assert f'sloscale_preemption_lost_gpu_hours_total{{job="{train.key}"}}' in text
+
+
+def test_an_idle_notebook_job_is_suspended_after_reclaim_idle_after() -> None:
+    clock, cluster, metrics, ctl = make()
+    nb = cluster.add_job("notebook", pods=1, share_pct=50)
+    j = cluster.jobs[nb.key]
+    cluster.jobs[nb.key] = replace(
+        j, annotations={**j.annotations, "sloscale.io/reclaim-idle-after": "30m"}
+    )
+    metrics.values[nb.key] = WorkloadMetrics(gpu_util=0.30)  # busy for 10 minutes
+    for _ in range(40):
+        tick(clock, ctl)
+    metrics.values[nb.key] = WorkloadMetrics(gpu_util=0.01)  # then idle
+    idle_from = clock.t + INTERVAL_S
+    for _ in range(119):  # 29.75 minutes: not yet
+        tick(clock, ctl)
+        assert not suspended(cluster, nb)
+    metrics.values[nb.key] = WorkloadMetrics()  # a scrape gap is no evidence either way
+    tick(clock, ctl)
+    metrics.values[nb.key] = WorkloadMetrics(gpu_util=0.01)
+    tick(clock, ctl)
+    assert suspended(cluster, nb)
+    assert clock.t - idle_from >= 1800.0
+    decision = ctl.job_last_decision(nb.key)
+    assert decision is not None and "idle reclaim" in decision.message
+
+
+def test_a_busy_job_is_never_idle_reclaimed() -> None:
+    clock, cluster, metrics, ctl = make()
+    nb = cluster.add_job("notebook", pods=1, share_pct=50)
+    j = cluster.jobs[nb.key]
+    cluster.jobs[nb.key] = replace(
+        j, annotations={**j.annotations, "sloscale.io/reclaim-idle-after": "30m"}
+    )
+    for i in range(240):  # an hour, idle every other 10 minutes
+        metrics.values[nb.key] = WorkloadMetrics(gpu_util=0.01 if (i // 40) % 2 else 0.5)
+        tick(clock, ctl)
+    assert not suspended(cluster, nb)
+
+
+def test_an_idle_deployment_shrinks_to_its_minimum_and_grows_back_with_demand() -> None:
+    clock, cluster, metrics, ctl = make()
+    notes = cluster.add(
+        "notes", slo_annotations(reclaim_idle_after="30m", slice_min="20"), 2, slice_pct=50
+    )
+
+    def state() -> tuple[int, int]:
+        d = cluster.deployments[notes.key]
+        return d.replicas, d.slice_pct
+
+    # no requests and no GPU activity, but no latency either: sizing alone holds (no metric
+    # says what a replica serves); only the idle tracker can see that the slices do nothing
+    idle = WorkloadMetrics(request_rate_rps=0.0, good_ratio=1.0, gpu_util=0.0)
+    metrics.values[notes.key] = idle
+    for _ in range(118):
+        tick(clock, ctl)
+    assert state() == (2, 50)
+    for _ in range(4):
+        tick(clock, ctl)
+    assert state() == (1, 20)
+    reclaimed = [d for d in ctl.decision_log if d.reason.value == "IdleReclaimed" and d.applied]
+    assert reclaimed and "idle reclaim" in reclaimed[0].message
+    for _ in range(20):  # demand returns: 40 rps at 0.02 card-s each needs 0.8 of a card
+        d = cluster.deployments[notes.key]
+        metrics.values[notes.key] = busy(40.0, d.replicas, d.slice_pct, 400.0)
+        tick(clock, ctl)
+    replicas, slice_pct = state()
+    assert replicas * slice_pct >= 80

@@ -671,7 +671,7 @@ def test_job_errors_are_all_collected() -> None:
 
 
 def test_known_keys_match_the_schema() -> None:
-    assert len(KNOWN_DEPLOYMENT_KEYS) == 22
+    assert len(KNOWN_DEPLOYMENT_KEYS) == 23
     assert all(k.startswith(P) for k in KNOWN_DEPLOYMENT_KEYS | KNOWN_JOB_KEYS)
     assert {
         P + "priority",
@@ -680,7 +680,15 @@ def test_known_keys_match_the_schema() -> None:
         P + "min-runtime",
         P + "reclaim-idle-after",
     } == KNOWN_JOB_KEYS
-    assert {P + "priority"} == KNOWN_DEPLOYMENT_KEYS & KNOWN_JOB_KEYS
+    assert {P + "priority", P + "reclaim-idle-after"} == KNOWN_DEPLOYMENT_KEYS & KNOWN_JOB_KEYS
+
+
+def test_reclaim_idle_after_on_a_deployment() -> None:
+    result = parse(ann(reclaim_idle_after="30m"))
+    assert result.spec is not None and result.spec.reclaim_idle_after_s == 1800.0
+    assert parse(ann()).spec.reclaim_idle_after_s is None  # type: ignore[union-attr]
+    bad = parse(ann(reclaim_idle_after="0"))
+    assert bad.spec is None and "reclaim-idle-after" in format_errors(bad.errors)
 
 
 def test_format_errors_one_line_per_error() -> None:
