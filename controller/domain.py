@@ -287,12 +287,13 @@ class WorkloadMetrics:
     gpu_busy: float | None = None  # share of time a kernel runs on the pod's slice, 0..1
     gpu_memory_mib: float | None = None  # per replica
     data_samples: float | None = None  # cumulative sample count, for retraining
+    in_flight: float | None = None  # requests in the service now, queued or in service
     window_s: float = 60.0
 
     def __post_init__(self) -> None:
         # Every adapter's readings pass here: NaN or infinity is unavailable (None), never a
         # number the planner could read as load or as zero.
-        for name in _SIGNAL_FIELDS:
+        for name in (*_SIGNAL_FIELDS, "in_flight"):
             if not available(getattr(self, name)):
                 object.__setattr__(self, name, None)
 

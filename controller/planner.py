@@ -80,6 +80,7 @@ class PlannerConfig:
     resume_cooldown_s: float = 900.0  # after a preemption; doubles with each in the last day
     resume_cooldown_max_s: float = 4 * 3600.0
     resize_dwell_s: float = 1800.0
+    backlog_drain_s: float = 30.0  # size to clear a queue beyond the SLO's in this long
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,6 +181,7 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float =
     if not metrics.core_available():
         return Proposal(current, Reason.METRICS_UNAVAILABLE, "rate or latency unavailable: holding")
     rate = max(metrics.request_rate_rps or 0.0, inp.rate_forecast_rps or 0.0)
+    rate += backlog_rps(inp, cfg)
     if not inp.capacity.known:
         return _size_reactive(inp)
     budget_ms = spec.latency_target_ms * (1.0 - headroom)
@@ -472,6 +474,22 @@ def apply_idle_reclaim(inp: WorkloadInput, proposal: Proposal, now_s: float) -> 
         f"{(now_s - inp.idle_since_s) / 60:.0f} min (reclaim-idle-after {after / 60:.0f} min): "
         f"shrink to the minimum, {floor.replicas} x {floor.slice_pct} %, until demand returns",
     )
+
+
+def backlog_rps(inp: WorkloadInput, cfg: PlannerConfig) -> float:
+    """Extra rate to size for so that a queue beyond what the SLO allows drains in time.
+
+    Under overload the completed-request rate is capped by today's capacity and hides the
+    demand; the requests in flight do not. By Little's law a service within its target holds
+    about ``rate x target`` requests (the mean sojourn is under the quantile target); what is
+    beyond that is a backlog, to be cleared within ``backlog_drain_s`` on top of the arrivals.
+    Zero without an in-flight signal.
+    """
+    m = inp.metrics
+    if m.in_flight is None or m.request_rate_rps is None:
+        return 0.0
+    allowed = m.request_rate_rps * inp.spec.latency_target_ms / 1000.0
+    return max(0.0, m.in_flight - allowed) / cfg.backlog_drain_s
 
 
 # --------------------------------------------------------------------------------------------

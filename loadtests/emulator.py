@@ -6,12 +6,18 @@ of cards) that the controller drives through the ``Cluster`` port (``loadtests.c
 talks to ``/emulator/snapshot`` and ``/emulator/apply``). A new or resized pod serves only
 after the cold start; a removed pod stops taking requests and finishes its queue. Each ready
 pod is a FIFO server (one request at a time, an ``asyncio.Lock`` is the queue) whose service
-time is gamma distributed with the reference model's mean ``s_sat * t0 / min(s, s_sat)``; the
-gateway spreads requests round-robin over ready pods, as a Service does.
+time is gamma distributed with the reference model's mean ``s_sat * t0 / min(s, s_sat)``.
+The gateway holds the queue and hands each request, oldest first, to the next ready pod that
+is free (one request at a time per pod), as a request-buffering proxy does (Knative's
+activator with ``containerConcurrency: 1``, Ray Serve's router with ``max_ongoing_requests``,
+an inference gateway routing on queue depth): a pod that becomes ready takes from the backlog
+at once, and a slow or removed pod holds nobody else's requests.
 
 ``/metrics`` (Prometheus text format) exposes what a real Deployment would: the ``http``
 profile's ``http_server_request_duration_seconds`` histogram measured at the gateway (queueing
-included) with ``namespace``/``deployment`` labels, ``http_server_requests_failed_total``, and
+included) with ``namespace``/``deployment`` labels, ``http_server_requests_failed_total``,
+``http_server_active_requests`` (requests in the gateway, queued or in service; the
+OpenTelemetry HTTP server metric of that name), and
 dcgm-exporter-named per-pod gauges ``DCGM_FI_DEV_GPU_UTIL`` (% of a card: busy fraction times
 ``min(s, s_sat)``) and ``DCGM_FI_DEV_FB_USED`` (MiB). ``/emulator/requests`` and
 ``/emulator/pods`` give the harness the ground truth to check against.
@@ -27,8 +33,9 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from actuators.sim.exporter import FAILED_NAME, HISTOGRAM_NAME, LATENCY_BUCKETS_S
+
+ACTIVE_NAME = "http_server_active_requests"
 
 _BOUNDS = np.array(LATENCY_BUCKETS_S)
 
@@ -81,7 +90,7 @@ class Pod:
     ready_s: float
     deleted_s: float | None = None
     busy_s: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pooled: bool = False  # in the gateway's free-pod queue (or serving a request from it)
 
     def serving(self, now_s: float) -> bool:
         return self.deleted_s is None and self.card is not None and now_s >= self.ready_s
@@ -96,7 +105,6 @@ class EmulatedDeployment:
         self.slice_pct = config.slice_pct
         self.pods: list[Pod] = []  # every pod ever, deleted ones included (the record)
         self._names = itertools.count(1)
-        self._rr = itertools.count()
         self.reconcile(now_s, initial=True)
 
     # --- the Deployment controller's part --------------------------------------------------
@@ -199,15 +207,13 @@ class EmulatedDeployment:
             ],
         }
 
-    def pick(self, now_s: float) -> Pod | None:
-        """Round-robin over serving pods (a Service's spreading), ``None`` when none serves."""
-        serving = [p for p in self.live() if p.serving(now_s)]
-        if not serving:
-            self.reconcile(now_s)
-            return None
-        if any(p.slice_pct != self.slice_pct for p in self.live()):
-            self.reconcile(now_s)
-        return serving[next(self._rr) % len(serving)]
+    def newly_serving(self, now_s: float) -> list[Pod]:
+        """Pods that serve now and have not joined the gateway's pool yet (they join once)."""
+        self.reconcile(now_s)
+        out = [p for p in self.live() if p.serving(now_s) and not p.pooled]
+        for p in out:
+            p.pooled = True
+        return out
 
 
 class RequestLog:
@@ -241,10 +247,12 @@ def render_metrics(
     log: RequestLog,
     gpu_used_pct: Mapping[str, float],
     memory_mib: Mapping[str, float],
+    active_requests: int = 0,
 ) -> str:
     """Prometheus text exposition of the gateway histogram and per-pod GPU gauges."""
     base = {"namespace": config.namespace, "deployment": config.name}
-    out = [f"# TYPE {HISTOGRAM_NAME} histogram"]
+    out = [f"# TYPE {ACTIVE_NAME} gauge", f"{ACTIVE_NAME}{_labels(base)} {active_requests}"]
+    out.append(f"# TYPE {HISTOGRAM_NAME} histogram")
     cumulative = np.cumsum(log.buckets)
     for le, count in zip([*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"], cumulative, strict=True):
         out.append(f"{HISTOGRAM_NAME}_bucket{_labels({**base, 'le': le})} {int(count)}")
@@ -272,6 +280,24 @@ class Emulator:
         self.log = RequestLog()
         self.rng = np.random.default_rng(config.seed)
         self._last_busy: dict[str, tuple[float, float]] = {}
+        self.active = 0  # requests in the gateway: queued or in service
+        self._free: asyncio.Queue[Pod] | None = None  # created in the server's event loop
+
+    @property
+    def free(self) -> asyncio.Queue[Pod]:
+        if self._free is None:
+            self._free = asyncio.Queue()
+        return self._free
+
+    def admit_ready_pods(self) -> None:
+        """Put pods that have just become ready into the free-pod queue."""
+        for pod in self.deployment.newly_serving(time.time()):
+            self.free.put_nowait(pod)
+
+    async def admit_forever(self, period_s: float = 0.01) -> None:
+        while True:
+            self.admit_ready_pods()
+            await asyncio.sleep(period_s)
 
     def service_time_s(self, slice_pct: int) -> float:
         mean = self.config.mean_service_s(slice_pct)
@@ -283,20 +309,43 @@ class Emulator:
 
     async def serve(self) -> tuple[int, dict[str, Any]]:
         arrival = time.time()
-        pod = self.deployment.pick(arrival)
-        while pod is None:
-            if time.time() - arrival > self.config.gateway_timeout_s:
+        self.active += 1
+        try:
+            pod = await self._next_free_pod(arrival)
+            if pod is None:
                 self.log.add(arrival, math.inf)
-                return 503, {"error": "no ready replica"}
-            await asyncio.sleep(0.01)
-            pod = self.deployment.pick(time.time())
-        async with pod.lock:
-            start = time.time()
-            await asyncio.sleep(self.service_time_s(pod.slice_pct))
-            pod.busy_s += time.time() - start
-        latency = time.time() - arrival
-        self.log.add(arrival, latency)
-        return 200, {"pod": pod.name, "latency_ms": 1000.0 * latency}
+                return 503, {"error": "no replica free within the gateway timeout"}
+            try:
+                start = time.time()
+                await asyncio.sleep(self.service_time_s(pod.slice_pct))
+                pod.busy_s += time.time() - start
+            finally:
+                self._release(pod)
+            latency = time.time() - arrival
+            self.log.add(arrival, latency)
+            return 200, {"pod": pod.name, "latency_ms": 1000.0 * latency}
+        finally:
+            self.active -= 1
+
+    async def _next_free_pod(self, arrival_s: float) -> Pod | None:
+        """The oldest waiting request gets the next free pod (``asyncio.Queue`` is FIFO)."""
+        while True:
+            left = self.config.gateway_timeout_s - (time.time() - arrival_s)
+            if left <= 0:
+                return None
+            try:
+                pod = await asyncio.wait_for(self.free.get(), timeout=left)
+            except TimeoutError:
+                return None
+            if pod.serving(time.time()):
+                return pod
+            pod.pooled = False  # removed or replaced while it waited: it leaves the pool
+
+    def _release(self, pod: Pod) -> None:
+        if pod.serving(time.time()):
+            self.free.put_nowait(pod)
+        else:
+            pod.pooled = False
 
     def metrics(self) -> str:
         now = time.time()
@@ -312,7 +361,7 @@ class Emulator:
             if before is not None and now > before[0]:
                 busy = min(1.0, (pod.busy_s - before[1]) / (now - before[0]))
                 used[pod.name] = busy * min(float(pod.slice_pct), self.config.s_sat_pct)
-        return render_metrics(self.config, self.log, used, memory)
+        return render_metrics(self.config, self.log, used, memory, self.active)
 
     def pods_record(self) -> list[dict[str, Any]]:
         return [
@@ -330,7 +379,16 @@ class Emulator:
 
 def create_app(config: EmulatorConfig) -> FastAPI:
     emulator = Emulator(config)
-    app = FastAPI(title="sloscale GPU-inference emulator")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(emulator.admit_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    app = FastAPI(title="sloscale GPU-inference emulator", lifespan=lifespan)
 
     @app.post("/v1/infer")
     async def infer() -> JSONResponse:

@@ -113,6 +113,7 @@ def loop_config(settings: LoadTestSettings) -> LoopConfig:
         scale_down_delay_s=t.scale_down_delay_s,
         resume_cooldown_s=PlannerConfig().resume_cooldown_s / t.speedup,
         resize_dwell_s=PlannerConfig().resize_dwell_s / t.speedup,
+        backlog_drain_s=PlannerConfig().backlog_drain_s / t.speedup,
     )
     forecast = ForecastSettings(history_s=600.0)
     return LoopConfig(

@@ -61,8 +61,14 @@ def step_shape(duration_s: float) -> Shape:
 
 
 def spike_shape(duration_s: float) -> Shape:
-    """35 % quiet, a 20 % burst at x8, 45 % quiet."""
-    up, down = 0.35 * duration_s, 0.55 * duration_s
+    """40 % quiet, a 10 % burst at x8, 50 % quiet: short against the run, as a spike is.
+
+    No controller serves the first seconds of a x8 burst (detection plus cold start, with the
+    backlog they leave), so the burst is kept short against the quiet load around it, as in a
+    real SLO window; at the default 240 s it lasts 24 s of wall clock (about 5 min of the
+    modelled world).
+    """
+    up, down = 0.4 * duration_s, 0.5 * duration_s
     return Shape(
         "spike", (Stage(up, 1.0), Stage(down, 8.0), Stage(duration_s, 1.0)), up_s=up, down_s=down
     )
@@ -130,4 +136,4 @@ def build_shape(
     raise ValueError(f"unknown shape {name!r}; choose from {', '.join(SHAPES)}")
 
 
-DEFAULT_DURATION_S = {"step": 100.0, "spike": 100.0, "diurnal": 300.0, "trace": 300.0}
+DEFAULT_DURATION_S = {"step": 100.0, "spike": 240.0, "diurnal": 300.0, "trace": 300.0}

@@ -11,7 +11,9 @@ Metric names (looked up, not guessed):
   ``http.server.request.duration`` in seconds, which Prometheus exporters write as
   ``http_server_request_duration_seconds`` with ``_bucket{le}``, ``_count`` and ``_sum``
   (https://opentelemetry.io/docs/specs/semconv/http/http-metrics/). The simulator exports the
-  same name (``actuators.sim.exporter.HISTOGRAM_NAME``).
+  same name (``actuators.sim.exporter.HISTOGRAM_NAME``). The same conventions' up-down counter
+  ``http.server.active_requests`` (``http_server_active_requests``) counts requests in flight;
+  optional: without it the backlog is simply not seen.
 - ``vllm``: vLLM's ``/metrics`` has the histogram ``vllm:e2e_request_latency_seconds`` ("end to
   end request latency in seconds") and the gauges ``vllm:num_requests_running`` and
   ``vllm:num_requests_waiting`` (vLLM ``docs/design/v1/metrics.md``).
@@ -47,6 +49,7 @@ from controller.domain import MetricsProfile
 from controller.ports import ObserveTarget
 
 HTTP_HISTOGRAM = "http_server_request_duration_seconds"
+HTTP_ACTIVE = "http_server_active_requests"
 VLLM_HISTOGRAM = "vllm:e2e_request_latency_seconds"
 VLLM_RUNNING = "vllm:num_requests_running"
 VLLM_WAITING = "vllm:num_requests_waiting"
@@ -114,7 +117,11 @@ def profile_queries(
     ns = namespace_matcher(targets)
     w, age = duration(s.window_s), duration(s.max_age_s)
     if profile is MetricsProfile.HTTP:
-        return histogram_queries(HTTP_HISTOGRAM, "http", ns, s)
+        active = f"sum by ({GROUP}) (last_over_time({HTTP_ACTIVE}{{{ns}}}[{age}]))"
+        return [
+            *histogram_queries(HTTP_HISTOGRAM, "http", ns, s),
+            Query("http:in_flight", active),
+        ]
     if profile is MetricsProfile.VLLM:
         running = f"sum by ({GROUP}) (last_over_time({VLLM_RUNNING}{{{ns}}}[{age}]))"
         waiting = f"sum by ({GROUP}) (last_over_time({VLLM_WAITING}{{{ns}}}[{age}]))"
@@ -206,7 +213,7 @@ def gpu_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Quer
 
 
 def tick_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Query]:
-    """The whole batch of one tick: at most 15 queries, whatever the number of targets."""
+    """The whole batch of one tick: at most 16 queries, whatever the number of targets."""
     out: list[Query] = []
     for profile in MetricsProfile:
         mine = [t for t in targets if t.spec.metrics_profile is profile]

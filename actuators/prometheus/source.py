@@ -280,6 +280,7 @@ class PrometheusMetricsSource:
             gpu_busy=values["gpu_busy"],
             gpu_memory_mib=values["memory"],
             data_samples=values["data"],
+            in_flight=agg.in_flight,
             window_s=self.settings.window_s,
         )
         core = ("request_rate_rps", "latency_ms", "good_ratio")

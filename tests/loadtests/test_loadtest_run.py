@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from loadtests.harness import REPO, RunResult, run_loadtest
 from loadtests.processes import pid_alive
 from loadtests.report import write_report
@@ -30,7 +28,6 @@ def assert_all_stopped(result: RunResult) -> None:
     assert not alive, f"left running: {alive}"
 
 
-@pytest.mark.slow
 def test_step_run_passes_its_checks_and_reports(tmp_path: Path) -> None:
     require_prometheus()
     result = run_loadtest(step_shape(110.0), LoadTestSettings(), tmp_path, err=sys.stderr)

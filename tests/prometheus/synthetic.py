@@ -59,6 +59,7 @@ class Synthetic:
     http: list[Pod] = field(default_factory=list)
     vllm: list[Pod] = field(default_factory=list)
     vllm_in_flight: dict[str, tuple[float, float]] = field(default_factory=dict)
+    http_active: dict[str, float] = field(default_factory=dict)  # http_server_active_requests
     triton: list[Pod] = field(default_factory=list)
     triton_failure_rps: float = 1.0
     triton_summary_us: Mapping[float, float] = field(
@@ -98,6 +99,11 @@ class Synthetic:
         now = time.time()
         with self.lock:
             out = self._histogram("http_server_request_duration_seconds", self.http, now)
+            out.append("# TYPE http_server_active_requests gauge")
+            for p in self.http:
+                if p.name in self.http_active and p.name not in self.missing:
+                    value = self._v(p.name, self.http_active[p.name])
+                    out.append(f"http_server_active_requests{p.labels()} {value}")
             out += self._histogram("vllm:e2e_request_latency_seconds", self.vllm, now)
             out.append("# TYPE vllm:num_requests_running gauge")
             out.append("# TYPE vllm:num_requests_waiting gauge")

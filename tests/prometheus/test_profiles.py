@@ -40,6 +40,7 @@ def synthetic() -> Synthetic:
         ],
         vllm=[Pod("llm", "chat-0", 5.0, latency_max_s=2.0), Pod("llm", "idle-0", 0.0)],
         vllm_in_flight={"chat-0": (3.0, 2.0), "idle-0": (1.0, 4.0)},
+        http_active={HTTP_PODS[0]: 5.0, HTTP_PODS[1]: 7.0},
         triton=[Pod("vision", "resnet-7f6e5d4c3-aaaaa", 8.0)],
         custom=[Pod("own", "cust-0", 7.0)],
         dcgm={HTTP_PODS[0]: ("shop", 40.0, 10000.0), HTTP_PODS[1]: ("shop", 40.0, 12000.0)},
@@ -93,6 +94,13 @@ def test_http_rate_sums_the_workloads_pods(observed: Observation) -> None:
     assert not observed.errors
     web = observed.get("shop/web")
     assert web.request_rate_rps == pytest.approx(30.0, rel=0.03)  # 10 + 20 rps
+
+
+def test_http_requests_in_flight_sum_the_pods_and_are_optional(observed: Observation) -> None:
+    # http_server_active_requests (OpenTelemetry's http.server.active_requests): 5 + 7
+    assert observed.get("shop/web").in_flight == pytest.approx(12.0)
+    assert observed.get("shop/search").in_flight is None  # not exported: unknown, not zero
+    assert observed.get("llm/chat").in_flight == pytest.approx(5.0)  # vLLM running + waiting
 
 
 def test_http_quantile_matches_prometheus_histogram_quantile(
@@ -197,9 +205,9 @@ def test_queries_per_tick_do_not_grow_with_workloads(
 
     assert sent(few) == sent(many)
     client_count, server_count = sent(many)
-    assert client_count == server_count == 6  # http: rate, buckets; gpu: dcgm x2, hami x2
+    assert client_count == server_count == 7  # http: rate, buckets, in flight; gpu: 2 + 2
     mixed = sent(TARGETS)[0]
-    assert mixed == sent(TARGETS * 1)[0] <= 15
+    assert mixed == sent(TARGETS * 1)[0] <= 16
 
 
 def test_counter_reset_is_not_a_drop_in_rate(stack: Stack, source: PrometheusMetricsSource) -> None:

@@ -30,6 +30,7 @@ from controller.planner import (
     apply_scale_down_delay,
     apply_step_limit,
     apply_tolerance,
+    backlog_rps,
     plan,
     size,
 )
@@ -255,3 +256,21 @@ class TestFit:
         result = plan([lo, hi], [], snapshot(lo, hi))
         assert result.desired[hi.key].replicas == 3  # 1 + 2 new of the 2 free cards
         assert result.desired[lo.key].replicas == 1
+
+
+class TestBacklog:
+    def test_requests_in_flight_beyond_littles_law_add_their_drain_rate(self) -> None:
+        # 40 rps within a 500 ms target hold about 40 x 0.5 = 20 requests; 320 in flight is a
+        # backlog of 300, cleared in 30 s: 10 rps more to size for
+        inp = workload()
+        queued = replace(inp, metrics=replace(inp.metrics, in_flight=320.0))
+        assert backlog_rps(queued, CFG) == pytest.approx(10.0)
+        assert backlog_rps(replace(inp, metrics=replace(inp.metrics, in_flight=15.0)), CFG) == 0
+        assert backlog_rps(inp, CFG) == 0.0  # no in-flight signal: nothing added
+
+    def test_a_backlog_sizes_for_more_than_the_completions_show(self) -> None:
+        inp = workload(rate=40.0, latency=2000.0)
+        calm = size(inp, NO_HEADROOM, CFG)
+        queued = replace(inp, metrics=replace(inp.metrics, in_flight=1220.0))  # +40 rps
+        assert size(queued, NO_HEADROOM, CFG).allocation.share_pct > calm.allocation.share_pct
+        assert "sized for 80.0 rps" in size(queued, NO_HEADROOM, CFG).message

@@ -1,0 +1,71 @@
+"""The emulator's gateway: one queue, oldest request first, to the next free ready pod."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+from loadtests.emulator import ACTIVE_NAME, Emulator, EmulatorConfig, render_metrics
+
+CONFIG = EmulatorConfig(
+    namespace="ns",
+    name="web",
+    t0_s=0.02,  # 20 ms per request at s >= s_sat
+    s_sat_pct=50.0,
+    service_cv=0.0,  # deterministic, so the arithmetic below is exact up to scheduling
+    memory_mib=1024,
+    cards=4,
+    card_memory_mib=81920,
+    cold_start_s=0.1,
+    replicas=1,
+    slice_pct=50,
+    annotations={},
+    gateway_timeout_s=2.0,
+)
+
+
+async def _burst(em: Emulator, n: int) -> list[tuple[int, dict[str, object]]]:
+    admit = asyncio.create_task(em.admit_forever(0.005))
+    try:
+        return await asyncio.gather(*(em.serve() for _ in range(n)))
+    finally:
+        admit.cancel()
+
+
+def test_one_pod_serves_a_burst_one_at_a_time_oldest_first() -> None:
+    em = Emulator(CONFIG)
+    results = asyncio.run(_burst(em, 10))
+    latencies = [float(body["latency_ms"]) for _, body in results]  # type: ignore[arg-type]
+    assert all(status == 200 for status, _ in results)
+    assert latencies == sorted(latencies)  # FIFO: the k-th waits for the k-1 before it
+    assert latencies[-1] >= 10 * 20.0 * 0.95
+    assert em.active == 0
+
+
+def test_a_pod_that_becomes_ready_takes_from_the_backlog_at_once() -> None:
+    async def run() -> float:
+        em = Emulator(CONFIG)
+        start = time.time()
+        burst = asyncio.create_task(_burst(em, 30))  # 600 ms of work for one pod
+        await asyncio.sleep(0.01)
+        em.deployment.apply(3, 50, time.time())  # two more pods, ready after 100 ms
+        await burst
+        return time.time() - start
+
+    # one pod alone: 600 ms; with two more from 110 ms on: ~110 + (600 - 110) / 3 = 270 ms
+    assert asyncio.run(run()) < 0.45
+
+
+def test_no_free_pod_within_the_gateway_timeout_is_a_503() -> None:
+    em = Emulator(replace(CONFIG, replicas=0, gateway_timeout_s=0.1))
+    ((status, body),) = asyncio.run(_burst(em, 1))
+    assert status == 503 and "timeout" in str(body["error"])
+    assert em.log.failed == 1 and em.active == 0
+
+
+def test_requests_in_flight_are_exported() -> None:
+    em = Emulator(CONFIG)
+    text = render_metrics(CONFIG, em.log, {}, {}, active_requests=7)
+    assert f'{ACTIVE_NAME}{{namespace="ns",deployment="web"}} 7' in text
+    assert f"# TYPE {ACTIVE_NAME} gauge" in text
