@@ -136,11 +136,15 @@ def update_capacity(
     current: Allocation,
     ready_replicas: int,
     quantile: float,
+    one_slice: bool = True,
 ) -> CapacityModel:
     """Fold one tick's metrics into the model; unusable metrics leave it unchanged.
 
     Learns only in a steady state (every desired replica ready), so pods that are starting
-    and hold a slice without serving do not bias the cost per request.
+    and hold a slice without serving do not bias the cost per request. Saturation is learnt
+    only when every pod has had ``current``'s slice for the whole window (``one_slice``):
+    during a resize, utilisation and busy time mix pods of two slices, and read against the
+    new slice they fake a saturation that would then stop larger slices from being tried.
     """
     rate = metrics.request_rate_rps
     if (
@@ -163,25 +167,8 @@ def update_capacity(
         out = replace(
             out, cost_card_s=cost if prev is None else _ewma_log(prev, cost, COST_EWMA_ALPHA)
         )
-        busy = metrics.gpu_busy
-        if available(busy) and busy is not None and busy > 0.05:
-            eff_pct = 100.0 * util * slice_frac / busy
-            if eff_pct < SATURATION_RATIO * current.slice_pct:
-                sat = out.sat_pct
-                out = replace(
-                    out,
-                    sat_pct=eff_pct
-                    if sat is None
-                    else (1 - SAT_EWMA_ALPHA) * sat + SAT_EWMA_ALPHA * eff_pct,
-                )
-            else:
-                explored = max(out.explored_max_pct, current.slice_pct)
-                sat = out.sat_pct
-                if sat is not None and sat < SATURATION_RATIO * current.slice_pct:
-                    sat = None  # contradicted: this slice is used in full
-                out = replace(out, explored_max_pct=explored, sat_pct=sat)
-        else:
-            out = replace(out, explored_max_pct=max(out.explored_max_pct, current.slice_pct))
+        if one_slice:
+            out = _learn_saturation(out, util, metrics.gpu_busy, current)
 
     latency = metrics.latency_ms
     if out.cost_card_s is not None and available(latency) and latency is not None and latency > 0:
@@ -193,6 +180,23 @@ def update_capacity(
             out, latency / 1000.0, rate_per_replica, metrics, current, quantile
         )
     return out
+
+
+def _learn_saturation(
+    model: CapacityModel, util: float, busy: float | None, current: Allocation
+) -> CapacityModel:
+    """Saturation from busy time against SM activity (see the module docstring)."""
+    if not (available(busy) and busy is not None and busy > 0.05):
+        return replace(model, explored_max_pct=max(model.explored_max_pct, current.slice_pct))
+    eff_pct = 100.0 * util * (current.slice_pct / 100.0) / busy
+    sat = model.sat_pct
+    if eff_pct < SATURATION_RATIO * current.slice_pct:
+        new_sat = eff_pct if sat is None else (1 - SAT_EWMA_ALPHA) * sat + SAT_EWMA_ALPHA * eff_pct
+        return replace(model, sat_pct=new_sat)
+    if sat is not None and sat < SATURATION_RATIO * current.slice_pct:
+        sat = None  # contradicted: this slice is used in full
+    explored = max(model.explored_max_pct, current.slice_pct)
+    return replace(model, explored_max_pct=explored, sat_pct=sat)
 
 
 def _utilisation(

@@ -168,6 +168,8 @@ class _Tracked:
     last_decision: Decision | None = None
     last_metrics: WorkloadMetrics = field(default_factory=WorkloadMetrics)
     idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since
+    slice_pct: int | None = None  # the slice last seen, and since when every pod has it
+    slice_settled_s: float = -math.inf
 
 
 class _PhaseTimer:
@@ -348,8 +350,13 @@ class Controller:
             tr.last_metrics = m
             tr.idle_since_s = idle_since(tr.idle_since_s, m.gpu_util, now)
             current = Allocation(dep.replicas, dep.slice_pct)
+            if dep.slice_pct != tr.slice_pct or dep.rollout_in_progress:
+                tr.slice_pct, tr.slice_settled_s = dep.slice_pct, math.inf
+            elif tr.slice_settled_s == math.inf:
+                tr.slice_settled_s = now  # the rollout has just finished
+            one_slice = now - tr.slice_settled_s >= m.window_s
             tr.capacity = update_capacity(
-                tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile
+                tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile, one_slice
             )
             if tr.budget is not None and available(m.request_rate_rps) and available(m.good_ratio):
                 assert m.request_rate_rps is not None and m.good_ratio is not None

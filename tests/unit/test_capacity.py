@@ -120,3 +120,15 @@ def test_max_rate_inverts_the_latency_prediction() -> None:
     assert predicted_latency_ms(m, lam, 50, 0.99) == pytest.approx(500.0)
     assert max_rate_per_replica(m, 10, 0.99, 500.0) == 0.0  # mu = 5 < ln(100)/0.5: too slow idle
     assert max_rate_per_replica(m, 50, 0.99, 10_000.0) == pytest.approx(0.92 * 25)  # rho cap
+
+
+def test_saturation_is_not_learnt_while_pods_of_two_slices_mix() -> None:
+    # mid-resize from 50 % to 70 %: util and busy mix both slices; read against 70 % they
+    # give an effective share of 0.21 x 70 / 0.37 = 40 %: a saturation that is not there
+    mixed = metrics(request_rate_rps=4.0, gpu_util=0.21, gpu_busy=0.37)
+    seventy = Allocation(replicas=2, slice_pct=70)
+    m = CapacityModel(cost_card_s=0.02)
+    assert update_capacity(m, mixed, seventy, 2, 0.99, one_slice=False).sat_pct is None
+    assert update_capacity(m, mixed, seventy, 2, 0.99, one_slice=True).sat_pct == pytest.approx(
+        0.21 * 70 / 0.37
+    )
