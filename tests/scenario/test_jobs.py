@@ -163,13 +163,18 @@ def test_jobs_api_and_metrics_show_the_preemption_and_its_estimated_loss() -> No
     assert f'sloscale_preemption_lost_gpu_hours_total{{job="{train.key}"}}' in text
 
 
-def test_an_idle_notebook_job_is_suspended_after_reclaim_idle_after() -> None:
-    clock, cluster, metrics, ctl = make()
+def add_notebook(cluster: JobCluster) -> WorkloadRef:
+    """A half-card Job annotated ``reclaim-idle-after: 30m``."""
     nb = cluster.add_job("notebook", pods=1, share_pct=50)
     j = cluster.jobs[nb.key]
-    cluster.jobs[nb.key] = replace(
-        j, annotations={**j.annotations, "sloscale.io/reclaim-idle-after": "30m"}
-    )
+    annotations = {**j.annotations, "sloscale.io/reclaim-idle-after": "30m"}
+    cluster.jobs[nb.key] = replace(j, annotations=annotations)
+    return nb
+
+
+def test_an_idle_notebook_job_is_suspended_after_reclaim_idle_after() -> None:
+    clock, cluster, metrics, ctl = make()
+    nb = add_notebook(cluster)
     metrics.values[nb.key] = WorkloadMetrics(gpu_util=0.30)  # busy for 10 minutes
     for _ in range(40):
         tick(clock, ctl)
@@ -190,11 +195,7 @@ def test_an_idle_notebook_job_is_suspended_after_reclaim_idle_after() -> None:
 
 def test_a_busy_job_is_never_idle_reclaimed() -> None:
     clock, cluster, metrics, ctl = make()
-    nb = cluster.add_job("notebook", pods=1, share_pct=50)
-    j = cluster.jobs[nb.key]
-    cluster.jobs[nb.key] = replace(
-        j, annotations={**j.annotations, "sloscale.io/reclaim-idle-after": "30m"}
-    )
+    nb = add_notebook(cluster)
     for i in range(240):  # an hour, idle every other 10 minutes
         metrics.values[nb.key] = WorkloadMetrics(gpu_util=0.01 if (i // 40) % 2 else 0.5)
         tick(clock, ctl)
