@@ -303,8 +303,14 @@ class WorkloadMetrics:
         return tuple(name for name in _SIGNAL_FIELDS if getattr(self, name) is None)
 
     def core_available(self) -> bool:
-        """Rate and latency are what sizing needs; without them the planner holds."""
-        return available(self.request_rate_rps) and available(self.latency_ms)
+        """Rate and latency are what sizing needs; without them the planner holds.
+
+        A window with no request at all has no latency to read, and needs none: its measured
+        zero rate is the reading (a counter that did not move), not a missing series.
+        """
+        if not available(self.request_rate_rps):
+            return False
+        return available(self.latency_ms) or self.request_rate_rps == 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -447,7 +447,7 @@ class Controller:
                     spec=spec,
                     state=dep,
                     metrics=metrics,
-                    rate_forecast_rps=tr.forecast.upper_rps if tr.forecast else None,
+                    rate_forecast_rps=tr.forecast.mean_rps if tr.forecast else None,
                     capacity=tr.capacity,
                     memory=tr.memory,
                     budget_remaining=tr.budget.remaining() if tr.budget else 1.0,

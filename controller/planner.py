@@ -58,7 +58,8 @@ from controller.jobs import (
 )
 
 BASE_HEADROOM = 0.1
-"""Latency budget kept in reserve when all is well: plan for 85 % of the target."""
+"""Latency budget a new workload starts with in reserve (plan for 90 % of the target); the
+error budget moves it from there (``next_headroom``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +70,13 @@ class PlannerConfig:
     scale_down_delay_s: float = 300.0
     scale_up_max_ratio: float = 2.0
     scale_up_max_pods: int = 4
-    base_headroom: float = BASE_HEADROOM
+    min_headroom: float = -0.3  # with the error budget ample: size the quantile 30 % past target
     max_headroom: float = 0.45
+    budget_spend_free: float = 0.4  # share of the error budget spent before the floor rises
     headroom_step_up: float = 0.04
     headroom_decay_per_tick: float = 0.004
     resize_min_saving: float = 0.25
-    scale_down_margin: float = 0.05
+    scale_down_margin: float = 0.0
     resume_reserve_ratio: float = 0.25  # of replicas, for a workload not yet learnt
     resume_horizon_s: float = 1800.0  # the forecast must keep the headroom this long
     resume_cooldown_s: float = 900.0  # after a preemption; doubles with each in the last day
@@ -95,7 +97,7 @@ class WorkloadInput:
     spec: SloSpec
     state: DeploymentState
     metrics: WorkloadMetrics
-    rate_forecast_rps: float | None  # upper band of the rate over the lead time
+    rate_forecast_rps: float | None  # expected rate over the lead time
     capacity: CapacityModel
     memory: PlannerMemory
     budget_remaining: float = 1.0
@@ -150,14 +152,9 @@ def next_headroom(
     budget_remaining: float,
     cfg: PlannerConfig,
 ) -> float:
-    """Headroom grows fast when the SLI misses the objective and decays slowly otherwise.
-
-    The floor rises as the error budget burns: with half the budget spent, a quarter of the
-    way from the base to the maximum headroom is kept at all times.
-    """
-    floor = cfg.base_headroom + (cfg.max_headroom - cfg.base_headroom) * 0.5 * min(
-        1.0, max(0.0, 1.0 - budget_remaining)
-    )
+    """Headroom grows fast when the SLI misses the objective and decays slowly otherwise,
+    never below ``headroom_floor`` of the error budget left."""
+    floor = headroom_floor(budget_remaining, cfg)
     h = memory.headroom
     good = metrics.good_ratio
     if available(good) and good is not None and good < spec.objective_ratio:
@@ -165,6 +162,20 @@ def next_headroom(
     else:
         h -= cfg.headroom_decay_per_tick
     return min(cfg.max_headroom, max(floor, h))
+
+
+def headroom_floor(budget_remaining: float, cfg: PlannerConfig) -> float:
+    """The least headroom kept, from the share of the window's error budget already spent.
+
+    The objective is on the window's share of good requests, not on every minute's quantile,
+    and a budget never spent is GPU share held for nothing. So until ``budget_spend_free`` of
+    it is spent, the planner may size each window a little past the target quantile (down to
+    ``min_headroom``, a negative headroom); from there the floor rises linearly to
+    ``max_headroom`` as the rest of the budget goes. Purely computational.
+    """
+    spent = min(1.0, max(0.0, 1.0 - budget_remaining))
+    over = max(0.0, spent - cfg.budget_spend_free) / (1.0 - cfg.budget_spend_free)
+    return cfg.min_headroom + (cfg.max_headroom - cfg.min_headroom) * over
 
 
 def _new_capacity_first(current: Allocation, proposal: Allocation) -> Allocation:
@@ -814,7 +825,8 @@ def _resume_reserve(
         )
         slice_pct = planned.slice_pct
         if inp.capacity.known and inp.metrics.core_available():
-            budget_ms = inp.spec.latency_target_ms * (1.0 - inp.memory.headroom)
+            # a resume is sized for the target itself, never past it on an ample budget
+            budget_ms = inp.spec.latency_target_ms * (1.0 - max(0.0, inp.memory.headroom))
             need = _replicas_at_slice(inp, slice_pct, rate, budget_ms)
             want = inp.spec.max_replicas if need is None else need.replicas
         else:

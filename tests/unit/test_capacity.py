@@ -62,8 +62,8 @@ def test_high_load_latency_teaches_the_waiting_shape() -> None:
     obs = metrics(gpu_util=0.4, latency_ms=175.0)
     m1 = update_capacity(m, obs, TWO_AT_HALF, 2, 0.99)
     k_obs = (175 / 40 - 2.5) / (math.log(100) * 0.4 / 0.6)
-    # falling estimates move slowly (alpha 0.03 in log space) from the prior 1.0
-    assert m1.wait_shape == pytest.approx(math.exp(0.97 * 0 + 0.03 * math.log(k_obs)), rel=1e-6)
+    # one window moves the estimate by SHAPE_EWMA_ALPHA (0.05) in log space from the prior 1.0
+    assert m1.wait_shape == pytest.approx(math.exp(0.95 * 0 + 0.05 * math.log(k_obs)), rel=1e-6)
     assert predicted_latency_ms(m1, 10.0, 50, 0.99) < predicted_latency_ms(m, 10.0, 50, 0.99)
 
 

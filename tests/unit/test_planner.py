@@ -31,6 +31,8 @@ from controller.planner import (
     apply_step_limit,
     apply_tolerance,
     backlog_rps,
+    headroom_floor,
+    next_headroom,
     plan,
     size,
 )
@@ -118,6 +120,16 @@ class TestSize:
         assert p.allocation == Allocation(2, 50)
         assert p.reason is Reason.METRICS_UNAVAILABLE
 
+    def test_a_window_without_requests_sizes_on_its_zero_rate(self) -> None:
+        # no request: no latency to read, and none needed; the rate is a reading, not a gap
+        p = size(workload(rate=0.0, latency=None), NO_HEADROOM, CFG)
+        assert p.reason is not Reason.METRICS_UNAVAILABLE
+        assert p.allocation.slice_pct < 50  # the cheapest slice an idle service may hold
+
+    def test_latency_missing_under_traffic_still_holds(self) -> None:
+        p = size(workload(rate=5.0, latency=None), NO_HEADROOM, CFG)
+        assert (p.allocation, p.reason) == (Allocation(2, 50), Reason.METRICS_UNAVAILABLE)
+
     def test_learning_scales_on_the_latency_ratio(self) -> None:
         p = size(workload(capacity=CapacityModel(), latency=750.0), NO_HEADROOM, CFG)
         assert p.allocation == Allocation(3, 50)  # ceil(2 * 750 / 500)
@@ -128,6 +140,29 @@ class TestSize:
         p = size(workload(rate=10_000.0), NO_HEADROOM, CFG)
         assert p.reason is Reason.AT_MAX
         assert p.allocation == Allocation(16, 100)
+
+
+class TestErrorBudgetHeadroom:
+    def test_an_ample_budget_lets_the_quantile_run_past_the_target(self) -> None:
+        assert headroom_floor(1.0, CFG) == CFG.min_headroom < 0
+        assert headroom_floor(1.0 - CFG.budget_spend_free, CFG) == pytest.approx(CFG.min_headroom)
+
+    def test_the_floor_rises_to_the_maximum_as_the_budget_goes(self) -> None:
+        floors = [headroom_floor(r, CFG) for r in (0.5, 0.3, 0.1, 0.0, -2.0)]
+        assert floors == sorted(floors)
+        assert floors[-1] == floors[-2] == pytest.approx(CFG.max_headroom)
+
+    def test_a_bad_window_steps_up_and_good_ones_decay_to_the_floor(self) -> None:
+        bad = WorkloadMetrics(request_rate_rps=1.0, latency_ms=900.0, good_ratio=0.9)
+        good = WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=1.0)
+        h0 = PlannerMemory(headroom=0.0)
+        assert next_headroom(h0, bad, SPEC, 1.0, CFG) == pytest.approx(CFG.headroom_step_up)
+        h = 0.0
+        for _ in range(1000):
+            h = next_headroom(PlannerMemory(headroom=h), good, SPEC, 1.0, CFG)
+        assert h == pytest.approx(CFG.min_headroom)
+        spent = next_headroom(PlannerMemory(headroom=h), good, SPEC, 0.0, CFG)
+        assert spent == pytest.approx(CFG.max_headroom)
 
 
 class TestStabilise:
