@@ -448,6 +448,7 @@ class Controller:
                     state=dep,
                     metrics=metrics,
                     rate_forecast_rps=tr.forecast.mean_rps if tr.forecast else None,
+                    rate_upper_rps=tr.forecast.upper_rps if tr.forecast else None,
                     capacity=tr.capacity,
                     memory=tr.memory,
                     budget_remaining=tr.budget.remaining() if tr.budget else 1.0,

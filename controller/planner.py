@@ -101,6 +101,7 @@ class WorkloadInput:
     capacity: CapacityModel
     memory: PlannerMemory
     budget_remaining: float = 1.0
+    rate_upper_rps: float | None = None  # upper band of the rate over the lead time
     resume_rate_rps: float | None = None  # upper band over the resume horizon
     idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since (None: busy)
 
@@ -173,9 +174,28 @@ def headroom_floor(budget_remaining: float, cfg: PlannerConfig) -> float:
     ``min_headroom``, a negative headroom); from there the floor rises linearly to
     ``max_headroom`` as the rest of the budget goes. Purely computational.
     """
-    spent = min(1.0, max(0.0, 1.0 - budget_remaining))
-    over = max(0.0, spent - cfg.budget_spend_free) / (1.0 - cfg.budget_spend_free)
+    over = budget_overspent(budget_remaining, cfg)
     return cfg.min_headroom + (cfg.max_headroom - cfg.min_headroom) * over
+
+
+def budget_overspent(budget_remaining: float, cfg: PlannerConfig) -> float:
+    """0 until ``budget_spend_free`` of the error budget is spent, then up to 1 when it is gone."""
+    spent = min(1.0, max(0.0, 1.0 - budget_remaining))
+    return max(0.0, spent - cfg.budget_spend_free) / (1.0 - cfg.budget_spend_free)
+
+
+def sizing_rate_rps(inp: WorkloadInput, cfg: PlannerConfig) -> float:
+    """The rate to size for: the expected rate, never under the one measured now, moving
+    toward the forecast's upper band as the error budget is overspent.
+
+    While the budget is ample its noise is the budget's to absorb; a service that keeps
+    spending it (bursts the mean does not see coming) is sized for the band instead.
+    """
+    expected = max(inp.metrics.request_rate_rps or 0.0, inp.rate_forecast_rps or 0.0)
+    upper = inp.rate_upper_rps
+    if upper is None or upper <= expected:
+        return expected
+    return expected + budget_overspent(inp.budget_remaining, cfg) * (upper - expected)
 
 
 def _new_capacity_first(current: Allocation, proposal: Allocation) -> Allocation:
@@ -191,8 +211,7 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float =
     spec, current, metrics = inp.spec, inp.current, inp.metrics
     if not metrics.core_available():
         return Proposal(current, Reason.METRICS_UNAVAILABLE, "rate or latency unavailable: holding")
-    rate = max(metrics.request_rate_rps or 0.0, inp.rate_forecast_rps or 0.0)
-    rate += backlog_rps(inp, cfg)
+    rate = sizing_rate_rps(inp, cfg) + backlog_rps(inp, cfg)
     if not inp.capacity.known:
         return _size_reactive(inp)
     budget_ms = spec.latency_target_ms * (1.0 - headroom)
@@ -229,12 +248,12 @@ def _wasted(inp: WorkloadInput) -> bool:
 
 
 def _alternatives(
-    inp: WorkloadInput, headroom: float, proposal: Proposal
+    inp: WorkloadInput, headroom: float, proposal: Proposal, cfg: PlannerConfig
 ) -> tuple[Allocation, ...]:
     """Allocations at smaller slices than proposed that also meet the SLO, cheapest first."""
     if proposal.reason is Reason.METRICS_UNAVAILABLE or not inp.capacity.known:
         return ()
-    rate = max(inp.metrics.request_rate_rps or 0.0, inp.rate_forecast_rps or 0.0)
+    rate = sizing_rate_rps(inp, cfg)
     budget_ms = inp.spec.latency_target_ms * (1.0 - headroom)
     out = []
     for slice_pct in _slice_candidates(inp):
@@ -298,8 +317,12 @@ def _slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
     """Slices worth considering: saturated ones are skipped, unexplored ones one step at a time.
 
     Without evidence that the model uses a larger slice, growing past twice the largest
-    slice seen unsaturated would be a guess; growth is explored gradually instead.
+    slice seen unsaturated would be a guess; growth is explored gradually instead. A window
+    without a request keeps the current slice: the cheapest slice for no load is the smallest,
+    and rolling every pod to it only to roll them back at the next burst costs cold starts.
     """
+    if inp.metrics.request_rate_rps == 0.0:
+        return (inp.current.slice_pct,)
     spec, cap = inp.spec, inp.capacity
     explored = max(cap.explored_max_pct, inp.current.slice_pct)
     limit = max(explored * 2, spec.slice_min_pct)
@@ -870,7 +893,9 @@ def plan(
         prop = apply_idle_reclaim(inp, prop, now)
         proposals[inp.key] = prop
         memories[inp.key] = PlannerMemory(history, headroom, inp.memory.last_resize_s)
-    fallbacks = {k: _alternatives(i, memories[k].headroom, proposals[k]) for k, i in by_key.items()}
+    fallbacks = {
+        k: _alternatives(i, memories[k].headroom, proposals[k], cfg) for k, i in by_key.items()
+    }
     result = fit(proposals, inputs, jobs, snapshot, cfg, fallbacks)
     fitted, job_actions = result.proposals, result.actions
     scale: list[ScaleAction] = []

@@ -35,6 +35,7 @@ from controller.planner import (
     next_headroom,
     plan,
     size,
+    sizing_rate_rps,
 )
 
 SPEC = SloSpec(latency_target_ms=500.0, max_replicas=16)
@@ -123,8 +124,9 @@ class TestSize:
     def test_a_window_without_requests_sizes_on_its_zero_rate(self) -> None:
         # no request: no latency to read, and none needed; the rate is a reading, not a gap
         p = size(workload(rate=0.0, latency=None), NO_HEADROOM, CFG)
-        assert p.reason is not Reason.METRICS_UNAVAILABLE
-        assert p.allocation.slice_pct < 50  # the cheapest slice an idle service may hold
+        # fewer replicas, but the slice stays: rolling to the smallest one for no load would
+        # only be rolled back at the next request
+        assert (p.allocation, p.reason) == (Allocation(1, 50), Reason.SCALE_DOWN)
 
     def test_latency_missing_under_traffic_still_holds(self) -> None:
         p = size(workload(rate=5.0, latency=None), NO_HEADROOM, CFG)
@@ -151,6 +153,15 @@ class TestErrorBudgetHeadroom:
         floors = [headroom_floor(r, CFG) for r in (0.5, 0.3, 0.1, 0.0, -2.0)]
         assert floors == sorted(floors)
         assert floors[-1] == floors[-2] == pytest.approx(CFG.max_headroom)
+
+    def test_the_sized_rate_moves_to_the_upper_band_as_the_budget_is_overspent(self) -> None:
+        inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0)
+        assert sizing_rate_rps(inp, CFG) == 50.0  # ample budget: the expected rate
+        assert sizing_rate_rps(replace(inp, budget_remaining=0.0), CFG) == 70.0
+        half = 1.0 - (CFG.budget_spend_free + 0.5 * (1.0 - CFG.budget_spend_free))
+        assert sizing_rate_rps(replace(inp, budget_remaining=half), CFG) == pytest.approx(60.0)
+        # never under what is measured now
+        assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG) == 40.0
 
     def test_a_bad_window_steps_up_and_good_ones_decay_to_the_floor(self) -> None:
         bad = WorkloadMetrics(request_rate_rps=1.0, latency_ms=900.0, good_ratio=0.9)
