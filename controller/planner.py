@@ -229,8 +229,9 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float =
             strongest, Reason.AT_MAX, f"{rate:.1f} rps exceeds what max-replicas can serve"
         )
     proposal = cheapest
-    if proposal.share_pct < current.share_pct:
-        # going down must still hold with a wider margin: an asymmetric dead band
+    if proposal.share_pct < current.share_pct and cfg.scale_down_margin > 0:
+        # going down must still hold with a wider margin: an asymmetric dead band (off by
+        # default: the error budget sets the margin, see headroom_floor)
         wider = spec.latency_target_ms * (1.0 - headroom - cfg.scale_down_margin)
         cautious = _cheapest(inp, candidates, rate, wider)
         if cautious is None or cautious.share_pct >= current.share_pct:

@@ -132,6 +132,15 @@ class TestSize:
         p = size(workload(rate=5.0, latency=None), NO_HEADROOM, CFG)
         assert (p.allocation, p.reason) == (Allocation(2, 50), Reason.METRICS_UNAVAILABLE)
 
+    def test_a_scale_down_margin_holds_a_scale_down_that_lacks_it(self) -> None:
+        # one slice only: 30 rps on 50 % slices takes 2 replicas at the target (15.8 rps each)
+        # but 3 with a 30 % margin (11.8 rps each), so from 3 the margin holds
+        spec = replace(SPEC, slice_min_pct=50, slice_max_pct=50)
+        inp = workload(replicas=3, rate=30.0, spec=spec)
+        assert size(inp, NO_HEADROOM, CFG).allocation == Allocation(2, 50)
+        held = size(inp, NO_HEADROOM, replace(CFG, scale_down_margin=0.3))
+        assert (held.allocation, held.reason) == (Allocation(3, 50), Reason.WITHIN_TOLERANCE)
+
     def test_learning_scales_on_the_latency_ratio(self) -> None:
         p = size(workload(capacity=CapacityModel(), latency=750.0), NO_HEADROOM, CFG)
         assert p.allocation == Allocation(3, 50)  # ceil(2 * 750 / 500)
