@@ -31,6 +31,7 @@ from controller.planner import (
     apply_step_limit,
     apply_tolerance,
     backlog_rps,
+    decayed_peak_rps,
     headroom_floor,
     next_headroom,
     plan,
@@ -141,6 +142,21 @@ class TestSize:
         held = size(inp, NO_HEADROOM, replace(CFG, scale_down_margin=0.3))
         assert (held.allocation, held.reason) == (Allocation(3, 50), Reason.WITHIN_TOLERANCE)
 
+    def test_a_quiet_minute_keeps_the_slice_its_recent_peak_needs(self) -> None:
+        # 2 rps alone fits one 30 % slice; the 40 rps seen an hour ago needs a full card
+        quiet = workload(replicas=1, slice_pct=100, rate=2.0)
+        assert size(quiet, NO_HEADROOM, CFG).allocation.slice_pct == 30
+        seen = PlannerMemory(peak_rate_rps=40.0, peak_at_s=0.0)
+        assert size(replace(quiet, memory=seen), NO_HEADROOM, CFG).allocation == Allocation(1, 100)
+
+    def test_the_peak_halves_every_half_life_and_follows_a_higher_rate(self) -> None:
+        seen = PlannerMemory(peak_rate_rps=40.0, peak_at_s=0.0)
+        half_life = CFG.slice_peak_half_life_s
+        assert decayed_peak_rps(seen, None, half_life, CFG) == pytest.approx(20.0)
+        assert decayed_peak_rps(seen, float("nan"), 2 * half_life, CFG) == pytest.approx(10.0)
+        assert decayed_peak_rps(seen, 25.0, half_life, CFG) == 25.0
+        assert decayed_peak_rps(seen, 5.0, 0.0, CFG) == 40.0
+
     def test_learning_scales_on_the_latency_ratio(self) -> None:
         p = size(workload(capacity=CapacityModel(), latency=750.0), NO_HEADROOM, CFG)
         assert p.allocation == Allocation(3, 50)  # ceil(2 * 750 / 500)
@@ -172,11 +188,29 @@ class TestErrorBudgetHeadroom:
         # never under what is measured now
         assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG) == 40.0
 
-    def test_a_bad_window_steps_up_and_good_ones_decay_to_the_floor(self) -> None:
-        bad = WorkloadMetrics(request_rate_rps=1.0, latency_ms=900.0, good_ratio=0.9)
-        good = WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=1.0)
+    def test_the_headroom_integrates_the_burn_rate_against_its_target(self) -> None:
+        def window(good_ratio: float) -> WorkloadMetrics:
+            return WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=good_ratio)
+
         h0 = PlannerMemory(headroom=0.0)
-        assert next_headroom(h0, bad, SPEC, 1.0, CFG) == pytest.approx(CFG.headroom_step_up)
+        allowance = 1.0 - SPEC.objective_ratio
+        # burning at the target rate: no change
+        on_target = window(1.0 - CFG.target_burn_rate * allowance)
+        assert next_headroom(h0, on_target, SPEC, 1.0, CFG) == pytest.approx(0.0)
+        # a window that misses the objective by a little (burn 1.5) steps up a little, not
+        # by the full step: half the windows sized at the target quantile do that
+        slight = next_headroom(h0, window(1.0 - 1.5 * allowance), SPEC, 1.0, CFG)
+        assert slight == pytest.approx(CFG.headroom_gain * (1.5 - CFG.target_burn_rate))
+        assert 0 < slight < CFG.headroom_step_up / 4
+        # a bad window (burn 10) steps up by at most the full step
+        bad = next_headroom(h0, window(0.9), SPEC, 1.0, CFG)
+        assert bad == pytest.approx(CFG.headroom_step_up)
+        # a window without requests spends nothing
+        idle = WorkloadMetrics(request_rate_rps=0.0)
+        assert next_headroom(h0, idle, SPEC, 1.0, CFG) < 0
+
+    def test_good_windows_decay_to_the_floor_and_a_spent_budget_lifts_it(self) -> None:
+        good = WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=1.0)
         h = 0.0
         for _ in range(1000):
             h = next_headroom(PlannerMemory(headroom=h), good, SPEC, 1.0, CFG)
@@ -311,6 +345,22 @@ class TestFit:
         result = plan([lo, hi], [], snapshot(lo, hi))
         assert result.desired[hi.key].replicas == 3  # 1 + 2 new of the 2 free cards
         assert result.desired[lo.key].replicas == 1
+
+
+class TestPlanMemory:
+    def test_a_resize_is_remembered_and_holds_the_slice_for_the_dwell(self) -> None:
+        inp = workload(rate=30.0)  # 2 x 50 % at 30 rps: 1 x 90 % is cheaper than 3 x 50 %
+        first = plan([inp], [], snapshot(inp))
+        assert first.desired[inp.key].slice_pct == 90
+        assert first.memories[inp.key].last_resize_s == 1000.0
+        assert first.memories[inp.key].peak_rate_rps == 30.0
+        # 2 rps alone would take one 30 % slice (no peak remembered here, to isolate the dwell)
+        memory = replace(first.memories[inp.key], peak_rate_rps=0.0)
+        quiet = replace(workload(rate=2.0), memory=memory)
+        soon = plan([quiet], [], snapshot(quiet, t=1000.0 + CFG.resize_dwell_s / 2))
+        assert soon.desired[quiet.key].slice_pct == 50
+        late = plan([quiet], [], snapshot(quiet, t=1000.0 + CFG.resize_dwell_s))
+        assert late.desired[quiet.key].slice_pct == 30
 
 
 class TestBacklog:
