@@ -163,9 +163,9 @@ def next_headroom(
     Each window moves the headroom by ``headroom_gain`` times how far its burn rate (its bad
     share over the objective's allowance) is from ``target_burn_rate``: up, by at most
     ``headroom_step_up``, when it spends faster, slowly down when it spends slower. It
-    steers toward spending the budget, not toward every window meeting the objective: a
-    window's quantile at the target misses the objective in about half the windows by
-    construction, and stepping up on each such miss held about 7 % of the GPU share idle.
+    steers toward spending the budget, not toward every window meeting the objective: windows
+    sized for the target quantile often miss the objective by a few requests, and stepping up
+    on each such miss held about 7 % of the GPU share idle on the servegen traces.
     """
     floor = headroom_floor(budget_remaining, cfg)
     good = metrics.good_ratio
@@ -215,7 +215,7 @@ def decayed_peak_rps(
     """The peak measured rate, halving every ``slice_peak_half_life_s`` since it was seen.
 
     Replicas follow the rate of the moment; the slice is a per-pod size and, as the VPA sizes
-    a pod's requests from days of usage, follows the peak instead (``_slice_candidates``). A
+    a pod's requests from days of usage, follows the peak instead (``_at_least_peak_slice``). A
     missing rate only lets the peak decay.
     """
     peak = memory.peak_rate_rps
