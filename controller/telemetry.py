@@ -13,6 +13,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from controller.domain import ClusterSnapshot, Inventory, JobPhase, Reason, available
 from controller.loop import PHASES, Recorder, TickReport, WorkloadStatus
 
+# Reasons that can come with a changed allocation or job state. Their change counters start at
+# zero per workload and per job: ``increase()`` cannot see a series' first sample, so a counter
+# born at 1 would hide the first decision from the dashboards' annotations.
+WORKLOAD_CHANGE_REASONS = (
+    Reason.SCALE_UP,
+    Reason.SCALE_DOWN,
+    Reason.RESIZE,
+    Reason.SCALE_UP_LIMITED,
+    Reason.CAPACITY_LIMITED,
+    Reason.AT_MAX,
+    Reason.AT_MIN,
+    Reason.IDLE_RECLAIMED,
+)
+JOB_CHANGE_REASONS = (Reason.PREEMPTED, Reason.RESUMED, Reason.SCALE_DOWN)
 PHASE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -303,6 +317,12 @@ class MetricsRecorder(Recorder):
 
     def _record_changes(self, report: TickReport) -> None:
         """Decisions that change something (the dashboards' annotations), retraining triggers."""
+        for w in report.workloads:
+            for reason in WORKLOAD_CHANGE_REASONS:
+                self.changes.labels(workload=w.key, reason=reason.value)  # zeros, see above
+        for job in report.jobs:
+            for reason in JOB_CHANGE_REASONS:
+                self.changes.labels(workload=job.key, reason=reason.value)
         for d in report.decisions:
             if d.changes:
                 self.changes.labels(workload=d.target, reason=d.reason.value).inc()

@@ -101,6 +101,9 @@ def test_sli_counters_changes_and_zeroed_series_after_ticks() -> None:
     )
     assert _value(r, "sloscale_metrics_unavailable_total", workload=key) == 0
     assert _value(r, "sloscale_retrain_triggers_total", workload=key) == 0
+    # a change counter is born at 0, not at its first increment: increase() sees the first
+    # decision (the dashboards' annotations)
+    assert _value(r, "sloscale_decision_changes_total", workload=key, reason="Resize") == 0
     assert _value(r, "sloscale_leader") == 1
     rec.set_leader(False)
     assert _value(r, "sloscale_leader") == 0

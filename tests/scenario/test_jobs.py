@@ -146,6 +146,9 @@ def test_jobs_api_and_metrics_show_the_preemption_and_its_estimated_loss() -> No
     for _ in range(20):
         metrics.values[chat.key] = busy(20.0, cluster.deployments[chat.key].replicas, 100, 60.0)
         tick(clock, ctl)
+    # before the first preemption the change counter reads 0, so increase() sees it
+    changes = {"workload": train.key, "reason": "Preempted"}
+    assert recorder.registry.get_sample_value("sloscale_decision_changes_total", changes) == 0
     for _ in range(8):
         d = cluster.deployments[chat.key]
         metrics.values[chat.key] = busy(120.0, d.replicas, 100, 900.0 if d.replicas < 3 else 80.0)
@@ -161,6 +164,7 @@ def test_jobs_api_and_metrics_show_the_preemption_and_its_estimated_loss() -> No
     text = client.get("/metrics").text
     assert f'sloscale_job_preemptions_total{{job="{train.key}"}} 1.0' in text
     assert f'sloscale_preemption_lost_gpu_hours_total{{job="{train.key}"}}' in text
+    assert recorder.registry.get_sample_value("sloscale_decision_changes_total", changes) == 1
 
 
 def add_notebook(cluster: JobCluster) -> WorkloadRef:
