@@ -37,6 +37,7 @@ from controller.planner import (
     plan,
     size,
     sizing_rate_rps,
+    window_was_sized_for,
 )
 
 SPEC = SloSpec(latency_target_ms=500.0, max_replicas=16)
@@ -91,6 +92,15 @@ class TestSize:
         p = size(workload(), NO_HEADROOM, CFG)
         assert p.allocation == Allocation(1, 100)
         assert p.reason is Reason.RESIZE
+
+    def test_a_burning_window_scales_out_instead_of_rolling_the_pods(self) -> None:
+        # the 1 x 100 % above, but the window misses the target for a tenth of its requests
+        # (burn 10): a rollout would replace serving pods; 3 x 50 % adds pods next to them
+        inp = workload()
+        missing = replace(inp.metrics, good_ratio=0.9)
+        p = size(replace(inp, metrics=missing), NO_HEADROOM, CFG)
+        assert p.allocation == Allocation(3, 50)
+        assert p.reason is Reason.SCALE_UP
 
     def test_saturation_makes_larger_slices_worthless(self) -> None:
         # the model uses at most 60 % of a card: slices above 70 % are not even considered,
@@ -178,13 +188,20 @@ class TestErrorBudgetHeadroom:
         floors = [headroom_floor(r, CFG) for r in (0.5, 0.3, 0.1, 0.0, -2.0)]
         assert floors == sorted(floors)
         assert floors[-1] == floors[-2] == pytest.approx(CFG.max_headroom)
+        # convex: half the rest of the budget spent lifts the floor a quarter of its range
+        span = CFG.max_headroom - CFG.min_headroom
+        assert headroom_floor(0.3, CFG) == pytest.approx(CFG.min_headroom + 0.25 * span)
 
     def test_the_sized_rate_moves_to_the_upper_band_as_the_budget_is_overspent(self) -> None:
         inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0)
         assert sizing_rate_rps(inp, CFG) == 50.0  # ample budget: the expected rate
         assert sizing_rate_rps(replace(inp, budget_remaining=0.0), CFG) == 70.0
+        # half the budget past the free share: a quarter of the way (the rise is convex)
         half = 1.0 - (CFG.budget_spend_free + 0.5 * (1.0 - CFG.budget_spend_free))
-        assert sizing_rate_rps(replace(inp, budget_remaining=half), CFG) == pytest.approx(60.0)
+        assert CFG.budget_pressure_exponent == 2.0
+        assert sizing_rate_rps(replace(inp, budget_remaining=half), CFG) == pytest.approx(55.0)
+        linear = replace(CFG, budget_pressure_exponent=1.0)
+        assert sizing_rate_rps(replace(inp, budget_remaining=half), linear) == pytest.approx(60.0)
         # never under what is measured now
         assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG) == 40.0
 
@@ -208,6 +225,29 @@ class TestErrorBudgetHeadroom:
         # a window without requests spends nothing
         idle = WorkloadMetrics(request_rate_rps=0.0)
         assert next_headroom(h0, idle, SPEC, 1.0, CFG) < 0
+
+    def test_a_transient_window_does_not_wind_the_headroom_up(self) -> None:
+        bad = WorkloadMetrics(request_rate_rps=1.0, latency_ms=900.0, good_ratio=0.9)
+        h0 = PlannerMemory(headroom=0.1)
+        held = next_headroom(h0, bad, SPEC, 1.0, CFG, sized_for_window=False)
+        assert held == pytest.approx(0.1)
+        idle = WorkloadMetrics(request_rate_rps=0.0)  # decaying still goes on
+        assert next_headroom(h0, idle, SPEC, 1.0, CFG, sized_for_window=False) < 0.1
+
+    def test_which_windows_the_allocation_was_sized_for(self) -> None:
+        # 2 x 50 % at headroom 0 serve 2 x (25 - 9.21) = 31.6 rps under the 500 ms target
+        assert window_was_sized_for(workload(rate=30.0, memory=PlannerMemory(headroom=0.0)))
+        # 40 rps outran them: the forecast's miss, not the model's
+        assert not window_was_sized_for(workload(rate=40.0, memory=PlannerMemory(headroom=0.0)))
+        # a pod still starting: the cold start's miss
+        starting = workload(rate=10.0)
+        starting = replace(starting, state=replace(starting.state, ready_replicas=1))
+        assert not window_was_sized_for(starting)
+        rolling = workload(rate=10.0)
+        rolling = replace(rolling, state=replace(rolling.state, rollout_in_progress=True))
+        assert not window_was_sized_for(rolling)
+        # before the model is learnt every window counts
+        assert window_was_sized_for(workload(rate=400.0, capacity=CapacityModel()))
 
     def test_good_windows_decay_to_the_floor_and_a_spent_budget_lifts_it(self) -> None:
         good = WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=1.0)
