@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from controller.capacity import CapacityModel
+from controller.capacity import CapacityModel, quantile_multiplier
 from controller.domain import (
     Allocation,
     Card,
@@ -41,7 +41,10 @@ from controller.planner import (
 )
 
 SPEC = SloSpec(latency_target_ms=500.0, max_replicas=16)
-LEARNT = CapacityModel(cost_card_s=0.02, explored_max_pct=100)  # 0.02 card-seconds per request
+# 0.02 card-seconds per request, latency calibrated to the exponential prior (a = z at p99)
+LEARNT = CapacityModel(
+    cost_card_s=0.02, explored_max_pct=100, service_quantile_mult=quantile_multiplier(0.99)
+)
 NO_HEADROOM = 0.0
 CFG = PlannerConfig()
 FRESH = PlannerMemory()
@@ -92,6 +95,13 @@ class TestSize:
         p = size(workload(), NO_HEADROOM, CFG)
         assert p.allocation == Allocation(1, 100)
         assert p.reason is Reason.RESIZE
+
+    def test_no_rollout_before_the_latency_model_is_calibrated(self) -> None:
+        # the 1 x 100 % above is the prior's guess until a window calibrated the latency
+        # model: a rollout on a guess can take serving pods down, so scale out instead
+        uncalibrated = replace(LEARNT, service_quantile_mult=None)
+        p = size(workload(capacity=uncalibrated), NO_HEADROOM, CFG)
+        assert p.allocation == Allocation(3, 50)
 
     def test_a_burning_window_scales_out_instead_of_rolling_the_pods(self) -> None:
         # the 1 x 100 % above, but the window misses the target for a tenth of its requests
