@@ -398,6 +398,17 @@ class TestFit:
 
 
 class TestPlanMemory:
+    def test_a_window_with_pods_starting_leaves_the_headroom_where_it_was(self) -> None:
+        # 20 rps is within what 2 x 50 % serve: the miss (burn 10) is the model's, it steps up
+        inp = workload(rate=20.0, memory=PlannerMemory(headroom=0.1))
+        inp = replace(inp, metrics=replace(inp.metrics, good_ratio=0.9))
+        steady = plan([inp], [], snapshot(inp))
+        assert steady.memories[inp.key].headroom == pytest.approx(0.1 + CFG.headroom_step_up)
+        # the same window with a pod still starting is the cold start's miss: no step
+        starting = replace(inp, state=replace(inp.state, ready_replicas=1))
+        held = plan([starting], [], snapshot(starting))
+        assert held.memories[inp.key].headroom == pytest.approx(0.1)
+
     def test_a_resize_is_remembered_and_holds_the_slice_for_the_dwell(self) -> None:
         inp = workload(rate=30.0)  # 2 x 50 % at 30 rps: 1 x 90 % is cheaper than 3 x 50 %
         first = plan([inp], [], snapshot(inp))
