@@ -201,6 +201,11 @@ class DeploymentState:
     rollout_in_progress: bool = False
     retrain_watermark: str | None = None  # ``sloscale.io/retrain-watermark``, kept out of specs
 
+    @property
+    def settled(self) -> bool:
+        """Every pod ready at the current template: the metrics describe one allocation."""
+        return not self.rollout_in_progress and self.ready_replicas >= self.replicas
+
 
 class JobPhase(StrEnum):
     PENDING = "Pending"

@@ -178,14 +178,19 @@ def next_headroom(
     of the servegen traces.
     """
     floor = headroom_floor(budget_remaining, cfg)
-    good = metrics.good_ratio
-    burn = 0.0
-    if available(good) and good is not None:
-        burn = burn_rate(1.0 - good, spec.objective_ratio)
+    burn = window_burn_rate(metrics, spec) or 0.0
     step = min(cfg.headroom_step_up, cfg.headroom_gain * (burn - cfg.target_burn_rate))
     if not sized_for_window:
         step = min(step, 0.0)
     return min(cfg.max_headroom, max(floor, memory.headroom + step))
+
+
+def window_burn_rate(metrics: WorkloadMetrics, spec: SloSpec) -> float | None:
+    """The window's bad share over the objective's allowance; ``None`` without a good ratio."""
+    good = metrics.good_ratio
+    if good is None or not available(good):
+        return None
+    return burn_rate(1.0 - good, spec.objective_ratio)
 
 
 def window_was_sized_for(inp: WorkloadInput) -> bool:
@@ -196,7 +201,7 @@ def window_was_sized_for(inp: WorkloadInput) -> bool:
     rather than the model's error. Purely computational.
     """
     state, rate = inp.state, inp.metrics.request_rate_rps
-    if state.rollout_in_progress or state.ready_replicas < state.replicas:
+    if not state.settled:
         return False
     if not inp.capacity.known or rate is None or not math.isfinite(rate):
         return True
@@ -441,8 +446,7 @@ def _may_resize(inp: WorkloadInput, to_pct: int, now_s: float, cfg: PlannerConfi
     the capacity model needs ``resize_dwell_s`` at a new slice before judging a smaller one.
     Growing the slice is not held by the dwell: a burst that needs faster pods needs them now.
     """
-    state = inp.state
-    if state.rollout_in_progress or state.ready_replicas < state.replicas:
+    if not inp.state.settled:
         return False
     if inp.capacity.service_quantile_mult is None:
         return False  # latency not yet calibrated at any slice: a rollout would be a guess
@@ -480,10 +484,8 @@ def _resize_hysteresis(
 
 def _burning(inp: WorkloadInput, cfg: PlannerConfig) -> bool:
     """The window spends the error budget faster than ``resize_max_burn_rate``."""
-    good = inp.metrics.good_ratio
-    if good is None or not available(good):
-        return False
-    return burn_rate(1.0 - good, inp.spec.objective_ratio) > cfg.resize_max_burn_rate
+    burn = window_burn_rate(inp.metrics, inp.spec)
+    return burn is not None and burn > cfg.resize_max_burn_rate
 
 
 def _replicas_at_slice(
@@ -897,8 +899,7 @@ def _refit(
     Only from a steady state (a resize needs one). On success the pool holds the new slices
     and none of the old; on failure it is as it was (the partial scale-up kept).
     """
-    state = inp.state
-    if not options or state.rollout_in_progress or state.ready_replicas < state.replicas:
+    if not options or not inp.state.settled:
         return None
     ctx.pool.release_all(placed)
     for option in options:
