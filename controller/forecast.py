@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controller.prediction import RateForecast, RateHistory, short_term_forecast
+from controller.prediction import RateForecast, RateHistory, rate_profile, short_term_forecast
 from forecasting import MODEL_NAMES, History, OnlineForecaster, make
 from forecasting.base import FloatArray, Forecast
 
@@ -58,6 +58,10 @@ class ForecastSettings:
     quantile: float = 0.9
     short_term_ticks: int = 20
     score_window: int = 240  # matured predictions kept for the accuracy figures
+    profile_window_s: float = 7 * 86400.0  # the rate distribution the slice is chosen on
+    profile_min_s: float = 86400.0  # steps with data needed before there is a profile
+    profile_refresh_s: float = 3600.0  # recomputed once this many closed steps are new
+    profile_points: int = 100
 
     def __post_init__(self) -> None:
         if self.model != NO_MODEL and self.model not in MODEL_NAMES:
@@ -184,6 +188,8 @@ class _Series:
     pending: deque[tuple[float, float, float]] = field(default_factory=deque)
     scored: deque[tuple[float, float, float]] = field(default_factory=deque)
     seeded: bool = False
+    profile: tuple[float, ...] = ()
+    profile_total: int = -1  # ``steps.closed_total`` the profile was computed at
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +345,25 @@ class ForecastBank:
             return None
         # the most either reaches: capacity must be serving at the window's peak, not its average
         return RateForecast(float(np.max(mean)), float(np.max(upper)), series.model_name)
+
+    def rate_profile(self, key: str) -> tuple[float, ...]:
+        """The distribution of the per-step rate over the last ``profile_window_s``, as
+        ``profile_points`` equally likely quantiles, smallest first; ``()`` until
+        ``profile_min_s`` of steps have data. Recomputed every ``profile_refresh_s``."""
+        series = self._series.get(key)
+        if series is None:
+            return ()
+        s = self.settings
+        every = max(1, round(s.profile_refresh_s / s.step_s))
+        if series.profile_total < 0 or series.steps.closed_total - series.profile_total >= every:
+            window = max(1, math.ceil(s.profile_window_s / s.step_s))
+            series.profile = rate_profile(
+                series.steps.history().values[-window:],
+                s.profile_points,
+                math.ceil(s.profile_min_s / s.step_s),
+            )
+            series.profile_total = series.steps.closed_total
+        return series.profile
 
     def model_name(self, key: str) -> str | None:
         series = self._series.get(key)

@@ -165,6 +165,7 @@ class _Tracked:
     memory: PlannerMemory = field(default_factory=PlannerMemory)
     budget: ErrorBudget | None = None
     forecast: RateForecast | None = None
+    rate_profile_rps: tuple[float, ...] = ()  # quantiles of the step rate (forecast phase)
     last_decision: Decision | None = None
     last_metrics: WorkloadMetrics = field(default_factory=WorkloadMetrics)
     idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since
@@ -408,6 +409,7 @@ class Controller:
         stats = bank.refresh(now)
         for key in specs:
             self._tracked[key].forecast = bank.forecast(key, now, self.config.lead_time_s)
+            self._tracked[key].rate_profile_rps = bank.rate_profile(key)
         return stats
 
     def _warm_start(self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], now: float) -> None:
@@ -449,6 +451,7 @@ class Controller:
                     metrics=metrics,
                     rate_forecast_rps=tr.forecast.mean_rps if tr.forecast else None,
                     rate_upper_rps=tr.forecast.upper_rps if tr.forecast else None,
+                    rate_profile_rps=tr.rate_profile_rps,
                     capacity=tr.capacity,
                     memory=tr.memory,
                     budget_remaining=tr.budget.remaining() if tr.budget else 1.0,

@@ -75,3 +75,15 @@ def short_term_forecast(
     mean = max(0.0, level + max(0.0, float(slope)) * lead_s)
     upper = mean + z * resid
     return RateForecast(mean, max(upper, float(r[-1])), "short-term")
+
+
+def rate_profile(step_rates_rps: FloatArray, points: int, min_steps: int) -> tuple[float, ...]:
+    """``points`` equally likely quantiles of the measured step rates (the midpoints of
+    ``points`` equal shares), smallest first; ``()`` with fewer than ``min_steps`` measured.
+    Missing steps are left out, never read as zero. Purely computational."""
+    x = np.asarray(step_rates_rps, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) < max(1, min_steps) or points < 1:
+        return ()
+    q = (np.arange(points) + 0.5) / points
+    return tuple(float(v) for v in np.quantile(x, q))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from controller.forecast import ForecastBank, ForecastSettings, StepSeries
 from controller.ports import ObserveTarget
+from controller.prediction import rate_profile
 from forecasting.base import History
 
 DAY_S = 86400.0
@@ -262,6 +263,17 @@ def test_a_new_controller_warm_starts_every_workload_in_one_batched_query() -> N
     assert [c[0] for c in source.calls[1:]] == [[_ref_key("d", cluster)]]
 
 
+def test_a_warm_start_gives_the_planner_its_rate_profile_at_once() -> None:
+    clock, cluster, ctl, annotations = warm_controller(RecordingHistory())
+    cluster.add("a", annotations())
+    clock.advance(15.0)
+    ctl.tick()
+    tracked_state = ctl._tracked[_ref_key("a", cluster)]
+    assert len(tracked_state.rate_profile_rps) == ForecastSettings().profile_points
+    profile = tracked_state.rate_profile_rps  # of 20 + 15 sin(day): 5 to 35 rps
+    assert 0.0 < profile[0] < 8.0 and 32.0 < profile[-1] < 40.0
+
+
 def test_a_failing_history_source_means_a_cold_start_not_a_broken_tick() -> None:
     source = RecordingHistory(fail=True)
     clock, cluster, ctl, annotations = warm_controller(source)
@@ -279,3 +291,33 @@ def test_a_failing_history_source_means_a_cold_start_not_a_broken_tick() -> None
 
 def _ref_key(name: str, cluster: object) -> str:
     return next(k for k in cluster.deployments if k.endswith("/" + name))  # type: ignore[attr-defined]
+
+
+def test_the_rate_profile_is_equally_likely_quantiles_of_the_measured_steps() -> None:
+    x = np.arange(100.0)
+    assert rate_profile(x, 4, 10) == pytest.approx((12.375, 37.125, 61.875, 86.625))
+    holed = np.concatenate([x, np.full(50, np.nan)])  # missing steps are left out, not zeros
+    assert rate_profile(holed, 4, 10) == rate_profile(x, 4, 10)
+    assert rate_profile(x, 4, 101) == ()  # under the history it needs
+
+
+def test_the_bank_profiles_the_last_week_once_a_day_is_measured_and_hourly() -> None:
+    settings = ForecastSettings(model="none")
+    bank = ForecastBank(settings, interval_s=15.0)
+    assert bank.rate_profile("ns/w") == ()
+    half_day = History(0.0, 60.0, np.full(720, 5.0))
+    now = feed(bank, "ns/w", half_day)
+    assert bank.rate_profile("ns/w") == ()  # under a day of steps
+    bank = ForecastBank(settings, interval_s=15.0)
+    days = History(0.0, 60.0, np.concatenate([np.full(7 * 1440, 5.0), np.full(1440, 9.0)]))
+    now = feed(bank, "ns/w", days)
+    profile = bank.rate_profile("ns/w")
+    assert len(profile) == settings.profile_points
+    assert profile[0] == 5.0 and profile[-1] == 9.0  # the oldest day has left the week
+    assert sum(v == 9.0 for v in profile) == pytest.approx(100 / 7, abs=1)
+    for i in range(30):  # half an hour of a new level: not recomputed yet
+        bank.observe("ns/w", now + 60.0 * i, 50.0, 60.0)
+    assert bank.rate_profile("ns/w") == profile
+    for i in range(30, 62):
+        bank.observe("ns/w", now + 60.0 * i, 50.0, 60.0)
+    assert bank.rate_profile("ns/w")[-1] == 50.0

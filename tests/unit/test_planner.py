@@ -22,6 +22,7 @@ from controller.domain import (
 )
 from controller.jobs import JobInput
 from controller.planner import (
+    BurstRecord,
     PlannerConfig,
     PlannerMemory,
     Proposal,
@@ -31,10 +32,14 @@ from controller.planner import (
     apply_step_limit,
     apply_tolerance,
     backlog_rps,
+    burst_reserve_rps,
+    burst_z,
     decayed_peak_rps,
     headroom_floor,
     next_headroom,
     plan,
+    profile_share_pct,
+    record_bursts,
     size,
     sizing_rate_rps,
     window_was_sized_for,
@@ -169,6 +174,87 @@ class TestSize:
         seen = PlannerMemory(peak_rate_rps=40.0, peak_at_s=0.0)
         assert size(replace(quiet, memory=seen), NO_HEADROOM, CFG).allocation == Allocation(1, 100)
 
+    # a service idle 70 % of the time and at 20 rps the rest. Per replica under 500 ms:
+    # 30 % takes 5.79 rps, 40 % 10.79, 50 % 15.79, 60 % 20.79. Mean share over the profile:
+    # 30 %: .7 x 30 + .3 x 4 x 30 = 57; 40 %: .7 x 40 + .3 x 2 x 40 = 52; 50 %: 65; 60 %: 60
+    MOSTLY_IDLE = (0.0,) * 70 + (20.0,) * 30
+    # size() judges the profile at the most headroom: none here, for the arithmetic above
+    AT_TARGET = replace(CFG, max_headroom=0.0)
+
+    def test_the_mean_share_over_the_profile_weighs_idle_floor_against_busy_efficiency(
+        self,
+    ) -> None:
+        inp = replace(workload(), rate_profile_rps=self.MOSTLY_IDLE)
+        shares = {s: profile_share_pct(inp, s, 500.0, CFG) for s in (30, 40, 50, 60)}
+        assert shares == pytest.approx({30: 57.0, 40: 52.0, 50: 65.0, 60: 60.0})
+        # busy all day, the largest slice's rate per share wins: 1 x 60 % serves 20 rps
+        busy = replace(inp, rate_profile_rps=(20.0,) * 100)
+        assert profile_share_pct(busy, 60, 500.0, CFG) == 60.0
+        assert profile_share_pct(busy, 40, 500.0, CFG) == 80.0
+        assert profile_share_pct(replace(inp, rate_profile_rps=()), 40, 500.0, CFG) is None
+        # a slice whose replicas cannot serve the profile's peak within max-replicas is out
+        assert profile_share_pct(replace(inp, rate_profile_rps=(200.0,)), 40, 500.0, CFG) is None
+
+    def test_the_profile_is_of_rates_not_of_their_burst_reserve(self) -> None:
+        # judged once pessimistically (at the most headroom), not twice: the reserve is the
+        # moment's, on top of the replicas the slice was chosen for
+        inp = replace(workload(), rate_profile_rps=(20.0,) * 100, rate_dispersion_rps=1.0)
+        assert profile_share_pct(inp, 60, 500.0, CFG) == 60.0
+
+    def test_the_slice_follows_the_rate_profile_not_the_moment(self) -> None:
+        # now at 20 rps, 1 x 60 % is the cheapest; over the day 40 % holds the least share
+        inp = workload(replicas=2, slice_pct=40, rate=20.0)
+        assert size(inp, NO_HEADROOM, CFG).allocation.slice_pct == 60
+        profiled = replace(inp, rate_profile_rps=self.MOSTLY_IDLE)
+        assert size(profiled, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 40)
+
+    def test_the_profile_is_judged_at_the_most_headroom_the_budget_may_ask_for(self) -> None:
+        # at 45 % headroom (275 ms) a 40 % replica takes 3.3 rps, a 60 % one 13.2: the small
+        # slice's saving on the idle floor is gone (112 % against 78 % over the profile)
+        inp = replace(
+            workload(replicas=2, slice_pct=40, rate=20.0), rate_profile_rps=self.MOSTLY_IDLE
+        )
+        assert CFG.max_headroom == 0.45
+        assert profile_share_pct(inp, 40, 275.0, CFG) == pytest.approx(112.0)
+        assert profile_share_pct(inp, 60, 275.0, CFG) == pytest.approx(78.0)
+        assert size(inp, NO_HEADROOM, CFG).allocation.slice_pct == 60
+
+    def test_a_rate_past_the_profile_grows_the_slice(self) -> None:
+        # 16 x 40 % serve 172 rps at most: 200 rps needs a larger slice, profile or not
+        inp = replace(
+            workload(replicas=2, slice_pct=40, rate=200.0), rate_profile_rps=self.MOSTLY_IDLE
+        )
+        assert size(
+            replace(inp, metrics=replace(inp.metrics, request_rate_rps=150.0)),
+            NO_HEADROOM,
+            self.AT_TARGET,
+        ).allocation == Allocation(14, 40)
+        assert size(inp, NO_HEADROOM, self.AT_TARGET).allocation.slice_pct > 40
+
+    def test_a_slice_close_in_profile_cost_to_the_best_is_kept(self) -> None:
+        # at 30 %: 57 % over the profile against 40 %'s 52 %, under a 10 % saving: no rollout,
+        # even where 1 x 40 % would save a third now (2 x 30 % at 10 rps)
+        inp = replace(
+            workload(replicas=2, slice_pct=30, rate=10.0), rate_profile_rps=self.MOSTLY_IDLE
+        )
+        assert size(inp, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 30)
+        eager = replace(self.AT_TARGET, slice_profile_min_saving=0.05)
+        assert size(inp, NO_HEADROOM, eager).allocation.slice_pct == 40
+
+    def test_the_profile_rolls_to_its_slice_only_where_that_costs_no_more_now(self) -> None:
+        # at 1 x 50 % and 2 rps: 1 x 40 % saves 20 % now (under the 25 % to roll for the
+        # moment) and 20 % over the profile (52 against 65): roll (holding the share while
+        # the new pods start, as every resize does)
+        quiet = replace(
+            workload(replicas=1, slice_pct=50, rate=2.0), rate_profile_rps=self.MOSTLY_IDLE
+        )
+        assert size(quiet, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 40)
+        strict = replace(self.AT_TARGET, slice_profile_min_saving=0.25)
+        assert size(quiet, NO_HEADROOM, strict).allocation == Allocation(1, 50)
+        # at 12 rps 40 % needs 2 x 40 = 80 % against 1 x 50 % now: keep the slice for now
+        busy = replace(quiet, metrics=replace(quiet.metrics, request_rate_rps=12.0))
+        assert size(busy, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(1, 50)
+
     def test_the_peak_halves_every_half_life_and_follows_a_higher_rate(self) -> None:
         seen = PlannerMemory(peak_rate_rps=40.0, peak_at_s=0.0)
         half_life = CFG.slice_peak_half_life_s
@@ -214,6 +300,76 @@ class TestErrorBudgetHeadroom:
         assert sizing_rate_rps(replace(inp, budget_remaining=half), linear) == pytest.approx(60.0)
         # never under what is measured now
         assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG) == 40.0
+
+    def test_a_burst_reserve_of_z_standard_deviations_is_held_on_top(self) -> None:
+        # 1 % of the requests lost in windows the load outran: burn 1, past burst_burn_full
+        bursty = PlannerMemory(bursts=BurstRecord(outran_bad=1.0, requests=100.0, at_s=0.0))
+        inp = replace(workload(rate=40.0, forecast=50.0, memory=bursty), rate_dispersion_rps=2.0)
+        # sd of the next step's change: sqrt(2 rps x 50 rps) = 10 rps, burst_z_max of them
+        assert sizing_rate_rps(inp, CFG) == pytest.approx(50.0 + 10.0 * CFG.burst_z_max)
+        # no misses from bursts on record: no reserve
+        assert sizing_rate_rps(replace(inp, memory=FRESH), CFG) == pytest.approx(50.0)
+        # overspent: z rises by burst_z_overspent
+        spent = replace(inp, budget_remaining=0.0)
+        assert sizing_rate_rps(spent, CFG) == pytest.approx(50.0 + 10.0 * (2.0 + 2.5))
+        # the upper band still wins when it is higher
+        banded = replace(spent, rate_upper_rps=100.0)
+        assert sizing_rate_rps(banded, CFG) == pytest.approx(100.0)
+
+    def test_the_burst_reserve_grows_as_the_root_of_the_rate(self) -> None:
+        assert burst_reserve_rps(100.0, 1.0, 1.0, 0.0, CFG) == pytest.approx(10.0)
+        assert burst_reserve_rps(400.0, 1.0, 1.0, 0.0, CFG) == pytest.approx(20.0)
+        assert burst_reserve_rps(400.0, 1.0, 2.0, 0.0, CFG) == pytest.approx(40.0)
+        # relative to the rate it shrinks: a large aggregate needs a small share in reserve
+        assert burst_reserve_rps(400.0, 1.0, 1.0, 0.0, CFG) / 400.0 < 0.1
+
+    def test_no_burst_reserve_without_a_dispersion_or_traffic(self) -> None:
+        assert burst_reserve_rps(100.0, None, 1.0, 1.0, CFG) == 0.0
+        assert burst_reserve_rps(0.0, 1.0, 1.0, 1.0, CFG) == 0.0
+        assert burst_reserve_rps(100.0, 0.0, 1.0, 1.0, CFG) == 0.0
+        assert burst_reserve_rps(100.0, 1.0, 0.0, 0.0, CFG) == 0.0
+
+    def test_the_reserve_follows_the_burn_rate_of_the_outrun_windows(self) -> None:
+        def z(outran_bad_share: float) -> float:
+            return burst_z(BurstRecord(outran_bad_share, 1.0, 0.0), SPEC, CFG)
+
+        assert CFG.burst_burn_full == 0.6 and SPEC.objective_ratio == 0.99
+        assert z(0.006) == pytest.approx(CFG.burst_z_max)  # burn 0.6: full
+        assert z(0.05) == pytest.approx(CFG.burst_z_max)  # capped
+        assert z(0.003) == pytest.approx(CFG.burst_z_max / 4)  # half of it: a quarter
+        assert z(0.0) == 0.0
+        assert burst_z(BurstRecord(), SPEC, CFG) == 0.0  # nothing measured yet
+
+    def test_only_the_misses_of_outrun_windows_count_as_bursts(self) -> None:
+        def window(good_ratio: float | None, rate: float = 2.0) -> WorkloadMetrics:
+            return WorkloadMetrics(request_rate_rps=rate, latency_ms=300.0, good_ratio=good_ratio)
+
+        r = record_bursts(BurstRecord(), window(0.5), 0.0, CFG, outran=True)
+        assert (r.outran_bad, r.requests) == (1.0, 2.0)
+        r = record_bursts(r, window(0.5), 0.0, CFG, outran=False)  # the headroom's miss
+        assert (r.outran_bad, r.requests) == (1.0, 4.0)
+        r = record_bursts(r, window(None, rate=0.0), 0.0, CFG, outran=True)  # no requests
+        assert (r.outran_bad, r.requests) == (1.0, 4.0)
+        # the sums halve every half-life, so old bursts fade
+        later = record_bursts(r, window(None, 0.0), CFG.burst_half_life_s, CFG, outran=False)
+        assert (later.outran_bad, later.requests) == pytest.approx((0.5, 2.0))
+        assert later.at_s == CFG.burst_half_life_s
+
+    def test_plan_records_the_misses_of_windows_the_load_outran(self) -> None:
+        # 2 x 50 % serve 2 x 15.8 rps under 500 ms: 40 rps outran them, 20 rps did not
+        memory = PlannerMemory(headroom=0.0)
+        for rate, outran in ((40.0, True), (20.0, False)):
+            inp = workload(rate=rate, memory=memory)
+            inp = replace(inp, metrics=replace(inp.metrics, good_ratio=0.5))
+            result = plan([inp], [], snapshot(inp), CFG)
+            assert result.memories[inp.key].bursts.outran_bad == (0.5 * rate if outran else 0.0)
+        # a burst met by new pods still starting is the burst's too: 20 rps outran the one
+        # replica ready of the two
+        inp = workload(rate=20.0, memory=memory)
+        starting = replace(inp, state=replace(inp.state, ready_replicas=1))
+        starting = replace(starting, metrics=replace(inp.metrics, good_ratio=0.5))
+        result = plan([starting], [], snapshot(starting), CFG)
+        assert result.memories[inp.key].bursts.outran_bad == 10.0
 
     def test_the_headroom_integrates_the_burn_rate_against_its_target(self) -> None:
         def window(good_ratio: float) -> WorkloadMetrics:
