@@ -6,9 +6,8 @@ Purely computational, no side effects. A chain of small steps, each with a reaso
     preemption, resume)
 
 * **size** picks, per workload, the cheapest (replicas, slice) whose predicted latency quantile
-  stays under the target minus a headroom, for the rate forecast over the lead time plus a
-  reserve for the next step's burst. The slice follows days of rates (the profile), the
-  replicas the moment.
+  stays under the target minus a headroom, for the rate forecast over the lead time. The
+  slice follows days of rates (the profile), the replicas the moment.
 * **stabilise** follows the Kubernetes HPA: a dead band around the current capacity, the
   largest recommendation of the last ``scale_down_delay_s`` wins a scale-down, scale-up is at
   most ``max(2x, +4 pods)`` per tick, and min/max bounds always hold.
@@ -90,10 +89,6 @@ class PlannerConfig:
     resize_max_burn_rate: float = 2.0  # over it, a window's misses scale out, never roll pods
     slice_peak_half_life_s: float = 24 * 3600.0  # memory of the peak rate the slice is sized for
     backlog_drain_s: float = 30.0  # size to clear a queue beyond the SLO's in this long
-    burst_z_max: float = 2.0  # standard deviations of the next step's burst held at most
-    burst_burn_full: float = 0.6  # burn rate of outrun windows that holds burst_z_max
-    burst_half_life_s: float = 3 * 86400.0  # memory of where the misses fell
-    burst_z_overspent: float = 2.5  # added as the error budget is overspent
     slice_profile_min_saving: float = 0.1  # of the profile's mean share, to roll to its slice
 
 
@@ -116,7 +111,6 @@ class WorkloadInput:
     rate_upper_rps: float | None = None  # upper band of the rate over the lead time
     resume_rate_rps: float | None = None  # upper band over the resume horizon
     idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since (None: busy)
-    rate_dispersion_rps: float | None = None  # index of dispersion of the arrivals, per step
     rate_profile_rps: tuple[float, ...] = ()  # equally likely quantiles of the step rate
 
     @property
@@ -129,15 +123,6 @@ class WorkloadInput:
 
 
 @dataclass(frozen=True, slots=True)
-class BurstRecord:
-    """Where the misses fell (``record_bursts``): decayed sums, weighted by the rate."""
-
-    outran_bad: float = 0.0  # rate x bad share, over windows the load outran
-    requests: float = 0.0  # rate, over every window with a good ratio
-    at_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class PlannerMemory:
     """What the planner carries from one tick to the next for one workload."""
 
@@ -146,7 +131,6 @@ class PlannerMemory:
     last_resize_s: float | None = None
     peak_rate_rps: float = 0.0  # decaying peak of the measured rate (``decayed_peak_rps``)
     peak_at_s: float | None = None
-    bursts: BurstRecord = BurstRecord()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,20 +203,16 @@ def window_was_sized_for(inp: WorkloadInput) -> bool:
     replicas serve; a window above that, or with pods starting or rolling, measured a transient
     rather than the model's error. Purely computational.
     """
-    return inp.state.settled and not window_outran(inp)
-
-
-def window_outran(inp: WorkloadInput) -> bool:
-    """Whether the window's measured rate was above what the ready replicas serve, by the
-    capacity model at the headroom the allocation was sized with. Purely computational."""
     state, rate = inp.state, inp.metrics.request_rate_rps
-    if not inp.capacity.known or rate is None or not math.isfinite(rate):
+    if not state.settled:
         return False
+    if not inp.capacity.known or rate is None or not math.isfinite(rate):
+        return True
     budget_ms = inp.spec.latency_target_ms * (1.0 - inp.memory.headroom)
     per_replica = max_rate_per_replica(
         inp.capacity, state.slice_pct, inp.spec.latency_quantile, budget_ms
     )
-    return rate > per_replica * state.ready_replicas
+    return rate <= per_replica * state.ready_replicas
 
 
 def headroom_floor(budget_remaining: float, cfg: PlannerConfig) -> float:
@@ -264,78 +244,17 @@ def budget_overspent(budget_remaining: float, cfg: PlannerConfig) -> float:
 
 
 def sizing_rate_rps(inp: WorkloadInput, cfg: PlannerConfig) -> float:
-    """The rate to size for: the expected rate, never under the one measured now, plus the
-    burst reserve, moving toward the forecast's upper band as the error budget is overspent.
+    """The rate to size for: the expected rate, never under the one measured now, moving
+    toward the forecast's upper band as the error budget is overspent.
 
     While the budget is ample its noise is the budget's to absorb; a service that keeps
     spending it (bursts the mean does not see coming) is sized for the band instead.
     """
     expected = max(inp.metrics.request_rate_rps or 0.0, inp.rate_forecast_rps or 0.0)
-    over = budget_overspent(inp.budget_remaining, cfg)
-    z = burst_z(inp.memory.bursts, inp.spec, cfg)
-    rate = expected + burst_reserve_rps(expected, inp.rate_dispersion_rps, z, over, cfg)
     upper = inp.rate_upper_rps
     if upper is None or upper <= expected:
-        return rate
-    return max(rate, expected + over * (upper - expected))
-
-
-def burst_reserve_rps(
-    expected_rps: float,
-    dispersion_rps: float | None,
-    burst_z: float,
-    overspent: float,
-    cfg: PlannerConfig,
-) -> float:
-    """Rate held for the next step's burst: ``z`` standard deviations of its change.
-
-    A pod started when a burst begins serves a cold start later, so what the burst brings in
-    that step only capacity already standing serves. The step-to-step change of the rate has
-    variance ``dispersion * rate`` (``prediction.update_dispersion``): a few percent of the rate
-    for a smooth aggregate, as much as the rate itself for a sparse, bursty one (Alibaba LoRA,
-    where 98 % of the misses fell in minutes whose rate doubled at the minute's start). ``z``
-    is ``burst_z`` (``burst_z()``), plus up to ``burst_z_overspent`` as the error budget is
-    overspent. Zero without a measured dispersion or without traffic. Purely computational.
-    """
-    if dispersion_rps is None or not expected_rps > 0 or not dispersion_rps > 0:
-        return 0.0
-    z = burst_z + cfg.burst_z_overspent * overspent
-    return z * math.sqrt(dispersion_rps * expected_rps)
-
-
-def record_bursts(
-    record: BurstRecord, metrics: WorkloadMetrics, now_s: float, cfg: PlannerConfig, *, outran: bool
-) -> BurstRecord:
-    """Fold one window into the record of where the misses fell; the sums halve every
-    ``burst_half_life_s``. A window without a good ratio (no requests) adds nothing."""
-    keep = 1.0
-    if record.at_s is not None and now_s > record.at_s:
-        keep = 0.5 ** ((now_s - record.at_s) / cfg.burst_half_life_s)
-    bad, requests = record.outran_bad * keep, record.requests * keep
-    good, rate = metrics.good_ratio, metrics.request_rate_rps
-    if good is not None and available(good) and rate is not None and math.isfinite(rate):
-        requests += rate
-        if outran:
-            bad += rate * (1.0 - good)
-    return BurstRecord(bad, requests, now_s)
-
-
-def burst_z(record: BurstRecord, spec: SloSpec, cfg: PlannerConfig) -> float:
-    """The burst reserve in standard deviations, from the burn rate of the outrun windows.
-
-    The misses of windows the allocation was sized for are the headroom's
-    (``next_headroom``); those of windows whose load outran the ready replicas are the bursts'.
-    Where the bursts alone spend the budget at ``burst_burn_full`` of the allowed rate or more,
-    ``burst_z_max`` is held; under it the reserve falls with the square of the share, so a
-    service whose misses are mostly the model's holds little. Measured without a reserve, the
-    outrun windows burnt 0.83 of the budget on Alibaba LoRA (two thirds of its misses) and
-    0.19 on servegen m-large (where a fixed reserve of 1.6 held 3 % more GPU-hours for an
-    attainment already past the objective). Purely computational.
-    """
-    if not record.requests > 0:
-        return 0.0
-    burn = burn_rate(record.outran_bad / record.requests, spec.objective_ratio)
-    return cfg.burst_z_max * min(1.0, burn / cfg.burst_burn_full) ** 2
+        return expected
+    return expected + budget_overspent(inp.budget_remaining, cfg) * (upper - expected)
 
 
 def decayed_peak_rps(
@@ -358,11 +277,6 @@ def decayed_peak_rps(
 def _remember_peak(inp: WorkloadInput, now_s: float, cfg: PlannerConfig) -> WorkloadInput:
     peak = decayed_peak_rps(inp.memory, inp.metrics.request_rate_rps, now_s, cfg)
     return replace(inp, memory=replace(inp.memory, peak_rate_rps=peak, peak_at_s=now_s))
-
-
-def _remember_bursts(inp: WorkloadInput, now_s: float, cfg: PlannerConfig) -> WorkloadInput:
-    bursts = record_bursts(inp.memory.bursts, inp.metrics, now_s, cfg, outran=window_outran(inp))
-    return replace(inp, memory=replace(inp.memory, bursts=bursts))
 
 
 def _new_capacity_first(current: Allocation, proposal: Allocation) -> Allocation:
@@ -1169,7 +1083,7 @@ def plan(
     now = snapshot.time_s
     proposals: dict[str, Proposal] = {}
     memories: dict[str, PlannerMemory] = {}
-    inputs = [_remember_bursts(_remember_peak(inp, now, cfg), now, cfg) for inp in inputs]
+    inputs = [_remember_peak(inp, now, cfg) for inp in inputs]
     by_key = {inp.key: inp for inp in inputs}
     for inp in inputs:
         headroom = next_headroom(

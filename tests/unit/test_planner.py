@@ -22,7 +22,6 @@ from controller.domain import (
 )
 from controller.jobs import JobInput
 from controller.planner import (
-    BurstRecord,
     PlannerConfig,
     PlannerMemory,
     Proposal,
@@ -32,14 +31,11 @@ from controller.planner import (
     apply_step_limit,
     apply_tolerance,
     backlog_rps,
-    burst_reserve_rps,
-    burst_z,
     decayed_peak_rps,
     headroom_floor,
     next_headroom,
     plan,
     profile_share_pct,
-    record_bursts,
     size,
     sizing_rate_rps,
     window_was_sized_for,
@@ -195,12 +191,6 @@ class TestSize:
         # a slice whose replicas cannot serve the profile's peak within max-replicas is out
         assert profile_share_pct(replace(inp, rate_profile_rps=(200.0,)), 40, 500.0, CFG) is None
 
-    def test_the_profile_is_of_rates_not_of_their_burst_reserve(self) -> None:
-        # judged once pessimistically (at the most headroom), not twice: the reserve is the
-        # moment's, on top of the replicas the slice was chosen for
-        inp = replace(workload(), rate_profile_rps=(20.0,) * 100, rate_dispersion_rps=1.0)
-        assert profile_share_pct(inp, 60, 500.0, CFG) == 60.0
-
     def test_the_slice_follows_the_rate_profile_not_the_moment(self) -> None:
         # now at 20 rps, 1 x 60 % is the cheapest; over the day 40 % holds the least share
         inp = workload(replicas=2, slice_pct=40, rate=20.0)
@@ -300,76 +290,6 @@ class TestErrorBudgetHeadroom:
         assert sizing_rate_rps(replace(inp, budget_remaining=half), linear) == pytest.approx(60.0)
         # never under what is measured now
         assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG) == 40.0
-
-    def test_a_burst_reserve_of_z_standard_deviations_is_held_on_top(self) -> None:
-        # 1 % of the requests lost in windows the load outran: burn 1, past burst_burn_full
-        bursty = PlannerMemory(bursts=BurstRecord(outran_bad=1.0, requests=100.0, at_s=0.0))
-        inp = replace(workload(rate=40.0, forecast=50.0, memory=bursty), rate_dispersion_rps=2.0)
-        # sd of the next step's change: sqrt(2 rps x 50 rps) = 10 rps, burst_z_max of them
-        assert sizing_rate_rps(inp, CFG) == pytest.approx(50.0 + 10.0 * CFG.burst_z_max)
-        # no misses from bursts on record: no reserve
-        assert sizing_rate_rps(replace(inp, memory=FRESH), CFG) == pytest.approx(50.0)
-        # overspent: z rises by burst_z_overspent
-        spent = replace(inp, budget_remaining=0.0)
-        assert sizing_rate_rps(spent, CFG) == pytest.approx(50.0 + 10.0 * (2.0 + 2.5))
-        # the upper band still wins when it is higher
-        banded = replace(spent, rate_upper_rps=100.0)
-        assert sizing_rate_rps(banded, CFG) == pytest.approx(100.0)
-
-    def test_the_burst_reserve_grows_as_the_root_of_the_rate(self) -> None:
-        assert burst_reserve_rps(100.0, 1.0, 1.0, 0.0, CFG) == pytest.approx(10.0)
-        assert burst_reserve_rps(400.0, 1.0, 1.0, 0.0, CFG) == pytest.approx(20.0)
-        assert burst_reserve_rps(400.0, 1.0, 2.0, 0.0, CFG) == pytest.approx(40.0)
-        # relative to the rate it shrinks: a large aggregate needs a small share in reserve
-        assert burst_reserve_rps(400.0, 1.0, 1.0, 0.0, CFG) / 400.0 < 0.1
-
-    def test_no_burst_reserve_without_a_dispersion_or_traffic(self) -> None:
-        assert burst_reserve_rps(100.0, None, 1.0, 1.0, CFG) == 0.0
-        assert burst_reserve_rps(0.0, 1.0, 1.0, 1.0, CFG) == 0.0
-        assert burst_reserve_rps(100.0, 0.0, 1.0, 1.0, CFG) == 0.0
-        assert burst_reserve_rps(100.0, 1.0, 0.0, 0.0, CFG) == 0.0
-
-    def test_the_reserve_follows_the_burn_rate_of_the_outrun_windows(self) -> None:
-        def z(outran_bad_share: float) -> float:
-            return burst_z(BurstRecord(outran_bad_share, 1.0, 0.0), SPEC, CFG)
-
-        assert CFG.burst_burn_full == 0.6 and SPEC.objective_ratio == 0.99
-        assert z(0.006) == pytest.approx(CFG.burst_z_max)  # burn 0.6: full
-        assert z(0.05) == pytest.approx(CFG.burst_z_max)  # capped
-        assert z(0.003) == pytest.approx(CFG.burst_z_max / 4)  # half of it: a quarter
-        assert z(0.0) == 0.0
-        assert burst_z(BurstRecord(), SPEC, CFG) == 0.0  # nothing measured yet
-
-    def test_only_the_misses_of_outrun_windows_count_as_bursts(self) -> None:
-        def window(good_ratio: float | None, rate: float = 2.0) -> WorkloadMetrics:
-            return WorkloadMetrics(request_rate_rps=rate, latency_ms=300.0, good_ratio=good_ratio)
-
-        r = record_bursts(BurstRecord(), window(0.5), 0.0, CFG, outran=True)
-        assert (r.outran_bad, r.requests) == (1.0, 2.0)
-        r = record_bursts(r, window(0.5), 0.0, CFG, outran=False)  # the headroom's miss
-        assert (r.outran_bad, r.requests) == (1.0, 4.0)
-        r = record_bursts(r, window(None, rate=0.0), 0.0, CFG, outran=True)  # no requests
-        assert (r.outran_bad, r.requests) == (1.0, 4.0)
-        # the sums halve every half-life, so old bursts fade
-        later = record_bursts(r, window(None, 0.0), CFG.burst_half_life_s, CFG, outran=False)
-        assert (later.outran_bad, later.requests) == pytest.approx((0.5, 2.0))
-        assert later.at_s == CFG.burst_half_life_s
-
-    def test_plan_records_the_misses_of_windows_the_load_outran(self) -> None:
-        # 2 x 50 % serve 2 x 15.8 rps under 500 ms: 40 rps outran them, 20 rps did not
-        memory = PlannerMemory(headroom=0.0)
-        for rate, outran in ((40.0, True), (20.0, False)):
-            inp = workload(rate=rate, memory=memory)
-            inp = replace(inp, metrics=replace(inp.metrics, good_ratio=0.5))
-            result = plan([inp], [], snapshot(inp), CFG)
-            assert result.memories[inp.key].bursts.outran_bad == (0.5 * rate if outran else 0.0)
-        # a burst met by new pods still starting is the burst's too: 20 rps outran the one
-        # replica ready of the two
-        inp = workload(rate=20.0, memory=memory)
-        starting = replace(inp, state=replace(inp.state, ready_replicas=1))
-        starting = replace(starting, metrics=replace(inp.metrics, good_ratio=0.5))
-        result = plan([starting], [], snapshot(starting), CFG)
-        assert result.memories[inp.key].bursts.outran_bad == 10.0
 
     def test_the_headroom_integrates_the_burn_rate_against_its_target(self) -> None:
         def window(good_ratio: float) -> WorkloadMetrics:
