@@ -231,6 +231,21 @@ class TestSize:
         eager = replace(self.AT_TARGET, slice_profile_min_saving=0.05)
         assert size(inp, NO_HEADROOM, eager).allocation.slice_pct == 40
 
+    def test_no_profile_rollout_within_the_dwell_after_a_resize(self) -> None:
+        # the 1 x 50 % -> 40 % roll below, an hour after the last resize: held for 6 h
+        quiet = replace(
+            workload(replicas=1, slice_pct=50, rate=2.0), rate_profile_rps=self.MOSTLY_IDLE
+        )
+        now = 10 * 3600.0
+        recent = replace(quiet, memory=PlannerMemory(last_resize_s=now - 3600.0))
+        assert CFG.slice_profile_dwell_s == 6 * 3600.0
+        assert size(recent, NO_HEADROOM, self.AT_TARGET, now).allocation == Allocation(1, 50)
+        old = replace(quiet, memory=PlannerMemory(last_resize_s=now - 7 * 3600.0))
+        assert size(old, NO_HEADROOM, self.AT_TARGET, now).allocation == Allocation(2, 40)
+        # a rate the slice cannot serve within max-replicas still grows it at once
+        burst = replace(recent, metrics=replace(recent.metrics, request_rate_rps=600.0))
+        assert size(burst, NO_HEADROOM, self.AT_TARGET, now).allocation.slice_pct > 50
+
     def test_the_profile_rolls_to_its_slice_only_where_that_costs_no_more_now(self) -> None:
         # at 1 x 50 % and 2 rps: 1 x 40 % saves 20 % now (under the 25 % to roll for the
         # moment) and 20 % over the profile (52 against 65): roll (holding the share while
