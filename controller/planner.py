@@ -300,7 +300,7 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float =
     candidates = _slice_candidates(inp)
     # the slice outlives many budget states: judged at the most headroom the budget may ask
     # for, where a small slice (its service time a large part of the target) serves least
-    shares = profile_shares(inp, candidates, spec.latency_target_ms * (1.0 - cfg.max_headroom), cfg)
+    shares = profile_shares(inp, candidates, spec.latency_target_ms * (1.0 - cfg.max_headroom))
     candidates = _profile_candidates(inp, candidates, shares, rate, budget_ms, cfg, now_s)
     cheapest = _cheapest(inp, candidates, rate, budget_ms)
     if cheapest is None:
@@ -423,9 +423,7 @@ def _slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
     return tuple(out) or (inp.current.slice_pct,)
 
 
-def profile_share_pct(
-    inp: WorkloadInput, slice_pct: int, budget_ms: float, cfg: PlannerConfig
-) -> float | None:
+def profile_share_pct(inp: WorkloadInput, slice_pct: int, budget_ms: float) -> float | None:
     """The share ``slice_pct`` holds on average over the rate profile: at each of its
     equally likely rates, the replicas that serve it.
 
@@ -447,12 +445,12 @@ def profile_share_pct(
 
 
 def profile_shares(
-    inp: WorkloadInput, candidates: tuple[int, ...], budget_ms: float, cfg: PlannerConfig
+    inp: WorkloadInput, candidates: tuple[int, ...], budget_ms: float
 ) -> dict[int, float]:
     """``profile_share_pct`` of the candidates and the current slice, where it is defined."""
     out: dict[int, float] = {}
     for slice_pct in sorted({*candidates, inp.current.slice_pct}):
-        share = profile_share_pct(inp, slice_pct, budget_ms, cfg)
+        share = profile_share_pct(inp, slice_pct, budget_ms)
         if share is not None:
             out[slice_pct] = share
     return out

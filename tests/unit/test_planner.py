@@ -181,15 +181,15 @@ class TestSize:
         self,
     ) -> None:
         inp = replace(workload(), rate_profile_rps=self.MOSTLY_IDLE)
-        shares = {s: profile_share_pct(inp, s, 500.0, CFG) for s in (30, 40, 50, 60)}
+        shares = {s: profile_share_pct(inp, s, 500.0) for s in (30, 40, 50, 60)}
         assert shares == pytest.approx({30: 57.0, 40: 52.0, 50: 65.0, 60: 60.0})
         # busy all day, the largest slice's rate per share wins: 1 x 60 % serves 20 rps
         busy = replace(inp, rate_profile_rps=(20.0,) * 100)
-        assert profile_share_pct(busy, 60, 500.0, CFG) == 60.0
-        assert profile_share_pct(busy, 40, 500.0, CFG) == 80.0
-        assert profile_share_pct(replace(inp, rate_profile_rps=()), 40, 500.0, CFG) is None
+        assert profile_share_pct(busy, 60, 500.0) == 60.0
+        assert profile_share_pct(busy, 40, 500.0) == 80.0
+        assert profile_share_pct(replace(inp, rate_profile_rps=()), 40, 500.0) is None
         # a slice whose replicas cannot serve the profile's peak within max-replicas is out
-        assert profile_share_pct(replace(inp, rate_profile_rps=(200.0,)), 40, 500.0, CFG) is None
+        assert profile_share_pct(replace(inp, rate_profile_rps=(200.0,)), 40, 500.0) is None
 
     def test_the_slice_follows_the_rate_profile_not_the_moment(self) -> None:
         # now at 20 rps, 1 x 60 % is the cheapest; over the day 40 % holds the least share
@@ -205,8 +205,8 @@ class TestSize:
             workload(replicas=2, slice_pct=40, rate=20.0), rate_profile_rps=self.MOSTLY_IDLE
         )
         assert CFG.max_headroom == 0.45
-        assert profile_share_pct(inp, 40, 275.0, CFG) == pytest.approx(112.0)
-        assert profile_share_pct(inp, 60, 275.0, CFG) == pytest.approx(78.0)
+        assert profile_share_pct(inp, 40, 275.0) == pytest.approx(112.0)
+        assert profile_share_pct(inp, 60, 275.0) == pytest.approx(78.0)
         assert size(inp, NO_HEADROOM, CFG).allocation.slice_pct == 60
 
     def test_a_rate_past_the_profile_grows_the_slice(self) -> None:
