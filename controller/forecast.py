@@ -16,6 +16,9 @@ bench traces. The upper band of both models still guards what must not fall shor
 preempted jobs over a longer horizon. A predicted fall is not acted on early; the planner's
 scale-down delay handles it.
 
+The phase also keeps each workload's rate profile (``ForecastBank.rate_profile``: quantiles
+of the last week's step rates, recomputed hourly), which the planner chooses the slice on.
+
 Cost control, as the issue asks: refits (seconds each) are scheduled, every
 ``refit_interval_s`` per workload, staggered by workload and capped per tick; re-anchoring a
 fitted model on the newest step (milliseconds) happens once per closed step, also capped per
