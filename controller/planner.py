@@ -432,13 +432,12 @@ def profile_share_pct(inp: WorkloadInput, slice_pct: int, budget_ms: float) -> f
     """
     profile, spec = inp.rate_profile_rps, inp.spec
     per_replica = max_rate_per_replica(inp.capacity, slice_pct, spec.latency_quantile, budget_ms)
-    if not profile or per_replica <= 0:
+    if not profile:
         return None
-    least = max(spec.min_replicas, 1)
     total = 0
     for rate in profile:
-        replicas = max(least, math.ceil(rate / per_replica - 1e-9))
-        if replicas > spec.max_replicas:
+        replicas = _replicas_for(spec, rate, per_replica)
+        if replicas is None:
             return None
         total += replicas
     return slice_pct * total / len(profile)
@@ -589,12 +588,17 @@ def _replicas_at_slice(
     per_replica = max_rate_per_replica(
         inp.capacity, slice_pct, inp.spec.latency_quantile, budget_ms
     )
+    replicas = _replicas_for(inp.spec, rate, per_replica)
+    return None if replicas is None else Allocation(replicas, slice_pct)
+
+
+def _replicas_for(spec: SloSpec, rate: float, per_replica: float) -> int | None:
+    """Replicas that serve ``rate`` at ``per_replica`` each, at least min-replicas (and one);
+    ``None`` when none serves or max-replicas would not do."""
     if per_replica <= 0:
         return None
-    replicas = max(inp.spec.min_replicas, 1, math.ceil(rate / per_replica))
-    if replicas > inp.spec.max_replicas:
-        return None
-    return Allocation(replicas, slice_pct)
+    replicas = max(spec.min_replicas, 1, math.ceil(rate / per_replica))
+    return None if replicas > spec.max_replicas else replicas
 
 
 def _size_reactive(inp: WorkloadInput) -> Proposal:
