@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,10 @@ from controller.bench.runner import run_all, runs_for
 from controller.bench.settings import BenchSettings
 from controller.bench.setup import prepare
 
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "traces"
+# as scripts/check and the other trace tests: SLOSCALE_TRACES_DIR wins over ../shared/traces
+TRACES = Path(
+    os.environ.get("SLOSCALE_TRACES_DIR", Path(__file__).resolve().parents[3] / "shared" / "traces")
+)
 DAY_TRACES = (
     "nasa_jul95_per_minute.csv",
     "servegen_m-small_per_10min.csv",
