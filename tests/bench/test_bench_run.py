@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,9 @@ from controller.bench import main
 from controller.bench.runner import run_all, runs_for
 from controller.bench.settings import BenchSettings
 from controller.bench.setup import prepare
+from loadtests.shapes import traces_dir
 
-# as scripts/check and the other trace tests: SLOSCALE_TRACES_DIR wins over ../shared/traces
-TRACES = Path(
-    os.environ.get("SLOSCALE_TRACES_DIR", Path(__file__).resolve().parents[3] / "shared" / "traces")
-)
+TRACES = traces_dir()  # SLOSCALE_TRACES_DIR, else ../shared/traces, as scripts/check
 DAY_TRACES = (
     "nasa_jul95_per_minute.csv",
     "servegen_m-small_per_10min.csv",
