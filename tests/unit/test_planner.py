@@ -260,6 +260,40 @@ class TestSize:
         busy = replace(quiet, metrics=replace(quiet.metrics, request_rate_rps=12.0))
         assert size(busy, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(1, 50)
 
+    # idle 90 % of the time and at 0.7 rps the rest: one 20 % replica serves all of it
+    # (0.79 rps each), so 20 % holds the least share over the profile (20 against 30)
+    IDLE_THEN_TRICKLE = (0.0,) * 90 + (0.7,) * 10
+
+    def test_a_burst_the_profile_slice_serves_only_dearly_grows_it(self) -> None:
+        # 4 rps: 20 % takes 6 x 20 = 120 %, 1 x 30 % (5.79 rps) serves it at a quarter of that
+        inp = replace(
+            workload(replicas=2, slice_pct=20, rate=4.0), rate_profile_rps=self.IDLE_THEN_TRICKLE
+        )
+        assert size(inp, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 30)
+        # under slice_burst_ratio times the share, the profile's slice scales out instead
+        lax = replace(self.AT_TARGET, slice_burst_ratio=5.0)
+        assert size(inp, NO_HEADROOM, lax).allocation == Allocation(6, 20)
+
+    def test_a_burning_burst_grows_the_slice_with_a_replica_more(self) -> None:
+        # the window misses (burn 10): a rollout to fewer pods would take a serving pod down
+        # first, so the growth keeps one replica more than now (3 x 30 % at 8 rps: 90 %
+        # against 11 x 20 % = 220 %)
+        burning = replace(
+            workload(replicas=2, slice_pct=20, rate=8.0), rate_profile_rps=self.IDLE_THEN_TRICKLE
+        )
+        burning = replace(burning, metrics=replace(burning.metrics, good_ratio=0.9))
+        p = size(burning, NO_HEADROOM, self.AT_TARGET)
+        assert (p.allocation, p.reason) == (Allocation(3, 30), Reason.RESIZE)
+        # at 6 rps, 3 x 30 % (90 %) against 8 x 20 % (160 %) saves under half: scale out
+        six = replace(burning, metrics=replace(burning.metrics, request_rate_rps=6.0))
+        assert size(six, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(8, 20)
+        # pods still starting hold the slice as a burning window does, growth aside
+        starting = replace(burning, state=replace(burning.state, ready_replicas=1))
+        assert size(starting, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(3, 30)
+        # no growth on a latency model not yet calibrated: 11 x 20 % is all it may do
+        guess = replace(burning, capacity=replace(LEARNT, service_quantile_mult=None))
+        assert size(guess, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(11, 20)
+
     def test_the_peak_halves_every_half_life_and_follows_a_higher_rate(self) -> None:
         seen = PlannerMemory(peak_rate_rps=40.0, peak_at_s=0.0)
         half_life = CFG.slice_peak_half_life_s
