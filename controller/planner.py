@@ -405,11 +405,13 @@ def _slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
     """Slices worth considering: saturated ones are skipped, unexplored ones one step at a time.
 
     Without evidence that the model uses a larger slice, growing past twice the largest
-    slice seen unsaturated would be a guess; growth is explored gradually instead. A window
-    without a request keeps the current slice: the cheapest slice for no load is the smallest,
-    and rolling every pod to it only to roll them back at the next burst costs cold starts.
+    slice seen unsaturated would be a guess; growth is explored gradually instead. Before
+    there is a rate profile, a window without a request keeps the current slice: the cheapest
+    slice for no load is the smallest, and rolling every pod to it only to roll them back at
+    the next burst costs cold starts. With a profile, its slice is chosen for the bursts too,
+    and an idle window is the cheapest time to roll to it (``_profile_candidates``).
     """
-    if inp.metrics.request_rate_rps == 0.0:
+    if inp.metrics.request_rate_rps == 0.0 and not inp.rate_profile_rps:
         return (inp.current.slice_pct,)
     spec, cap = inp.spec, inp.capacity
     explored = max(cap.explored_max_pct, inp.current.slice_pct)

@@ -260,6 +260,16 @@ class TestSize:
         busy = replace(quiet, metrics=replace(quiet.metrics, request_rate_rps=12.0))
         assert size(busy, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(1, 50)
 
+    def test_an_idle_window_rolls_to_the_profiles_slice(self) -> None:
+        # no request in the window: with a profile, 40 % (52 % over it against 50 %'s 65 %)
+        # is rolled to while nothing is served; without one the slice stays where it is
+        idle = replace(
+            workload(replicas=1, slice_pct=50, rate=0.0), rate_profile_rps=self.MOSTLY_IDLE
+        )
+        assert size(idle, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 40)
+        unprofiled = replace(idle, rate_profile_rps=())
+        assert size(unprofiled, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(1, 50)
+
     # idle 90 % of the time and at 0.7 rps the rest: one 20 % replica serves all of it
     # (0.79 rps each), so 20 % holds the least share over the profile (20 against 30)
     IDLE_THEN_TRICKLE = (0.0,) * 90 + (0.7,) * 10
