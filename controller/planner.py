@@ -467,7 +467,8 @@ def _profile_candidates(
     cfg: PlannerConfig,
     now_s: float,
 ) -> tuple[int, ...]:
-    """The slice the rate profile holds least share with, while it serves the rate now.
+    """The slice the rate profile holds least share with, while it serves the rate now and
+    at less than ``slice_burst_ratio`` times a larger slice's share (``_burst_outgrows``).
 
     Replicas follow the rate of the moment; the slice is a per-pod size and follows days of
     rates, as the oracle's does over the whole trace and the VPA's over days of usage. Its
@@ -613,8 +614,8 @@ def _burst_growth(
     and at maxUnavailable 1 alike (minAvailable is the old count), so the rollout only adds
     capacity, as the scale-out it replaces would.
 
-    ``None`` (hold the slice) before the latency model is calibrated, or where the growth
-    does not save ``slice_burst_ratio`` of the held slice's share.
+    ``None`` (hold the slice) before the latency model is calibrated, or where the held
+    slice costs less than ``slice_burst_ratio`` times the growth's share.
     """
     if inp.capacity.service_quantile_mult is None:
         return None
