@@ -92,6 +92,8 @@ class PlannerConfig:
     slice_profile_min_saving: float = 0.1  # of the profile's mean share, to roll to its slice
     slice_profile_dwell_s: float = 6 * 3600.0  # the least time between its rollouts
     slice_burst_ratio: float = 2.0  # the slice held costs that many times a larger one: grow
+    on_off_idle_share: float = 0.25  # of the rate profile without a request: an on/off service
+    on_off_scale_down_delay_s: float = 2400.0  # the scale-down delay of an on/off service
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,11 +706,37 @@ def _hold_reason(reason: Reason) -> Reason:
     return reason
 
 
+def is_on_off(inp: WorkloadInput, cfg: PlannerConfig) -> bool:
+    """At least ``on_off_idle_share`` of the rate profile's steps saw no request.
+
+    Load that comes in bursts between idle stretches (Alibaba LoRA: 60-95 % of any week's
+    minutes empty) against load that never stops (NASA and servegen: at most 4 %).
+    """
+    profile = inp.rate_profile_rps
+    idle = sum(1 for r in profile if r <= 0.0)
+    return bool(profile) and idle >= cfg.on_off_idle_share * len(profile)
+
+
+def scale_down_delay_s(inp: WorkloadInput, cfg: PlannerConfig) -> float:
+    """How long recommendations bound a scale-down: the HPA's 300 s, or
+    ``on_off_scale_down_delay_s`` for an on/off service (``is_on_off``).
+
+    On/off load loses its error budget at the bursts' onsets, which a 60 s cold start
+    cannot cover: only capacity still standing from the last burst serves the next, as
+    serverless platforms keep an instance warm for minutes after an invocation. Held 40
+    minutes, the bad requests of LoRA's first 20 days fell from 7,026 to 4,072; held that
+    long on load that never stops, servegen's cost rose above the HPA's for nothing.
+    """
+    if is_on_off(inp, cfg):
+        return max(cfg.scale_down_delay_s, cfg.on_off_scale_down_delay_s)
+    return cfg.scale_down_delay_s
+
+
 def apply_scale_down_delay(
     inp: WorkloadInput, proposal: Proposal, now_s: float, cfg: PlannerConfig
 ) -> tuple[Proposal, tuple[tuple[float, Allocation], ...]]:
     """The largest recommendation of the last ``scale_down_delay_s`` bounds a scale-down."""
-    horizon = now_s - cfg.scale_down_delay_s
+    horizon = now_s - scale_down_delay_s(inp, cfg)
     history = tuple(r for r in inp.memory.recommendations if r[0] > horizon)
     history = (*history, (now_s, proposal.allocation))
     current = inp.current

@@ -425,6 +425,27 @@ class TestStabilise:
         )
         assert p2.allocation == Allocation(2, 50)
 
+    def test_an_on_off_service_holds_its_recommendations_longer(self) -> None:
+        # 30 of the profile's 100 steps without a request (on_off_idle_share 0.25): the
+        # 4 x 50 % of 900 s ago still bounds a scale-down 38 minutes on, and not after 40
+        seen = PlannerMemory(((900.0, Allocation(4, 50)),))
+        on_off = replace(
+            workload(replicas=4, memory=seen), rate_profile_rps=(0.0,) * 30 + (20.0,) * 70
+        )
+        assert CFG.on_off_scale_down_delay_s == 2400.0
+        down = Proposal(Allocation(2, 50), Reason.SCALE_DOWN, "")
+        p, history = apply_scale_down_delay(on_off, down, 3200.0, CFG)
+        assert (p.allocation, p.reason) == (Allocation(4, 50), Reason.SCALE_DOWN_STABILIZED)
+        assert history[0] == (900.0, Allocation(4, 50))
+        p, _ = apply_scale_down_delay(on_off, down, 3301.0, CFG)
+        assert p.allocation == Allocation(2, 50)
+        # 20 idle steps of 100, or no profile yet: the HPA's 300 s
+        for profile in ((0.0,) * 20 + (20.0,) * 80, ()):
+            steady = replace(on_off, rate_profile_rps=profile)
+            p, history = apply_scale_down_delay(steady, down, 1201.0, CFG)
+            assert p.allocation == Allocation(2, 50)
+            assert len(history) == 1  # only the proposal: the 900 s one has left the window
+
     def test_scale_down_goes_to_the_highest_recent_recommendation(self) -> None:
         inp = workload(replicas=6, memory=PlannerMemory(((900.0, Allocation(4, 50)),)))
         p, _ = apply_scale_down_delay(
