@@ -19,8 +19,9 @@ from pathlib import Path
 from controller.bench.runner import RunSpec, run_all, run_one, runs_for
 from controller.bench.settings import POLICY_NAMES, BenchSettings
 from controller.bench.setup import prepare
+from loadtests.shapes import traces_dir
 
-DEFAULT_TRACE = Path(__file__).resolve().parents[2] / "shared/traces/nasa_jul95_per_minute.csv"
+DEFAULT_TRACE = traces_dir() / "nasa_jul95_per_minute.csv"  # SLOSCALE_TRACES_DIR honoured
 
 
 def main(argv: Sequence[str] | None = None) -> int:

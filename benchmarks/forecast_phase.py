@@ -39,7 +39,7 @@ def series(n: int, seed: int = 0) -> np.ndarray[Any, np.dtype[np.float64]]:
     phase = rng.uniform(0.0, 2 * np.pi, (n, 1))
     daily = 1.0 + 0.6 * np.sin(2 * np.pi * t_s / 86_400 + phase)
     weekly = 1.0 - 0.3 * ((np.floor(t_s / 86_400) % 7) >= 5)
-    counts: np.ndarray[Any, np.dtype[np.float64]] = rng.poisson(level * daily * weekly * STEP_S)
+    counts = rng.poisson(level * daily * weekly * STEP_S).astype(np.float64)
     return counts / STEP_S
 
 
