@@ -736,7 +736,8 @@ def apply_scale_down_delay(
     inp: WorkloadInput, proposal: Proposal, now_s: float, cfg: PlannerConfig
 ) -> tuple[Proposal, tuple[tuple[float, Allocation], ...]]:
     """The largest recommendation of the last ``scale_down_delay_s`` bounds a scale-down."""
-    horizon = now_s - scale_down_delay_s(inp, cfg)
+    delay_s = scale_down_delay_s(inp, cfg)
+    horizon = now_s - delay_s
     history = tuple(r for r in inp.memory.recommendations if r[0] > horizon)
     history = (*history, (now_s, proposal.allocation))
     current = inp.current
@@ -745,10 +746,13 @@ def apply_scale_down_delay(
     strongest = max(history, key=lambda r: (r[1].share_pct, r[0]))[1]
     if strongest.share_pct >= current.share_pct:
         return Proposal(
-            current, Reason.SCALE_DOWN_STABILIZED, "recent recommendations were higher"
+            current,
+            Reason.SCALE_DOWN_STABILIZED,
+            f"recommendations of the last {delay_s:.0f} s were higher",
         ), history
     if strongest != proposal.allocation:
-        return Proposal(strongest, proposal.reason, proposal.message + " (stabilised)"), history
+        message = f"{proposal.message} (stabilised over {delay_s:.0f} s)"
+        return Proposal(strongest, proposal.reason, message), history
     return proposal, history
 
 

@@ -436,6 +436,7 @@ class TestStabilise:
         down = Proposal(Allocation(2, 50), Reason.SCALE_DOWN, "")
         p, history = apply_scale_down_delay(on_off, down, 3200.0, CFG)
         assert (p.allocation, p.reason) == (Allocation(4, 50), Reason.SCALE_DOWN_STABILIZED)
+        assert p.message == "recommendations of the last 2400 s were higher"
         assert history[0] == (900.0, Allocation(4, 50))
         p, _ = apply_scale_down_delay(on_off, down, 3301.0, CFG)
         assert p.allocation == Allocation(2, 50)
