@@ -276,6 +276,7 @@ class TestSize:
 
     def test_a_burst_the_profile_slice_serves_only_dearly_grows_it(self) -> None:
         # 4 rps: 20 % takes 6 x 20 = 120 %, 1 x 30 % (5.79 rps) serves it at a quarter of that
+        # (held at 2 x 30 % while it rolls: a resize never lowers the share, 40 %, it holds)
         inp = replace(
             workload(replicas=2, slice_pct=20, rate=4.0), rate_profile_rps=self.IDLE_THEN_TRICKLE
         )
