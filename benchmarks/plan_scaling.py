@@ -1,6 +1,6 @@
 """How the plan phase grows with the number of workloads, on a 200-node x 8-card pool.
 
-Runs ``planner.plan`` for 100 and for 1,000 workloads in the same process and reports the
+Runs ``controller.plan.plan`` for 100 and for 1,000 workloads in the same process and reports the
 ratio of the median times (near-linear growth means a ratio near 10). Usage:
 
     python -m benchmarks.plan_scaling [--repeats N]
@@ -25,7 +25,8 @@ from controller.domain import (
     WorkloadMetrics,
     WorkloadRef,
 )
-from controller.planner import PlannerMemory, WorkloadInput, plan
+from controller.plan import plan
+from controller.policy.inputs import PlannerMemory, WorkloadInput
 
 NODES, CARDS_PER_NODE = 200, 8
 

@@ -9,7 +9,7 @@ percent of one GPU card, ``_mib`` mebibytes, ``_rps`` requests per second).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -336,7 +336,8 @@ class Observation:
 
 
 class Reason(StrEnum):
-    """Why a decision came out as it did; every decision carries exactly one."""
+    """Why a decision came out as it did: every decision has one primary reason (the last
+    policy step that changed it), and each step's own reason in its ``Condition``."""
 
     SCALE_UP = "ScaleUp"
     SCALE_DOWN = "ScaleDown"
@@ -360,6 +361,56 @@ class Reason(StrEnum):
     RETRAIN_BLOCKED = "RetrainBlocked"
     LEARNING = "Learning"
     APPLY_FAILED = "ApplyFailed"
+
+
+class ConditionType(StrEnum):
+    """Which policy step a ``Condition`` reports, in the spirit of the HPA's conditions.
+
+    ``ScalingActive`` (size: a recommendation from metrics, or why there is none),
+    ``AbleToScale`` (stabilise: the dead band and the scale-down delay), ``ScalingLimited``
+    (the step limit and the bounds), ``CapacityAvailable`` (fit: the pool holds the
+    allocation), ``IdleReclaim``, and for jobs ``Preemption`` and ``Resume``; the loop adds
+    ``SpecValid`` and ``Applied``.
+    """
+
+    SCALING_ACTIVE = "ScalingActive"
+    ABLE_TO_SCALE = "AbleToScale"
+    SCALING_LIMITED = "ScalingLimited"
+    CAPACITY_AVAILABLE = "CapacityAvailable"
+    IDLE_RECLAIM = "IdleReclaim"
+    PREEMPTION = "Preemption"
+    RESUME = "Resume"
+    RETRAINING = "Retraining"
+    SPEC_VALID = "SpecValid"
+    APPLIED = "Applied"
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """What one policy step found: (type, status, reason, message), as Kubernetes conditions.
+
+    ``status`` is whether the condition holds: ``ScalingLimited`` true means a limit bit,
+    ``CapacityAvailable`` false that the pool did not hold what was wanted.
+    """
+
+    type: ConditionType
+    status: bool
+    reason: Reason
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The Kubernetes shape: ``status`` is ``"True"`` or ``"False"``."""
+        return {
+            "type": str(self.type),
+            "status": "True" if self.status else "False",
+            "reason": str(self.reason),
+            "message": self.message,
+        }
+
+
+def summary(conditions: Sequence[Condition]) -> str:
+    """One line from every condition's message, in the order the steps added them."""
+    return "; ".join(c.message for c in conditions if c.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +437,8 @@ class ScaleAction:
     """On a scale-down, the pods to remove, in order: the planner drains the emptiest cards so
     that whole cards come free for gangs (Kubernetes: ``controller.kubernetes.io/
     pod-deletion-cost``, which the ReplicaSet controller honours among ready pods)."""
+    conditions: tuple[Condition, ...] = ()
+    """The decision's conditions, for the Event and the last-decision annotation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +448,7 @@ class JobAction:
     ref: WorkloadRef
     suspend: bool
     reason: Reason
+    conditions: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +497,11 @@ class ApplyResult:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One entry of the decision log: what sloscale decided for one object, and why."""
+    """One entry of the decision log: what sloscale decided for one object, and why.
+
+    ``reason`` is the primary reason, ``conditions`` what every policy step found (none
+    overwrites another) and ``message`` their summary.
+    """
 
     time_s: float
     target: str
@@ -452,6 +510,7 @@ class Decision:
     current: Allocation | None = None
     desired: Allocation | None = None
     applied: bool = False
+    conditions: tuple[Condition, ...] = ()
 
     @property
     def changes(self) -> bool:

@@ -44,14 +44,10 @@ from controller.forecast import (
     ForecastScore,
     ForecastSettings,
 )
-from controller.jobs import JobInput, idle_since, work_at_risk_gpu_s
-from controller.planner import (
-    PlannerConfig,
-    PlannerMemory,
-    WorkloadInput,
-    hold_all,
-    plan,
-)
+from controller.placement.preemption import work_at_risk_gpu_s
+from controller.plan import PlannerConfig, hold_all, plan
+from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
+from controller.policy.reclaim import idle_since
 from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget, RateHistorySource
 from controller.prediction import RateForecast
 from controller.retrain import (
@@ -502,7 +498,7 @@ class Controller:
 
     def _resume_rate(self, key: str, now: float) -> float | None:
         """The upper band of the rate over the planner's resume horizon (not scored)."""
-        horizon_s = self.config.planner.resume_horizon_s
+        horizon_s = self.config.planner.resume.horizon_s
         forecast = self.forecasts.forecast(key, now, horizon_s, scored=False)
         return forecast.upper_rps if forecast is not None else None
 

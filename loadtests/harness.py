@@ -34,7 +34,7 @@ import numpy as np
 
 from controller.forecast import ForecastSettings
 from controller.loop import LoopConfig, Recorder, TickReport
-from controller.planner import PlannerConfig
+from controller.plan import PlannerConfig
 from controller.run import RunOptions, run_cluster
 from loadtests.checks import (
     CheckResult,
@@ -108,12 +108,13 @@ def timing_of(settings: LoadTestSettings) -> Timing:
 def loop_config(settings: LoadTestSettings) -> LoopConfig:
     """The loop's settings in compressed time (the planner itself is not touched)."""
     t = settings.time
+    base = PlannerConfig()
     planner = replace(
-        PlannerConfig(),
-        scale_down_delay_s=t.scale_down_delay_s,
-        resume_cooldown_s=PlannerConfig().resume_cooldown_s / t.speedup,
-        resize_dwell_s=PlannerConfig().resize_dwell_s / t.speedup,
-        backlog_drain_s=PlannerConfig().backlog_drain_s / t.speedup,
+        base,
+        stabilise=replace(base.stabilise, scale_down_delay_s=t.scale_down_delay_s),
+        resume=replace(base.resume, cooldown_s=base.resume.cooldown_s / t.speedup),
+        slices=replace(base.slices, resize_dwell_s=base.slices.resize_dwell_s / t.speedup),
+        sizing=replace(base.sizing, backlog_drain_s=base.sizing.backlog_drain_s / t.speedup),
     )
     forecast = ForecastSettings(history_s=600.0)
     return LoopConfig(

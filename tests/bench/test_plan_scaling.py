@@ -6,7 +6,7 @@ With benchmarks disabled (the default in CI) each case runs once as a smoke test
 import pytest
 
 from benchmarks.plan_scaling import scenario
-from controller.planner import plan
+from controller.plan import plan
 
 
 @pytest.mark.parametrize("workloads", [100, 1000])

@@ -16,8 +16,10 @@ from controller.domain import (
     SliceAllocation,
     WorkloadRef,
 )
-from controller.jobs import JobInput, JobSlot, SlicePool, choose_victims
-from controller.planner import plan
+from controller.placement.pool import SlicePool
+from controller.placement.preemption import JobSlot, choose_victims
+from controller.plan import plan
+from controller.policy.inputs import JobInput
 from tests.property.test_planner_properties import scenarios
 
 CRITICAL = PRIORITY_NAMES["critical"]

@@ -19,8 +19,8 @@ from controller.domain import (
     WorkloadMetrics,
     WorkloadRef,
 )
-from controller.jobs import JobInput
-from controller.planner import PlannerMemory, WorkloadInput, plan
+from controller.plan import plan
+from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
 
 MISSING = st.sampled_from([None, math.nan])
 RATE = st.one_of(MISSING, st.floats(0, 500))

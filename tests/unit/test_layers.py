@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PURE = [
     "controller/domain.py",
     "controller/spec.py",
-    "controller/planner.py",
+    "controller/plan.py",
     "controller/capacity.py",
     "controller/slo.py",
     "controller/prediction.py",

@@ -9,6 +9,7 @@ from controller.domain import (
     Allocation,
     Card,
     ClusterSnapshot,
+    ConditionType,
     DeploymentState,
     Inventory,
     JobPhase,
@@ -20,26 +21,19 @@ from controller.domain import (
     WorkloadMetrics,
     WorkloadRef,
 )
-from controller.jobs import JobInput
-from controller.planner import (
-    PlannerConfig,
-    PlannerMemory,
-    Proposal,
-    WorkloadInput,
+from controller.plan import PlannerConfig, plan
+from controller.policy.headroom import headroom_floor, next_headroom, window_was_sized_for
+from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
+from controller.policy.replicas import backlog_rps, sizing_rate_rps
+from controller.policy.size import size
+from controller.policy.slices import SliceMemory, decayed_peak_rps, profile_share_pct
+from controller.policy.stabilise import (
     apply_bounds,
     apply_scale_down_delay,
     apply_step_limit,
     apply_tolerance,
-    backlog_rps,
-    decayed_peak_rps,
-    headroom_floor,
-    next_headroom,
-    plan,
-    profile_share_pct,
-    size,
-    sizing_rate_rps,
-    window_was_sized_for,
 )
+from controller.policy.verdict import Proposal
 
 SPEC = SloSpec(latency_target_ms=500.0, max_replicas=16)
 # 0.02 card-seconds per request, latency calibrated to the exponential prior (a = z at p99)
@@ -48,6 +42,13 @@ LEARNT = CapacityModel(
 )
 NO_HEADROOM = 0.0
 CFG = PlannerConfig()
+
+
+def with_slices(cfg: PlannerConfig, **changes: float) -> PlannerConfig:
+    """``cfg`` with its slice stage's ``changes``."""
+    return replace(cfg, slices=replace(cfg.slices, **changes))
+
+
 FRESH = PlannerMemory()
 CARDS = tuple(Card("n1", i, 81920) for i in range(4))
 
@@ -160,14 +161,16 @@ class TestSize:
         spec = replace(SPEC, slice_min_pct=50, slice_max_pct=50)
         inp = workload(replicas=3, rate=30.0, spec=spec)
         assert size(inp, NO_HEADROOM, CFG).allocation == Allocation(2, 50)
-        held = size(inp, NO_HEADROOM, replace(CFG, scale_down_margin=0.3))
+        held = size(
+            inp, NO_HEADROOM, replace(CFG, sizing=replace(CFG.sizing, scale_down_margin=0.3))
+        )
         assert (held.allocation, held.reason) == (Allocation(3, 50), Reason.WITHIN_TOLERANCE)
 
     def test_a_quiet_minute_keeps_the_slice_its_recent_peak_needs(self) -> None:
         # 2 rps alone fits one 30 % slice; the 40 rps seen an hour ago needs a full card
         quiet = workload(replicas=1, slice_pct=100, rate=2.0)
         assert size(quiet, NO_HEADROOM, CFG).allocation.slice_pct == 30
-        seen = PlannerMemory(peak_rate_rps=40.0, peak_at_s=0.0)
+        seen = PlannerMemory(slices=SliceMemory(peak_rate_rps=40.0, peak_at_s=0.0))
         assert size(replace(quiet, memory=seen), NO_HEADROOM, CFG).allocation == Allocation(1, 100)
 
     # a service idle 70 % of the time and at 20 rps the rest. Per replica under 500 ms:
@@ -175,7 +178,7 @@ class TestSize:
     # 30 %: .7 x 30 + .3 x 4 x 30 = 57; 40 %: .7 x 40 + .3 x 2 x 40 = 52; 50 %: 65; 60 %: 60
     MOSTLY_IDLE = (0.0,) * 70 + (20.0,) * 30
     # size() judges the profile at the most headroom: none here, for the arithmetic above
-    AT_TARGET = replace(CFG, max_headroom=0.0)
+    AT_TARGET = replace(CFG, headroom=replace(CFG.headroom, max_headroom=0.0))
 
     def test_the_mean_share_over_the_profile_weighs_idle_floor_against_busy_efficiency(
         self,
@@ -204,7 +207,7 @@ class TestSize:
         inp = replace(
             workload(replicas=2, slice_pct=40, rate=20.0), rate_profile_rps=self.MOSTLY_IDLE
         )
-        assert CFG.max_headroom == 0.45
+        assert CFG.headroom.max_headroom == 0.45
         assert profile_share_pct(inp, 40, 275.0) == pytest.approx(112.0)
         assert profile_share_pct(inp, 60, 275.0) == pytest.approx(78.0)
         assert size(inp, NO_HEADROOM, CFG).allocation.slice_pct == 60
@@ -228,7 +231,7 @@ class TestSize:
             workload(replicas=2, slice_pct=30, rate=10.0), rate_profile_rps=self.MOSTLY_IDLE
         )
         assert size(inp, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 30)
-        eager = replace(self.AT_TARGET, slice_profile_min_saving=0.05)
+        eager = with_slices(self.AT_TARGET, profile_min_saving=0.05)
         assert size(inp, NO_HEADROOM, eager).allocation.slice_pct == 40
 
     def test_no_profile_rollout_within_the_dwell_after_a_resize(self) -> None:
@@ -237,10 +240,14 @@ class TestSize:
             workload(replicas=1, slice_pct=50, rate=2.0), rate_profile_rps=self.MOSTLY_IDLE
         )
         now = 10 * 3600.0
-        recent = replace(quiet, memory=PlannerMemory(last_resize_s=now - 3600.0))
-        assert CFG.slice_profile_dwell_s == 6 * 3600.0
+        recent = replace(
+            quiet, memory=PlannerMemory(slices=SliceMemory(last_resize_s=now - 3600.0))
+        )
+        assert CFG.slices.profile_dwell_s == 6 * 3600.0
         assert size(recent, NO_HEADROOM, self.AT_TARGET, now).allocation == Allocation(1, 50)
-        old = replace(quiet, memory=PlannerMemory(last_resize_s=now - 7 * 3600.0))
+        old = replace(
+            quiet, memory=PlannerMemory(slices=SliceMemory(last_resize_s=now - 7 * 3600.0))
+        )
         assert size(old, NO_HEADROOM, self.AT_TARGET, now).allocation == Allocation(2, 40)
         # a rate the slice cannot serve within max-replicas still grows it at once
         burst = replace(recent, metrics=replace(recent.metrics, request_rate_rps=600.0))
@@ -254,7 +261,7 @@ class TestSize:
             workload(replicas=1, slice_pct=50, rate=2.0), rate_profile_rps=self.MOSTLY_IDLE
         )
         assert size(quiet, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 40)
-        strict = replace(self.AT_TARGET, slice_profile_min_saving=0.25)
+        strict = with_slices(self.AT_TARGET, profile_min_saving=0.25)
         assert size(quiet, NO_HEADROOM, strict).allocation == Allocation(1, 50)
         # at 12 rps 40 % needs 2 x 40 = 80 % against 1 x 50 % now: keep the slice for now
         busy = replace(quiet, metrics=replace(quiet.metrics, request_rate_rps=12.0))
@@ -282,7 +289,7 @@ class TestSize:
         )
         assert size(inp, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 30)
         # under slice_burst_ratio times the share, the profile's slice scales out instead
-        lax = replace(self.AT_TARGET, slice_burst_ratio=5.0)
+        lax = with_slices(self.AT_TARGET, burst_ratio=5.0)
         assert size(inp, NO_HEADROOM, lax).allocation == Allocation(6, 20)
 
     def test_a_burning_burst_grows_the_slice_with_a_replica_more(self) -> None:
@@ -306,12 +313,14 @@ class TestSize:
         assert size(guess, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(11, 20)
 
     def test_the_peak_halves_every_half_life_and_follows_a_higher_rate(self) -> None:
-        seen = PlannerMemory(peak_rate_rps=40.0, peak_at_s=0.0)
-        half_life = CFG.slice_peak_half_life_s
-        assert decayed_peak_rps(seen, None, half_life, CFG) == pytest.approx(20.0)
-        assert decayed_peak_rps(seen, float("nan"), 2 * half_life, CFG) == pytest.approx(10.0)
-        assert decayed_peak_rps(seen, 25.0, half_life, CFG) == 25.0
-        assert decayed_peak_rps(seen, 5.0, 0.0, CFG) == 40.0
+        seen = SliceMemory(peak_rate_rps=40.0, peak_at_s=0.0)
+        half_life = CFG.slices.peak_half_life_s
+        assert decayed_peak_rps(seen, None, half_life, CFG.slices) == pytest.approx(20.0)
+        assert decayed_peak_rps(seen, float("nan"), 2 * half_life, CFG.slices) == pytest.approx(
+            10.0
+        )
+        assert decayed_peak_rps(seen, 25.0, half_life, CFG.slices) == 25.0
+        assert decayed_peak_rps(seen, 5.0, 0.0, CFG.slices) == 40.0
 
     def test_learning_scales_on_the_latency_ratio(self) -> None:
         p = size(workload(capacity=CapacityModel(), latency=750.0), NO_HEADROOM, CFG)
@@ -327,29 +336,35 @@ class TestSize:
 
 class TestErrorBudgetHeadroom:
     def test_an_ample_budget_lets_the_quantile_run_past_the_target(self) -> None:
-        assert headroom_floor(1.0, CFG) == CFG.min_headroom < 0
-        assert headroom_floor(1.0 - CFG.budget_spend_free, CFG) == pytest.approx(CFG.min_headroom)
+        assert headroom_floor(1.0, CFG.headroom) == CFG.headroom.min_headroom < 0
+        assert headroom_floor(1.0 - CFG.headroom.budget_spend_free, CFG.headroom) == pytest.approx(
+            CFG.headroom.min_headroom
+        )
 
     def test_the_floor_rises_to_the_maximum_as_the_budget_goes(self) -> None:
-        floors = [headroom_floor(r, CFG) for r in (0.5, 0.3, 0.1, 0.0, -2.0)]
+        floors = [headroom_floor(r, CFG.headroom) for r in (0.5, 0.3, 0.1, 0.0, -2.0)]
         assert floors == sorted(floors)
-        assert floors[-1] == floors[-2] == pytest.approx(CFG.max_headroom)
+        assert floors[-1] == floors[-2] == pytest.approx(CFG.headroom.max_headroom)
         # convex: half the rest of the budget spent lifts the floor a quarter of its range
-        span = CFG.max_headroom - CFG.min_headroom
-        assert headroom_floor(0.3, CFG) == pytest.approx(CFG.min_headroom + 0.25 * span)
+        span = CFG.headroom.max_headroom - CFG.headroom.min_headroom
+        assert headroom_floor(0.3, CFG.headroom) == pytest.approx(
+            CFG.headroom.min_headroom + 0.25 * span
+        )
 
     def test_the_sized_rate_moves_to_the_upper_band_as_the_budget_is_overspent(self) -> None:
         inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0)
-        assert sizing_rate_rps(inp, CFG) == 50.0  # ample budget: the expected rate
-        assert sizing_rate_rps(replace(inp, budget_remaining=0.0), CFG) == 70.0
+        assert sizing_rate_rps(inp, CFG.headroom) == 50.0  # ample budget: the expected rate
+        assert sizing_rate_rps(replace(inp, budget_remaining=0.0), CFG.headroom) == 70.0
         # half the budget past the free share: a quarter of the way (the rise is convex)
-        half = 1.0 - (CFG.budget_spend_free + 0.5 * (1.0 - CFG.budget_spend_free))
-        assert CFG.budget_pressure_exponent == 2.0
-        assert sizing_rate_rps(replace(inp, budget_remaining=half), CFG) == pytest.approx(55.0)
-        linear = replace(CFG, budget_pressure_exponent=1.0)
+        half = 1.0 - (CFG.headroom.budget_spend_free + 0.5 * (1.0 - CFG.headroom.budget_spend_free))
+        assert CFG.headroom.budget_pressure_exponent == 2.0
+        assert sizing_rate_rps(replace(inp, budget_remaining=half), CFG.headroom) == pytest.approx(
+            55.0
+        )
+        linear = replace(CFG.headroom, budget_pressure_exponent=1.0)
         assert sizing_rate_rps(replace(inp, budget_remaining=half), linear) == pytest.approx(60.0)
         # never under what is measured now
-        assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG) == 40.0
+        assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG.headroom) == 40.0
 
     def test_the_headroom_integrates_the_burn_rate_against_its_target(self) -> None:
         def window(good_ratio: float) -> WorkloadMetrics:
@@ -358,27 +373,29 @@ class TestErrorBudgetHeadroom:
         h0 = PlannerMemory(headroom=0.0)
         allowance = 1.0 - SPEC.objective_ratio
         # burning at the target rate: no change
-        on_target = window(1.0 - CFG.target_burn_rate * allowance)
-        assert next_headroom(h0, on_target, SPEC, 1.0, CFG) == pytest.approx(0.0)
+        on_target = window(1.0 - CFG.headroom.target_burn_rate * allowance)
+        assert next_headroom(h0, on_target, SPEC, 1.0, CFG.headroom) == pytest.approx(0.0)
         # a window that misses the objective by a little (burn 1.5) steps up a little, not
         # by the full step: half the windows sized at the target quantile do that
-        slight = next_headroom(h0, window(1.0 - 1.5 * allowance), SPEC, 1.0, CFG)
-        assert slight == pytest.approx(CFG.headroom_gain * (1.5 - CFG.target_burn_rate))
-        assert 0 < slight < CFG.headroom_step_up / 4
+        slight = next_headroom(h0, window(1.0 - 1.5 * allowance), SPEC, 1.0, CFG.headroom)
+        assert slight == pytest.approx(
+            CFG.headroom.headroom_gain * (1.5 - CFG.headroom.target_burn_rate)
+        )
+        assert 0 < slight < CFG.headroom.headroom_step_up / 4
         # a bad window (burn 10) steps up by at most the full step
-        bad = next_headroom(h0, window(0.9), SPEC, 1.0, CFG)
-        assert bad == pytest.approx(CFG.headroom_step_up)
+        bad = next_headroom(h0, window(0.9), SPEC, 1.0, CFG.headroom)
+        assert bad == pytest.approx(CFG.headroom.headroom_step_up)
         # a window without requests spends nothing
         idle = WorkloadMetrics(request_rate_rps=0.0)
-        assert next_headroom(h0, idle, SPEC, 1.0, CFG) < 0
+        assert next_headroom(h0, idle, SPEC, 1.0, CFG.headroom) < 0
 
     def test_a_transient_window_does_not_wind_the_headroom_up(self) -> None:
         bad = WorkloadMetrics(request_rate_rps=1.0, latency_ms=900.0, good_ratio=0.9)
         h0 = PlannerMemory(headroom=0.1)
-        held = next_headroom(h0, bad, SPEC, 1.0, CFG, sized_for_window=False)
+        held = next_headroom(h0, bad, SPEC, 1.0, CFG.headroom, sized_for_window=False)
         assert held == pytest.approx(0.1)
         idle = WorkloadMetrics(request_rate_rps=0.0)  # decaying still goes on
-        assert next_headroom(h0, idle, SPEC, 1.0, CFG, sized_for_window=False) < 0.1
+        assert next_headroom(h0, idle, SPEC, 1.0, CFG.headroom, sized_for_window=False) < 0.1
 
     def test_which_windows_the_allocation_was_sized_for(self) -> None:
         # 2 x 50 % at headroom 0 serve 2 x (25 - 9.21) = 31.6 rps under the 500 ms target
@@ -399,30 +416,30 @@ class TestErrorBudgetHeadroom:
         good = WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=1.0)
         h = 0.0
         for _ in range(1000):
-            h = next_headroom(PlannerMemory(headroom=h), good, SPEC, 1.0, CFG)
-        assert h == pytest.approx(CFG.min_headroom)
-        spent = next_headroom(PlannerMemory(headroom=h), good, SPEC, 0.0, CFG)
-        assert spent == pytest.approx(CFG.max_headroom)
+            h = next_headroom(PlannerMemory(headroom=h), good, SPEC, 1.0, CFG.headroom)
+        assert h == pytest.approx(CFG.headroom.min_headroom)
+        spent = next_headroom(PlannerMemory(headroom=h), good, SPEC, 0.0, CFG.headroom)
+        assert spent == pytest.approx(CFG.headroom.max_headroom)
 
 
 class TestStabilise:
     def test_tolerance_skips_a_small_scale_down(self) -> None:
         inp = workload(replicas=10, slice_pct=50)
-        p = apply_tolerance(inp, Proposal(Allocation(9, 50), Reason.SCALE_DOWN, ""), CFG)
+        p = apply_tolerance(inp, Proposal(Allocation(9, 50), Reason.SCALE_DOWN), CFG.stabilise)
         assert p.allocation == Allocation(10, 50)  # 1 of 10 is within 10 %
         assert p.reason is Reason.WITHIN_TOLERANCE
 
     def test_scale_down_waits_for_the_delay(self) -> None:
         inp = workload(replicas=4, memory=PlannerMemory(((900.0, Allocation(4, 50)),)))
         p, history = apply_scale_down_delay(
-            inp, Proposal(Allocation(2, 50), Reason.SCALE_DOWN, ""), 1000.0, CFG
+            inp, Proposal(Allocation(2, 50), Reason.SCALE_DOWN), 1000.0, CFG.stabilise
         )
         assert p.reason is Reason.SCALE_DOWN_STABILIZED
         assert p.allocation == Allocation(4, 50)
         # 301 s after the high recommendation, it has left the window: scale down
         later = replace(inp, memory=PlannerMemory(history))
         p2, _ = apply_scale_down_delay(
-            later, Proposal(Allocation(2, 50), Reason.SCALE_DOWN, ""), 1201.0, CFG
+            later, Proposal(Allocation(2, 50), Reason.SCALE_DOWN), 1201.0, CFG.stabilise
         )
         assert p2.allocation == Allocation(2, 50)
 
@@ -433,25 +450,25 @@ class TestStabilise:
         on_off = replace(
             workload(replicas=4, memory=seen), rate_profile_rps=(0.0,) * 30 + (20.0,) * 70
         )
-        assert CFG.on_off_scale_down_delay_s == 2400.0
-        down = Proposal(Allocation(2, 50), Reason.SCALE_DOWN, "")
-        p, history = apply_scale_down_delay(on_off, down, 3200.0, CFG)
+        assert CFG.stabilise.on_off_scale_down_delay_s == 2400.0
+        down = Proposal(Allocation(2, 50), Reason.SCALE_DOWN)
+        p, history = apply_scale_down_delay(on_off, down, 3200.0, CFG.stabilise)
         assert (p.allocation, p.reason) == (Allocation(4, 50), Reason.SCALE_DOWN_STABILIZED)
         assert p.message == "recommendations of the last 2400 s were higher"
         assert history[0] == (900.0, Allocation(4, 50))
-        p, _ = apply_scale_down_delay(on_off, down, 3301.0, CFG)
+        p, _ = apply_scale_down_delay(on_off, down, 3301.0, CFG.stabilise)
         assert p.allocation == Allocation(2, 50)
         # 20 idle steps of 100, or no profile yet: the HPA's 300 s
         for profile in ((0.0,) * 20 + (20.0,) * 80, ()):
             steady = replace(on_off, rate_profile_rps=profile)
-            p, history = apply_scale_down_delay(steady, down, 1201.0, CFG)
+            p, history = apply_scale_down_delay(steady, down, 1201.0, CFG.stabilise)
             assert p.allocation == Allocation(2, 50)
             assert len(history) == 1  # only the proposal: the 900 s one has left the window
 
     def test_scale_down_goes_to_the_highest_recent_recommendation(self) -> None:
         inp = workload(replicas=6, memory=PlannerMemory(((900.0, Allocation(4, 50)),)))
         p, _ = apply_scale_down_delay(
-            inp, Proposal(Allocation(2, 50), Reason.SCALE_DOWN, ""), 1000.0, CFG
+            inp, Proposal(Allocation(2, 50), Reason.SCALE_DOWN), 1000.0, CFG.stabilise
         )
         assert p.allocation == Allocation(4, 50)
 
@@ -465,17 +482,19 @@ class TestStabilise:
     )
     def test_step_limit(self, current: int, wanted: int, limit: int) -> None:
         p = apply_step_limit(
-            workload(replicas=current), Proposal(Allocation(wanted, 50), Reason.SCALE_UP, ""), CFG
+            workload(replicas=current),
+            Proposal(Allocation(wanted, 50), Reason.SCALE_UP),
+            CFG.stabilise,
         )
         assert p.allocation.replicas == limit
 
     def test_bounds(self) -> None:
         spec = replace(SPEC, min_replicas=2, max_replicas=4, slice_min_pct=20, slice_max_pct=60)
-        p = apply_bounds(spec, Proposal(Allocation(9, 100), Reason.SCALE_UP, ""))
+        p = apply_bounds(spec, Proposal(Allocation(9, 100), Reason.SCALE_UP))
         assert p.allocation == Allocation(4, 60)
         assert p.reason is Reason.AT_MAX
         assert (
-            apply_bounds(spec, Proposal(Allocation(1, 10), Reason.SCALE_DOWN, "")).reason
+            apply_bounds(spec, Proposal(Allocation(1, 10), Reason.SCALE_DOWN)).reason
             is Reason.AT_MIN
         )
 
@@ -561,7 +580,9 @@ class TestPlanMemory:
         inp = workload(rate=20.0, memory=PlannerMemory(headroom=0.1))
         inp = replace(inp, metrics=replace(inp.metrics, good_ratio=0.9))
         steady = plan([inp], [], snapshot(inp))
-        assert steady.memories[inp.key].headroom == pytest.approx(0.1 + CFG.headroom_step_up)
+        assert steady.memories[inp.key].headroom == pytest.approx(
+            0.1 + CFG.headroom.headroom_step_up
+        )
         # the same window with a pod still starting is the cold start's miss: no step
         starting = replace(inp, state=replace(inp.state, ready_replicas=1))
         held = plan([starting], [], snapshot(starting))
@@ -571,14 +592,15 @@ class TestPlanMemory:
         inp = workload(rate=30.0)  # 2 x 50 % at 30 rps: 1 x 90 % is cheaper than 3 x 50 %
         first = plan([inp], [], snapshot(inp))
         assert first.desired[inp.key].slice_pct == 90
-        assert first.memories[inp.key].last_resize_s == 1000.0
-        assert first.memories[inp.key].peak_rate_rps == 30.0
+        assert first.memories[inp.key].slices.last_resize_s == 1000.0
+        assert first.memories[inp.key].slices.peak_rate_rps == 30.0
         # 2 rps alone would take one 30 % slice (no peak remembered here, to isolate the dwell)
-        memory = replace(first.memories[inp.key], peak_rate_rps=0.0)
+        remembered = first.memories[inp.key]
+        memory = replace(remembered, slices=replace(remembered.slices, peak_rate_rps=0.0))
         quiet = replace(workload(rate=2.0), memory=memory)
-        soon = plan([quiet], [], snapshot(quiet, t=1000.0 + CFG.resize_dwell_s / 2))
+        soon = plan([quiet], [], snapshot(quiet, t=1000.0 + CFG.slices.resize_dwell_s / 2))
         assert soon.desired[quiet.key].slice_pct == 50
-        late = plan([quiet], [], snapshot(quiet, t=1000.0 + CFG.resize_dwell_s))
+        late = plan([quiet], [], snapshot(quiet, t=1000.0 + CFG.slices.resize_dwell_s))
         assert late.desired[quiet.key].slice_pct == 30
 
 
@@ -588,9 +610,11 @@ class TestBacklog:
         # backlog of 300, cleared in 30 s: 10 rps more to size for
         inp = workload()
         queued = replace(inp, metrics=replace(inp.metrics, in_flight=320.0))
-        assert backlog_rps(queued, CFG) == pytest.approx(10.0)
-        assert backlog_rps(replace(inp, metrics=replace(inp.metrics, in_flight=15.0)), CFG) == 0
-        assert backlog_rps(inp, CFG) == 0.0  # no in-flight signal: nothing added
+        assert backlog_rps(queued, CFG.sizing) == pytest.approx(10.0)
+        assert (
+            backlog_rps(replace(inp, metrics=replace(inp.metrics, in_flight=15.0)), CFG.sizing) == 0
+        )
+        assert backlog_rps(inp, CFG.sizing) == 0.0  # no in-flight signal: nothing added
 
     def test_a_backlog_sizes_for_more_than_the_completions_show(self) -> None:
         inp = workload(rate=40.0, latency=2000.0)
@@ -598,3 +622,48 @@ class TestBacklog:
         queued = replace(inp, metrics=replace(inp.metrics, in_flight=1220.0))  # +40 rps
         assert size(queued, NO_HEADROOM, CFG).allocation.share_pct > calm.allocation.share_pct
         assert "sized for 80.0 rps" in size(queued, NO_HEADROOM, CFG).message
+
+
+class TestConditions:
+    """Each stage adds its condition to the decision; none overwrites another."""
+
+    def test_a_stabilised_then_capacity_limited_decision_reports_both(self) -> None:
+        # 20 rps takes 2 x 50 %, but 6 x 30 % was recommended 100 s ago: the scale-down
+        # delay stabilises to it, a resize; each card holds one 50 % pod beside a 50 % job
+        # that may not be preempted, so only 4 of the 6 30 % slices fit: capacity-limited.
+        history = ((900.0, Allocation(6, 30)),)
+        spec = replace(SPEC, slice_min_pct=30, slice_max_pct=50)
+        inp = workload(replicas=4, rate=20.0, memory=PlannerMemory(history), spec=spec)
+        pinned = JobState(WorkloadRef("b", "train", "Job"), {}, 4, 50, 1024, JobPhase.RUNNING)
+        allocations = tuple(
+            SliceAllocation(owner, f"{owner}-{c.index}", c.card_id, 50, mib)
+            for c in CARDS
+            for owner, mib in ((inp.key, 8192), (pinned.ref.key, 1024))
+        )
+        snap = ClusterSnapshot(1000.0, (inp.state,), (pinned,), Inventory(CARDS, allocations))
+        job_in = JobInput(pinned, JobSpec(priority=-100, preemptible=False))
+        result = plan([inp], [job_in], snap)
+        decision = next(d for d in result.decisions if d.target == inp.key)
+        assert decision.desired == Allocation(4, 50)  # held: the resize does not fit
+        assert decision.reason is Reason.CAPACITY_LIMITED
+        kinds = [(c.type, c.status, c.reason) for c in decision.conditions]
+        assert kinds == [
+            (ConditionType.SCALING_ACTIVE, True, Reason.SCALE_DOWN),
+            (ConditionType.ABLE_TO_SCALE, True, Reason.SCALE_DOWN_STABILIZED),
+            (ConditionType.CAPACITY_AVAILABLE, False, Reason.CAPACITY_LIMITED),
+        ]
+        assert "stabilised over 300 s: 6 x 30 %" in decision.message
+        assert "resize to 6 x 30 % does not fit" in decision.message
+        assert result.plan.scale == ()  # nothing changes, and nothing is lost from the why
+
+    def test_a_limited_scale_up_carries_its_conditions_to_the_action(self) -> None:
+        # 200 rps needs far more than 2 x 50 % may grow to in one tick (at most 6)
+        inp = workload(replicas=2, rate=200.0)
+        result = plan([inp], [], snapshot(inp, cards=tuple(Card("n1", i, 81920) for i in range(8))))
+        (action,) = result.plan.scale
+        types = [c.type for c in action.conditions]
+        assert types[0] is ConditionType.SCALING_ACTIVE
+        assert ConditionType.SCALING_LIMITED in types
+        decision = next(d for d in result.decisions if d.target == inp.key)
+        assert decision.conditions == action.conditions
+        assert decision.message == "; ".join(c.message for c in decision.conditions)

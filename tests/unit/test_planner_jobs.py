@@ -15,17 +15,18 @@ from controller.domain import (
     SliceAllocation,
     WorkloadRef,
 )
-from controller.jobs import (
-    JobInput,
+from controller.placement.fit import drain_order
+from controller.placement.pool import SlicePool
+from controller.placement.preemption import (
     JobSlot,
-    SlicePool,
     candidates,
     choose_victims,
-    idle_since,
-    resume_cooldown_s,
     work_at_risk_gpu_s,
 )
-from controller.planner import drain_order, plan
+from controller.placement.resume import resume_cooldown_s
+from controller.plan import plan
+from controller.policy.inputs import JobInput
+from controller.policy.reclaim import idle_since
 from tests.unit.test_planner import LEARNT, snapshot, workload
 
 CARDS = tuple(Card("n1", i, 81920) for i in range(2))

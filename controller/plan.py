@@ -1,0 +1,185 @@
+"""The plan of a tick: every policy stage in order, then placement.
+
+    for each workload:  headroom ─► size ─► tolerance ─► scale-down delay ─► step limit
+                        ─► bounds ─► idle reclaim
+    then, for all:      fit (placement, preemption, idle jobs, resumes)
+
+Each stage owns its config (``PlannerConfig`` is just their list) and its part of the
+workload's memory (``PlannerMemory``), and adds a ``Condition`` to the decision; none
+overwrites another. Purely computational, no side effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from controller.domain import (
+    Allocation,
+    ClusterSnapshot,
+    Condition,
+    ConditionType,
+    Decision,
+    DeploymentState,
+    Plan,
+    Reason,
+    ScaleAction,
+    summary,
+)
+from controller.placement.fit import fit
+from controller.placement.pool import Slice
+from controller.placement.resume import ResumeConfig
+from controller.policy.headroom import HeadroomConfig, next_headroom, window_was_sized_for
+from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
+from controller.policy.reclaim import apply_idle_reclaim
+from controller.policy.replicas import SizingConfig
+from controller.policy.size import size
+from controller.policy.slices import SliceConfig, alternatives, remember_peak
+from controller.policy.stabilise import (
+    StabiliseConfig,
+    apply_bounds,
+    apply_scale_down_delay,
+    apply_step_limit,
+    apply_tolerance,
+)
+from controller.policy.verdict import Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerConfig:
+    """Each stage's own config; the defaults mirror the HPA's where one exists."""
+
+    headroom: HeadroomConfig = field(default_factory=HeadroomConfig)
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+    slices: SliceConfig = field(default_factory=SliceConfig)
+    stabilise: StabiliseConfig = field(default_factory=StabiliseConfig)
+    resume: ResumeConfig = field(default_factory=ResumeConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResult:
+    plan: Plan
+    decisions: tuple[Decision, ...]
+    memories: Mapping[str, PlannerMemory]
+    desired: Mapping[str, Allocation] = field(default_factory=dict)
+    placements: Mapping[str, Sequence[Slice]] = field(default_factory=dict)
+
+
+def plan(
+    inputs: Sequence[WorkloadInput],
+    jobs: Sequence[JobInput],
+    snapshot: ClusterSnapshot,
+    cfg: PlannerConfig = PlannerConfig(),
+) -> PlanResult:
+    """Size, stabilise and fit every workload; return the actions, decisions and new memory."""
+    now = snapshot.time_s
+    inputs = [_remember_peak(inp, now, cfg) for inp in inputs]
+    proposals: dict[str, Proposal] = {}
+    memories: dict[str, PlannerMemory] = {}
+    for inp in inputs:
+        proposals[inp.key], memories[inp.key] = _propose(inp, now, cfg)
+    fallbacks = {
+        inp.key: alternatives(inp, memories[inp.key].headroom, proposals[inp.key], cfg.headroom)
+        for inp in inputs
+    }
+    fitted = fit(proposals, inputs, jobs, snapshot, cfg.resume, fallbacks)
+    scale: list[ScaleAction] = []
+    decisions: list[Decision] = []
+    for inp in inputs:
+        prop, current = fitted.proposals[inp.key], inp.current
+        if prop.allocation.slice_pct != current.slice_pct:
+            memories[inp.key] = _resized(memories[inp.key], now)
+        if prop.allocation != current:
+            removals = fitted.removals.get(inp.key, ()) if _scales_in(current, prop) else ()
+            scale.append(
+                ScaleAction(
+                    inp.state.ref,
+                    prop.allocation,
+                    inp.state.memory_mib,
+                    prop.reason,
+                    removals,
+                    prop.conditions,
+                )
+            )
+        decisions.append(
+            Decision(
+                now,
+                inp.key,
+                prop.reason,
+                prop.message,
+                current,
+                prop.allocation,
+                conditions=prop.conditions,
+            )
+        )
+    for act in fitted.actions:
+        decisions.append(
+            Decision(
+                now, act.ref.key, act.reason, summary(act.conditions), conditions=act.conditions
+            )
+        )
+    return PlanResult(
+        Plan(tuple(scale), tuple(fitted.actions)),
+        tuple(decisions),
+        memories,
+        {k: p.allocation for k, p in fitted.proposals.items()},
+        fitted.placements,
+    )
+
+
+def _propose(
+    inp: WorkloadInput, now_s: float, cfg: PlannerConfig
+) -> tuple[Proposal, PlannerMemory]:
+    """One workload's stages before placement: its proposal and its new memory."""
+    headroom = next_headroom(
+        inp.memory,
+        inp.metrics,
+        inp.spec,
+        inp.budget_remaining,
+        cfg.headroom,
+        sized_for_window=window_was_sized_for(inp),
+    )
+    prop = size(inp, headroom, cfg, now_s)
+    if prop.reason is Reason.METRICS_UNAVAILABLE:
+        # an idle service has no latency to read, but its idleness is measured
+        return apply_idle_reclaim(inp, prop, now_s), replace(inp.memory, headroom=headroom)
+    prop = apply_tolerance(inp, prop, cfg.stabilise)
+    prop, history = apply_scale_down_delay(inp, prop, now_s, cfg.stabilise)
+    prop = apply_step_limit(inp, prop, cfg.stabilise)
+    prop = apply_bounds(inp.spec, prop)
+    prop = apply_idle_reclaim(inp, prop, now_s)
+    return prop, replace(inp.memory, recommendations=history, headroom=headroom)
+
+
+def _remember_peak(inp: WorkloadInput, now_s: float, cfg: PlannerConfig) -> WorkloadInput:
+    rate = inp.metrics.request_rate_rps
+    slices = remember_peak(inp.memory.slices, rate, now_s, cfg.slices)
+    return replace(inp, memory=replace(inp.memory, slices=slices))
+
+
+def _resized(memory: PlannerMemory, now_s: float) -> PlannerMemory:
+    return replace(memory, slices=replace(memory.slices, last_resize_s=now_s))
+
+
+def _scales_in(current: Allocation, prop: Proposal) -> bool:
+    target = prop.allocation
+    return target.slice_pct == current.slice_pct and target.replicas < current.replicas
+
+
+def hold_all(
+    states: Sequence[DeploymentState], now_s: float, reason: Reason, message: str
+) -> tuple[Decision, ...]:
+    """Fail static: a decision per workload that keeps what it has."""
+    condition = Condition(ConditionType.SCALING_ACTIVE, False, reason, message)
+    return tuple(
+        Decision(
+            now_s,
+            s.ref.key,
+            reason,
+            message,
+            Allocation(s.replicas, s.slice_pct),
+            Allocation(s.replicas, s.slice_pct),
+            conditions=(condition,),
+        )
+        for s in states
+    )

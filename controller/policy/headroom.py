@@ -1,0 +1,123 @@
+"""The headroom stage: how much of the latency target the sizing keeps in reserve.
+
+Integral control of the error budget's burn rate, above a floor that rises as the budget is
+spent. Its memory is one number per workload (``PlannerMemory.headroom``). Purely
+computational.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from controller.capacity import max_rate_per_replica
+from controller.domain import SloSpec, WorkloadMetrics, available
+from controller.slo import burn_rate
+
+if TYPE_CHECKING:
+    from controller.policy.inputs import PlannerMemory, WorkloadInput
+
+BASE_HEADROOM = 0.1
+"""Latency budget a new workload starts with in reserve (plan for 90 % of the target); the
+error budget moves it from there (``next_headroom``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeadroomConfig:
+    """How the error budget steers the headroom."""
+
+    min_headroom: float = -0.3  # with the error budget ample: size the quantile 30 % past target
+    max_headroom: float = 0.45
+    budget_spend_free: float = 0.4  # share of the error budget spent before the floor rises
+    budget_pressure_exponent: float = 2.0  # convexity of the rise after it (budget_overspent)
+    headroom_gain: float = 0.005  # per tick, per unit of burn rate off the target
+    target_burn_rate: float = 0.8  # of the error budget: 1 spends exactly all of it
+    headroom_step_up: float = 0.04  # the most one tick adds
+
+
+def next_headroom(
+    memory: PlannerMemory,
+    metrics: WorkloadMetrics,
+    spec: SloSpec,
+    budget_remaining: float,
+    cfg: HeadroomConfig,
+    *,
+    sized_for_window: bool = True,
+) -> float:
+    """Integral control of the error budget's burn rate, never below ``headroom_floor``.
+
+    Each window moves the headroom by ``headroom_gain`` times how far its burn rate (its bad
+    share over the objective's allowance) is from ``target_burn_rate``: up, by at most
+    ``headroom_step_up``, when it spends faster, slowly down when it spends slower. It
+    steers toward spending the budget, not toward every window meeting the objective: windows
+    sized for the target quantile often miss the objective by a few requests, and stepping up
+    on each such miss held about 7 % of the GPU share idle on the servegen traces.
+
+    Only windows the allocation was sized to serve (``window_was_sized_for``) step it up: a
+    miss while the load outran the allocation, or while pods were still starting, is the
+    forecast's or the cold start's, and the next sizing already answers it. Integrating those
+    misses too (wind-up) left the headroom about 0.3 high for 20 minutes after each load step
+    of the servegen traces.
+    """
+    floor = headroom_floor(budget_remaining, cfg)
+    burn = window_burn_rate(metrics, spec) or 0.0
+    step = min(cfg.headroom_step_up, cfg.headroom_gain * (burn - cfg.target_burn_rate))
+    if not sized_for_window:
+        step = min(step, 0.0)
+    return min(cfg.max_headroom, max(floor, memory.headroom + step))
+
+
+def window_burn_rate(metrics: WorkloadMetrics, spec: SloSpec) -> float | None:
+    """The window's bad share over the objective's allowance; ``None`` without a good ratio."""
+    good = metrics.good_ratio
+    if good is None or not available(good):
+        return None
+    return burn_rate(1.0 - good, spec.objective_ratio)
+
+
+def window_was_sized_for(inp: WorkloadInput) -> bool:
+    """Whether the allocation, all pods ready, should have served the window's measured rate.
+
+    The capacity model at the headroom the allocation was sized with says how much the ready
+    replicas serve; a window above that, or with pods starting or rolling, measured a transient
+    rather than the model's error. Purely computational.
+    """
+    state, rate = inp.state, inp.metrics.request_rate_rps
+    if not state.settled:
+        return False
+    if not inp.capacity.known or rate is None or not math.isfinite(rate):
+        return True
+    budget_ms = inp.spec.latency_target_ms * (1.0 - inp.memory.headroom)
+    per_replica = max_rate_per_replica(
+        inp.capacity, state.slice_pct, inp.spec.latency_quantile, budget_ms
+    )
+    return rate <= per_replica * state.ready_replicas
+
+
+def headroom_floor(budget_remaining: float, cfg: HeadroomConfig) -> float:
+    """The least headroom kept, from the share of the window's error budget already spent.
+
+    The objective is on the window's share of good requests, not on every minute's quantile,
+    and a budget never spent is GPU share held for nothing. So until ``budget_spend_free`` of
+    it is spent, the planner may size each window a little past the target quantile (down to
+    ``min_headroom``, a negative headroom); from there the floor rises to ``max_headroom``
+    as the rest of the budget goes, by ``budget_overspent``'s convex schedule. Purely
+    computational.
+    """
+    over = budget_overspent(budget_remaining, cfg)
+    return cfg.min_headroom + (cfg.max_headroom - cfg.min_headroom) * over
+
+
+def budget_overspent(budget_remaining: float, cfg: HeadroomConfig) -> float:
+    """0 until ``budget_spend_free`` of the error budget is spent, then up to 1 when it is gone.
+
+    The rise is convex (the share past ``budget_spend_free``, to the power
+    ``budget_pressure_exponent``): gentle while most of the budget is left, steep as it runs
+    out. With a linear rise, a service at half its budget already held 0.15 of headroom and a
+    fifth of the way to the upper band; on servegen m-large that bound the cost at 99.48 %
+    attainment, above the HPA's at 99.40 %.
+    """
+    spent = min(1.0, max(0.0, 1.0 - budget_remaining))
+    over = max(0.0, spent - cfg.budget_spend_free) / (1.0 - cfg.budget_spend_free)
+    return float(over**cfg.budget_pressure_exponent)

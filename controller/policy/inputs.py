@@ -1,0 +1,87 @@
+"""What the planner is given each tick: one input per Deployment and per Job, and the memory
+each workload's stages carry from one tick to the next. Purely computational."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.capacity import CapacityModel
+from controller.domain import (
+    Allocation,
+    DeploymentState,
+    JobSpec,
+    JobState,
+    SloSpec,
+    WorkloadMetrics,
+)
+from controller.policy.headroom import BASE_HEADROOM
+from controller.policy.slices import SliceMemory
+from controller.policy.stabilise import Recommendations
+
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerMemory:
+    """One workload's memory across ticks, a part per stage: the stabilisation window's
+    recommendations (``stabilise``), the headroom (``headroom``) and the slice's (``slices``)."""
+
+    recommendations: Recommendations = ()
+    headroom: float = BASE_HEADROOM
+    slices: SliceMemory = field(default_factory=SliceMemory)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadInput:
+    """Everything the planner knows about one opted-in Deployment this tick."""
+
+    spec: SloSpec
+    state: DeploymentState
+    metrics: WorkloadMetrics
+    rate_forecast_rps: float | None  # expected rate over the lead time
+    capacity: CapacityModel
+    memory: PlannerMemory
+    budget_remaining: float = 1.0
+    rate_upper_rps: float | None = None  # upper band of the rate over the lead time
+    resume_rate_rps: float | None = None  # upper band over the resume horizon
+    idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since (None: busy)
+    rate_profile_rps: tuple[float, ...] = ()  # equally likely quantiles of the step rate
+
+    @property
+    def key(self) -> str:
+        return self.state.ref.key
+
+    @property
+    def current(self) -> Allocation:
+        return Allocation(self.state.replicas, self.state.slice_pct)
+
+
+@dataclass(frozen=True, slots=True)
+class JobInput:
+    """Everything the planner knows about one Job this tick.
+
+    ``preempted_s`` are the times sloscale preempted it within the last day (the hysteresis
+    reads them); ``idle_since_s`` is when its GPU utilisation last went under ``IDLE_UTIL``
+    (``None``: busy, or not measured).
+    """
+
+    state: JobState
+    spec: JobSpec
+    last_preempted_s: float | None = None
+    preempted_s: tuple[float, ...] = ()
+    idle_since_s: float | None = None
+
+    @property
+    def key(self) -> str:
+        return self.state.ref.key
+
+    @property
+    def gang(self) -> list[tuple[int, int]]:
+        """The (share %, MiB) of each pod: placed all together or not at all."""
+        return [(self.state.share_pct_per_pod, self.state.memory_mib_per_pod)] * self.state.pods
+
+    def recent_preemptions(self, now_s: float, window_s: float = DAY_S) -> int:
+        times = set(self.preempted_s)
+        if self.last_preempted_s is not None:
+            times.add(self.last_preempted_s)
+        return sum(1 for t in times if now_s - t < window_s)
