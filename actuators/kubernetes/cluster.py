@@ -53,6 +53,7 @@ from actuators.kubernetes.cache import Reflector
 from controller.domain import (
     ApplyResult,
     ClusterSnapshot,
+    Condition,
     DeploymentState,
     Inventory,
     JobAction,
@@ -345,7 +346,7 @@ class KubernetesCluster:
     def _write_scale(self, dep: JsonObj, action: ScaleAction, write: _Write, summary: str) -> None:
         ref = action.ref
         rv = str(k8s.meta(dep).get("resourceVersion", ""))
-        note = self._decision("scale", str(action.reason), summary)
+        note = self._decision("scale", str(action.reason), summary, action.conditions)
         if write.replicas is not None and action.remove_pods:
             self._mark_for_removal(ref.namespace, action.remove_pods)
         if write.replicas is not None:
@@ -357,7 +358,7 @@ class KubernetesCluster:
                 subresource="scale",
             )
             rv = str((scale.get("metadata") or {}).get("resourceVersion", rv))
-        body: JsonObj = {"metadata": {"annotations": {k8s.LAST_DECISION: note}}}
+        body: JsonObj = {"metadata": _note_patch(dep, note)}
         if write.template_patch:
             body["metadata"]["resourceVersion"] = rv
             body["spec"] = {"template": write.template_patch}
@@ -366,9 +367,12 @@ class KubernetesCluster:
             updated = self.api.patch(
                 DEPLOYMENTS, ref.name, body, ref.namespace, content_type=STRATEGIC_MERGE_PATCH
             )
-        else:
+        elif body["metadata"]:
             updated = self.api.patch(DEPLOYMENTS, ref.name, body, ref.namespace)
-        self._event(DEPLOYMENTS, "Deployment", updated, str(action.reason), summary)
+        else:
+            updated = dep  # the same decision is recorded already: nothing more to write
+        message = event_message(summary, action.conditions)
+        self._event(DEPLOYMENTS, "Deployment", updated, str(action.reason), message)
 
     def _mark_for_removal(self, namespace: str, pods: Sequence[str]) -> None:
         """Ask the ReplicaSet controller to remove ``pods`` first on the coming scale-in.
@@ -403,12 +407,10 @@ class KubernetesCluster:
                 return self._shadow(ref.key, verb, f"would {verb} the Job (whole gang)")
             if not self._leading():
                 return ApplyResult(ref.key, False, "not the leader: nothing written")
-            note = self._decision(verb, str(action.reason), f"{verb} the Job")
+            note = self._decision(verb, str(action.reason), f"{verb} the Job", action.conditions)
+            rv = str(k8s.meta(job).get("resourceVersion", ""))
             body = {
-                "metadata": {
-                    "resourceVersion": str(k8s.meta(job).get("resourceVersion", "")),
-                    "annotations": {k8s.LAST_DECISION: note},
-                },
+                "metadata": {"resourceVersion": rv, **_note_patch(job, note)},
                 "spec": {"suspend": action.suspend},
             }
             try:
@@ -420,7 +422,8 @@ class KubernetesCluster:
                 job = self.api.get(JOBS, ref.name, ref.namespace)
                 continue
             done = "suspended" if action.suspend else "resumed"
-            self._event(JOBS, "Job", updated, str(action.reason), f"{done} the Job (whole gang)")
+            message = event_message(f"{done} the Job (whole gang)", action.conditions)
+            self._event(JOBS, "Job", updated, str(action.reason), message)
             return ApplyResult(ref.key, True, done)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -530,13 +533,17 @@ class KubernetesCluster:
         log.info("dry-run %s %s: %s", key, action, detail)
         return ApplyResult(key, True, f"dry-run: would {action}: {detail}")
 
-    def _decision(self, action: str, reason: str, message: str) -> str:
+    def _decision(
+        self, action: str, reason: str, message: str, conditions: Sequence[Condition] = ()
+    ) -> str:
+        """The ``sloscale.io/last-decision`` annotation: JSON with the whole condition set."""
         return json.dumps(
             {
                 "action": action,
                 "reason": reason,
                 "time": _rfc3339(self.clock()),
                 "message": message,
+                "conditions": [c.as_dict() for c in conditions],
             },
             sort_keys=True,
         )
@@ -581,6 +588,51 @@ class KubernetesCluster:
             self.api.create(EVENTS, body, ns)
         except ApiError as e:
             log.warning("event %s on %s/%s not recorded: %s", reason, ns, m.get("name"), e)
+
+
+EVENT_MESSAGE_LIMIT = 1024
+"""Characters of an Event's message that sloscale writes (the API server's limit for the
+``note`` of events.k8s.io/v1); a longer condition set is summarised."""
+
+
+def event_message(change: str, conditions: Sequence[Condition]) -> str:
+    """An Event's message: the change, then every condition of the decision.
+
+    When the whole set does not fit ``EVENT_MESSAGE_LIMIT``, each condition is named by its
+    type, status and reason only, and the message points to the last-decision annotation,
+    which holds the set whole. Purely computational.
+    """
+    if not conditions:
+        return change[:EVENT_MESSAGE_LIMIT]
+    whole = "; ".join(
+        f"{c.type}={c.as_dict()['status']} {c.reason}: {c.message}" for c in conditions
+    )
+    full = f"{change}; {whole}"
+    if len(full) <= EVENT_MESSAGE_LIMIT:
+        return full
+    names = ", ".join(f"{c.type}={c.as_dict()['status']} {c.reason}" for c in conditions)
+    short = f"{change}; {names} (messages in annotation {k8s.LAST_DECISION})"
+    return short[:EVENT_MESSAGE_LIMIT]
+
+
+def _note_patch(obj: Mapping[str, Any], note: str) -> JsonObj:
+    """The metadata patch that writes ``note`` as the last decision, or nothing when the
+    object already records the same decision (all but its time): the annotation is written
+    only when it changes."""
+    old = k8s.annotations_of(obj).get(k8s.LAST_DECISION)
+    if old is not None and _without_time(old) == _without_time(note):
+        return {}
+    return {"annotations": {k8s.LAST_DECISION: note}}
+
+
+def _without_time(note: str) -> object:
+    try:
+        parsed = json.loads(note)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict):
+        parsed.pop("time", None)
+    return parsed
 
 
 WATERMARK_ANNOTATION = k8s.ANNOTATION_PREFIX + "retrain-watermark"

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from controller.domain import Allocation, JobAction, Plan, Reason, ScaleAction, WorkloadRef
+from actuators.kubernetes.cluster import EVENT_MESSAGE_LIMIT, event_message
+from controller.domain import (
+    Allocation,
+    Condition,
+    ConditionType,
+    JobAction,
+    Plan,
+    Reason,
+    ScaleAction,
+    WorkloadRef,
+)
 from tests.k8s.conftest import deployment, gpu_node, job, make_cluster, pdb, pod
 from tests.k8s.fakeapi import FakeApiServer
 
@@ -62,6 +74,59 @@ def test_replicas_go_through_the_scale_subresource(server: FakeApiServer) -> Non
         (event,) = server.objects("Event")
         assert event["reason"] == "ScaleUp" and event["involvedObject"]["name"] == "web"
         assert event["involvedObject"]["kind"] == "Deployment"
+    finally:
+        c.close()
+
+
+SIZED = Condition(ConditionType.SCALING_ACTIVE, True, Reason.SCALE_UP, "sized for 80.0 rps")
+LIMITED = Condition(
+    ConditionType.SCALING_LIMITED, True, Reason.SCALE_UP_LIMITED, "limited to 4 replicas"
+)
+
+
+def test_the_event_and_the_annotation_carry_every_condition(server: FakeApiServer) -> None:
+    server.put(deployment("web", replicas=2))
+    c = make_cluster(server)
+    try:
+        action = ScaleAction(WEB, Allocation(4, 50), 20480, Reason.SCALE_UP_LIMITED)
+        (r,) = c.apply(Plan(scale=(replace(action, conditions=(SIZED, LIMITED)),)))
+        assert r.ok
+        dep = server.obj("Deployment", "ml", "web")
+        assert dep is not None
+        decision = json.loads(dep["metadata"]["annotations"]["sloscale.io/last-decision"])
+        assert decision["conditions"] == [SIZED.as_dict(), LIMITED.as_dict()]
+        (event,) = server.objects("Event")
+        assert event["message"] == (
+            "replicas 2->4; ScalingActive=True ScaleUp: sized for 80.0 rps; "
+            "ScalingLimited=True ScaleUpLimited: limited to 4 replicas"
+        )
+    finally:
+        c.close()
+
+
+def test_an_event_summarises_a_condition_set_past_its_limit() -> None:
+    long = replace(LIMITED, message="x" * EVENT_MESSAGE_LIMIT)
+    message = event_message("replicas 2->4", (SIZED, long))
+    assert len(message) <= EVENT_MESSAGE_LIMIT
+    assert "ScalingActive=True ScaleUp" in message
+    assert "ScalingLimited=True ScaleUpLimited" in message
+    assert "sloscale.io/last-decision" in message  # where the whole set is
+
+
+def test_the_same_decision_is_not_written_twice(server: FakeApiServer) -> None:
+    server.put(deployment("web", replicas=2))
+    c = make_cluster(server)
+    try:
+        plan = Plan(scale=(replace(scale(4).scale[0], conditions=(SIZED,)),))
+        assert c.apply(plan)[0].ok
+        server.mutate("Deployment", "ml", "web", lambda d: d["spec"].update(replicas=2))
+        deadline = time.monotonic() + 5.0
+        while c.snapshot().deployments[0].replicas != 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the watch brings the other writer's change to the cache
+        before = len(server.writes())
+        assert c.apply(plan)[0].ok  # replicas change again, the decision is the same
+        paths = [(w.method, w.resource) for w in server.writes()[before:]]
+        assert paths == [("PATCH", "deployments/scale"), ("POST", "events")]
     finally:
         c.close()
 
