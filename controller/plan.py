@@ -26,7 +26,7 @@ from controller.domain import (
     ScaleAction,
     summary,
 )
-from controller.placement.fit import fit
+from controller.placement.fit import FitResult, fit
 from controller.placement.pool import Slice
 from controller.placement.resume import ResumeConfig
 from controller.policy.headroom import HeadroomConfig, next_headroom, window_was_sized_for
@@ -83,12 +83,22 @@ def plan(
         for inp in inputs
     }
     fitted = fit(proposals, inputs, jobs, snapshot, cfg.resume, fallbacks)
+    return _result(inputs, fitted, memories, now)
+
+
+def _result(
+    inputs: Sequence[WorkloadInput],
+    fitted: FitResult,
+    memories: dict[str, PlannerMemory],
+    now_s: float,
+) -> PlanResult:
+    """The actions and decisions of what fitted; a resize is remembered."""
     scale: list[ScaleAction] = []
     decisions: list[Decision] = []
     for inp in inputs:
         prop, current = fitted.proposals[inp.key], inp.current
         if prop.allocation.slice_pct != current.slice_pct:
-            memories[inp.key] = _resized(memories[inp.key], now)
+            memories[inp.key] = _resized(memories[inp.key], now_s)
         if prop.allocation != current:
             removals = fitted.removals.get(inp.key, ()) if _scales_in(current, prop) else ()
             scale.append(
@@ -103,7 +113,7 @@ def plan(
             )
         decisions.append(
             Decision(
-                now,
+                now_s,
                 inp.key,
                 prop.reason,
                 prop.message,
@@ -113,10 +123,9 @@ def plan(
             )
         )
     for act in fitted.actions:
+        message = summary(act.conditions)
         decisions.append(
-            Decision(
-                now, act.ref.key, act.reason, summary(act.conditions), conditions=act.conditions
-            )
+            Decision(now_s, act.ref.key, act.reason, message, conditions=act.conditions)
         )
     return PlanResult(
         Plan(tuple(scale), tuple(fitted.actions)),

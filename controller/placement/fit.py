@@ -92,24 +92,48 @@ def fit(
 ) -> FitResult:
     """Place every desired slice; preempt lower-priority jobs or cap what does not fit."""
     owned: dict[str, list[Slice]] = {}
-    pods: dict[str, list[SliceAllocation]] = {}
     for a in snapshot.inventory.allocations:
-        owned.setdefault(a.owner, []).append((a.card_id, a.share_pct, a.memory_mib))
-        pods.setdefault(a.owner, []).append(a)
-    used_pct = snapshot.inventory.used_pct_by_card()
+        owned.setdefault(a.owner, []).append(_slice(a))
     slots = {
         j.key: JobSlot(j, owned.get(j.key, []))
         for j in jobs
         if j.state.phase in (JobPhase.RUNNING, JobPhase.PENDING)
     }
     ctx = _Fit(SlicePool(snapshot.inventory), slots, snapshot.time_s)
+    claims, removals = _release_scale_ins(desired, inputs, snapshot, ctx)
     out: dict[str, Proposal] = {}
     placements: dict[str, list[Slice]] = {}
-    claims: list[tuple[WorkloadInput, Proposal, list[Slice]]] = []
+    for inp, prop, held in sorted(claims, key=lambda c: (-c[0].spec.priority, c[0].key)):
+        options = (fallbacks or {}).get(inp.key, ())
+        out[inp.key], placements[inp.key] = _fit_one(inp, prop, held, options, ctx)
+    actions = _job_actions(ctx, placements)
+    resumed = resumes(jobs, ctx.pool, resume_reserve(inputs, desired, out, cfg), ctx.now_s, cfg)
+    actions.extend(resumed.actions)
+    placements.update(resumed.placements)
+    return FitResult(out, actions, placements, removals)
+
+
+Claim = tuple[WorkloadInput, Proposal, list[Slice]]
+"""A workload, what it wants, and the slices it keeps before claiming more."""
+
+
+def _release_scale_ins(
+    desired: Mapping[str, Proposal],
+    inputs: Sequence[WorkloadInput],
+    snapshot: ClusterSnapshot,
+    ctx: _Fit,
+) -> tuple[list[Claim], dict[str, tuple[str, ...]]]:
+    """Scale-downs release first, the pods on the emptiest cards (``drain_order``); returns
+    each workload's claim and the pods each scale-in removes, in order."""
+    pods: dict[str, list[SliceAllocation]] = {}
+    for a in snapshot.inventory.allocations:
+        pods.setdefault(a.owner, []).append(a)
+    used_pct = snapshot.inventory.used_pct_by_card()
+    claims: list[Claim] = []
     removals: dict[str, tuple[str, ...]] = {}
     for inp in inputs:
         prop = desired[inp.key]
-        mine = owned.get(inp.key, [])
+        mine = [_slice(a) for a in pods.get(inp.key, [])]
         target = prop.allocation
         if target.slice_pct == inp.current.slice_pct:
             keep = drain_order(pods.get(inp.key, []), used_pct)
@@ -118,14 +142,15 @@ def fit(
             mine = [_slice(a) for a in keep[: target.replicas]]
             if drop:
                 removals[inp.key] = tuple(a.pod for a in reversed(drop))  # emptiest first
-        claims.append((inp, prop, list(mine)))
-    claims.sort(key=lambda c: (-c[0].spec.priority, c[0].key))
-    for inp, prop, held in claims:
-        out[inp.key], placements[inp.key] = _fit_one(
-            inp, prop, held, (fallbacks or {}).get(inp.key, ()), ctx
-        )
+        claims.append((inp, prop, mine))
+    return claims, removals
+
+
+def _job_actions(ctx: _Fit, placements: dict[str, list[Slice]]) -> list[JobAction]:
+    """Suspend the preempted gangs and the idle ones (giving their slices back); the others
+    keep their slices."""
     actions: list[JobAction] = []
-    for slot in slots.values():
+    for slot in ctx.slots.values():
         ref = slot.inp.state.ref
         if slot.preempted:
             why = Condition(ConditionType.PREEMPTION, True, Reason.PREEMPTED, slot.why)
@@ -138,11 +163,7 @@ def fit(
             actions.append(JobAction(ref, True, Reason.SCALE_DOWN, (why,)))
         elif slot.allocations:
             placements[slot.inp.key] = list(slot.allocations)
-    reserve = resume_reserve(inputs, desired, out, cfg)
-    resumed = resumes(jobs, ctx.pool, reserve, ctx.now_s, cfg)
-    actions.extend(resumed.actions)
-    placements.update(resumed.placements)
-    return FitResult(out, actions, placements, removals)
+    return actions
 
 
 def drain_order(
