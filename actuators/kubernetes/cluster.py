@@ -62,6 +62,7 @@ from controller.domain import (
     ScaleAction,
     SliceDialect,
 )
+from controller.spec import ANNOTATION_PREFIX
 
 log = logging.getLogger("sloscale.kubernetes")
 
@@ -583,7 +584,7 @@ class KubernetesCluster:
             log.warning("event %s on %s/%s not recorded: %s", reason, ns, m.get("name"), e)
 
 
-WATERMARK_ANNOTATION = k8s.ANNOTATION_PREFIX + "retrain-watermark"
+WATERMARK_ANNOTATION = ANNOTATION_PREFIX + "retrain-watermark"
 RETRAIN_OF_LABEL = k8s.RETRAIN_OF_LABEL
 
 
