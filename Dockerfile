@@ -3,6 +3,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY sloscale sloscale
 COPY controller controller
 COPY forecasting forecasting
 COPY actuators actuators

@@ -16,10 +16,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from controller.bench.runner import RunSpec, run_all, run_one, runs_for
-from controller.bench.settings import POLICY_NAMES, BenchSettings
-from controller.bench.setup import prepare
 from loadtests.shapes import traces_dir
+from sloscale.bench.runner import RunSpec, run_all, run_one, runs_for
+from sloscale.bench.settings import POLICY_NAMES, BenchSettings
+from sloscale.bench.setup import prepare
 
 DEFAULT_TRACE = traces_dir() / "nasa_jul95_per_minute.csv"  # SLOSCALE_TRACES_DIR honoured
 

@@ -5,7 +5,7 @@ is the panel's description in Grafana and the list in ``dashboards/README.md``.
 
 Where the numbers come from:
 
-- ``sloscale_*`` series are the controller's own ``/metrics`` (``controller/telemetry.py``):
+- ``sloscale_*`` series are the controller's own ``/metrics`` (``sloscale/telemetry.py``):
   workloads carry ``workload="<namespace>/<name>"``, so the ``namespace`` and ``workload``
   variables are cut out of that label and matched as ``workload=~"$namespace/$workload"``;
 - ``http_server_*`` series are the workloads' own OpenTelemetry HTTP server metrics (the

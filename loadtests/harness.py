@@ -6,7 +6,7 @@ One run reads like this:
    Prometheus scraping it every ``scrape_interval_s``;
 2. start locust headless (a subprocess: gevent never enters this process) with the shape's
    stages, timed from an agreed start instant;
-3. run the controller in this process: ``controller.run.run_cluster`` (the ``sloscale run``
+3. run the controller in this process: ``sloscale.run.run_cluster`` (the ``sloscale run``
    composition) over ``EmulatorCluster``, reading that Prometheus, with the planner's
    scale-down delay, the lead time and the tick compressed by ``speedup``; it stops by itself
    when the shape is over;
@@ -35,7 +35,6 @@ import numpy as np
 from controller.forecast import ForecastSettings
 from controller.loop import LoopConfig, Recorder, TickReport
 from controller.plan import PlannerConfig
-from controller.run import RunOptions, run_cluster
 from loadtests.checks import (
     CheckResult,
     PodLife,
@@ -52,6 +51,7 @@ from loadtests.processes import Processes, interrupt_signals
 from loadtests.prometheus import free_port, start_prometheus, wait_http
 from loadtests.settings import LoadTestSettings
 from loadtests.shapes import Shape
+from sloscale.run import RunOptions, run_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"

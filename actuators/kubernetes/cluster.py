@@ -63,6 +63,7 @@ from controller.domain import (
     ScaleAction,
     SliceDialect,
 )
+from controller.spec import ANNOTATION_PREFIX
 
 log = logging.getLogger("sloscale.kubernetes")
 
@@ -635,7 +636,7 @@ def _without_time(note: str) -> object:
     return parsed
 
 
-WATERMARK_ANNOTATION = k8s.ANNOTATION_PREFIX + "retrain-watermark"
+WATERMARK_ANNOTATION = ANNOTATION_PREFIX + "retrain-watermark"
 RETRAIN_OF_LABEL = k8s.RETRAIN_OF_LABEL
 
 

@@ -40,10 +40,10 @@ from controller.domain import (
     SliceAllocation,
     WorkloadRef,
 )
+from controller.spec import ANNOTATION_PREFIX
 
 JsonObj = dict[str, Any]
 
-ANNOTATION_PREFIX = "sloscale.io/"
 ENABLED = ANNOTATION_PREFIX + "enabled"
 LAST_DECISION = ANNOTATION_PREFIX + "last-decision"
 RETRAIN_OF_LABEL = ANNOTATION_PREFIX + "retrain-of"

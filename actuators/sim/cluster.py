@@ -46,7 +46,7 @@ from actuators.sim.report import (
     SimReport,
     WorkloadReport,
 )
-from actuators.sim.runtime import ANNOTATION_PREFIX, EPS_S, DeploymentRun, JobRun, Pod
+from actuators.sim.runtime import EPS_S, DeploymentRun, JobRun, Pod
 from actuators.sim.world import SimJobTemplate, SimWorld
 from controller.domain import (
     SHARE_UNIT_PCT,
@@ -64,6 +64,7 @@ from controller.domain import (
     SliceAllocation,
     WorkloadRef,
 )
+from controller.spec import ANNOTATION_PREFIX
 
 MINUTE_S = 60.0
 

@@ -16,9 +16,9 @@ from actuators.sim.queueing import ArrivalStream
 from actuators.sim.report import AppliedAction, MinuteRow
 from actuators.sim.world import SimDeployment, SimJob
 from controller.domain import PRIORITY_NAMES, JobPhase
+from controller.spec import ANNOTATION_PREFIX
 
 EPS_S = 1e-9
-ANNOTATION_PREFIX = "sloscale.io/"
 
 
 class Pod:

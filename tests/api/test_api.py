@@ -2,9 +2,9 @@
 
 from fastapi.testclient import TestClient
 
-from controller.api import create_app
 from controller.loop import Controller, LoopConfig
-from controller.telemetry import MetricsRecorder
+from sloscale.api import create_app
+from sloscale.telemetry import MetricsRecorder
 from tests.fakes import FakeClock, FakeCluster, FakeMetrics, slo_annotations
 from tests.scenario.test_tick import busy
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.bench import main
-from controller.bench.runner import run_all, runs_for
-from controller.bench.settings import BenchSettings
-from controller.bench.setup import prepare
 from loadtests.shapes import traces_dir
+from sloscale.bench import main
+from sloscale.bench.runner import run_all, runs_for
+from sloscale.bench.settings import BenchSettings
+from sloscale.bench.setup import prepare
 
 TRACES = traces_dir()  # SLOSCALE_TRACES_DIR, else ../shared/traces, as scripts/check
 DAY_TRACES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.bench.hpa import (
+from sloscale.bench.hpa import (
     Behavior,
     HpaState,
     MetricTarget,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.bench.kpa import KpaSpec, KpaState
+from sloscale.bench.kpa import KpaSpec, KpaState
 
 SPEC = KpaSpec(container_concurrency=1.0)  # target 0.7 in-flight requests per pod
 

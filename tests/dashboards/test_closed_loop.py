@@ -22,9 +22,9 @@ from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.exporter import render_openmetrics
 from actuators.sim.metrics import SimMetricsSource
 from actuators.sim.scenarios import demo_world
-from controller.api import ApiServer, create_app
 from controller.loop import Controller, LoopConfig
-from controller.telemetry import MetricsRecorder
+from sloscale.api import ApiServer, create_app
+from sloscale.telemetry import MetricsRecorder
 from tests.dashboards.grafana import (
     PanelQuery,
     annotation_queries,

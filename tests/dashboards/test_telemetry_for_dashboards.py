@@ -15,7 +15,7 @@ from controller.domain import (
     WorkloadRef,
 )
 from controller.loop import Controller, LoopConfig
-from controller.telemetry import MetricsRecorder, fragmentation, pool_free_pct
+from sloscale.telemetry import MetricsRecorder, fragmentation, pool_free_pct
 from tests.fakes import FakeClock, FakeCluster, FakeMetrics, slo_annotations
 from tests.scenario.test_tick import busy
 

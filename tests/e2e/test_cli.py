@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import main
+from sloscale.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "controller.cli", *args],
+        [sys.executable, "-m", "sloscale.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -133,7 +133,7 @@ def test_validate_dashboards_and_rules_are_subcommands(tmp_path: Path, capsys) -
 def test_the_shipped_manifests_pass_arguments_the_cli_accepts() -> None:
     import yaml
 
-    from controller.cli import build_parser
+    from sloscale.cli import build_parser
 
     manifest = yaml.safe_load(Path("deploy/base/deployment.yaml").read_text())
     container = manifest["spec"]["template"]["spec"]["containers"][0]

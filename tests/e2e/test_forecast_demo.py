@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.demo import DemoOptions, build_demo
+from sloscale.demo import DemoOptions, build_demo
 
 RAMP_S = 2 * 3600.0  # the jump, seconds after midnight
 WORKLOAD = "demo/chat"  # the demo's trace-driven service

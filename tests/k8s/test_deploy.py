@@ -103,7 +103,7 @@ def test_overlays_set_their_flag(overlay: str, flag: str) -> None:
 
 
 def test_examples_pass_sloscale_validate(capsys: pytest.CaptureFixture[str]) -> None:
-    from controller.validate import main
+    from sloscale.validate import main
 
     files = [
         str(p)

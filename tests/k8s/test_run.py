@@ -11,7 +11,7 @@ from pathlib import Path
 
 from controller.domain import Reason
 from controller.loop import Recorder, TickReport
-from controller.run import RunOptions, run
+from sloscale.run import RunOptions, run
 from tests.k8s.conftest import deployment, gpu_node
 from tests.k8s.fakeapi import FakeApiServer
 
@@ -61,7 +61,7 @@ def test_run_on_kubernetes_holds_without_metrics_and_shadow_writes_nothing(
 
 
 def test_run_reports_an_unusable_kubeconfig_in_one_line(tmp_path: Path) -> None:
-    from controller.cli import main
+    from sloscale.cli import main
 
     missing = tmp_path / "nope"
     code = main(["run", "--prometheus-url", "http://127.0.0.1:9", "--kubeconfig", str(missing)])

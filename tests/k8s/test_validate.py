@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.validate import main
+from sloscale.validate import main
 
 BAD = """
 apiVersion: apps/v1

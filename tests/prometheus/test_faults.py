@@ -23,10 +23,10 @@ from actuators.prometheus import (
     SnapshotTap,
     SourceSettings,
 )
-from controller.api import create_app
 from controller.domain import Decision, Reason
 from controller.loop import Controller, LoopConfig
-from controller.telemetry import MetricsRecorder
+from sloscale.api import create_app
+from sloscale.telemetry import MetricsRecorder
 from tests.fakes import FakeClock, FakeCluster, slo_annotations
 from tests.prometheus.synthetic import Pod, Synthetic
 from tests.support.exporters import DelayProxy, TextExporter

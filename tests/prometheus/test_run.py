@@ -6,7 +6,7 @@ from pathlib import Path
 
 from controller.domain import Reason
 from controller.loop import Recorder, TickReport
-from controller.run import RunOptions, run
+from sloscale.run import RunOptions, run
 from tests.support.prometheus import PrometheusServer, free_port, require_prometheus
 
 

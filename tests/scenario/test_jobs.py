@@ -127,8 +127,8 @@ def test_a_predicted_burst_preempts_ahead_of_it_within_the_lead_time() -> None:
 def test_jobs_api_and_metrics_show_the_preemption_and_its_estimated_loss() -> None:
     from fastapi.testclient import TestClient
 
-    from controller.api import create_app
-    from controller.telemetry import MetricsRecorder
+    from sloscale.api import create_app
+    from sloscale.telemetry import MetricsRecorder
 
     clock = FakeClock(0.0)
     cluster = JobCluster(clock)

@@ -87,8 +87,8 @@ def test_restarts_around_trigger_and_job_give_exactly_one_job_and_a_watermark() 
 def test_retraining_is_visible_on_the_api_and_metrics() -> None:
     from fastapi.testclient import TestClient
 
-    from controller.api import create_app
-    from controller.telemetry import MetricsRecorder
+    from sloscale.api import create_app
+    from sloscale.telemetry import MetricsRecorder
 
     cluster = SimulatedCluster(_world())
     recorder = MetricsRecorder()

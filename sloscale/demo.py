@@ -25,12 +25,12 @@ from actuators.sim.metrics import SimMetricsSource
 from actuators.sim.report import SimReport
 from actuators.sim.scenarios import day_night_world, demo_world, with_backlog
 from actuators.sim.world import SimWorld
-from controller.api import ApiServer, create_app
 from controller.forecast import ForecastSettings
 from controller.loop import Controller, LoopConfig
 from controller.spec import parse_slo_spec
-from controller.telemetry import MetricsRecorder
 from forecasting.traces import Trace, TraceError, load_trace
+from sloscale.api import ApiServer, create_app
+from sloscale.telemetry import MetricsRecorder
 
 TRACE_PEAK_RPS = 60.0
 """A ``--trace`` is rescaled so that its busiest step drives the first service at this rate."""

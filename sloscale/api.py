@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from controller.domain import Decision
 from controller.loop import Controller, WorkloadStatus
 from controller.retrain import RetrainStatus
-from controller.telemetry import MetricsRecorder
+from sloscale.telemetry import MetricsRecorder
 
 
 def jsonable(value: Any) -> Any:

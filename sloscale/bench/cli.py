@@ -1,6 +1,6 @@
 """``sloscale bench``: parse the options, run the replays, print the table, write the files.
 
-``main(argv)`` is what ``controller.cli`` calls for ``sloscale bench ...``. Bad input (an
+``main(argv)`` is what ``sloscale.cli`` calls for ``sloscale bench ...``. Bad input (an
 unreadable or malformed trace, impossible settings) ends with one line on stderr and exit
 code 2, never a traceback.
 """
@@ -16,15 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from controller.bench.output import format_table, to_json
-from controller.bench.runner import run_all, runs_for
-from controller.bench.settings import (
+from sloscale.bench.output import format_table, to_json
+from sloscale.bench.runner import run_all, runs_for
+from sloscale.bench.settings import (
     DEFAULT_HPA_TARGETS_PCT,
     POLICY_NAMES,
     BenchError,
     BenchSettings,
 )
-from controller.bench.setup import prepare
+from sloscale.bench.setup import prepare
 
 EXIT_BAD_INPUT = 2
 
@@ -128,7 +128,7 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         except OSError as e:
             raise BenchError(f"cannot write {json_out}: {e.strerror or e}") from None
     if report_dir is not None:
-        from controller.bench.report import write_report
+        from sloscale.bench.report import write_report
 
         index = write_report(report_dir, setup, results, format_table(setup, results, wall))
         print(f"report: {index}", file=err)

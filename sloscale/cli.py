@@ -179,7 +179,7 @@ def _add_agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 def _run_command(args: argparse.Namespace) -> int:
     import os
 
-    from controller.run import RunError, RunOptions, run
+    from sloscale.run import RunError, RunOptions, run
 
     password = os.environ.get("PROMETHEUS_PASSWORD", "")
     options = RunOptions(
@@ -239,11 +239,11 @@ def _delegated(args: list[str]) -> int | None:
             return EXIT_BAD_INPUT
         return loadtest(rest)
     if command == "bench":
-        from controller.bench import main as bench
+        from sloscale.bench import main as bench
 
         return bench(rest)
     if command == "validate":
-        from controller.validate import main as validate
+        from sloscale.validate import main as validate
 
         return validate(rest)
     if command == "dashboards":
@@ -293,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sloscale {__version__}")
         return 0
     if args.command == "demo":
-        from controller.demo import DemoError, DemoOptions, run_demo
+        from sloscale.demo import DemoError, DemoOptions, run_demo
 
         options = DemoOptions(
             hours=args.hours,

@@ -18,14 +18,14 @@ import numpy as np
 from actuators.sim.load import TracePattern
 from actuators.sim.model import FloatArray, ModelParams
 from actuators.sim.world import SimDeployment, SimNode, SimWorld
-from controller.bench.settings import BenchError, BenchSettings
-from controller.bench.sizing import (
+from controller.domain import WorkloadRef
+from forecasting.traces import Trace, TraceError, load_trace
+from sloscale.bench.settings import BenchError, BenchSettings
+from sloscale.bench.sizing import (
     max_rate_per_replica_rps,
     replicas_for,
     slice_options_pct,
 )
-from controller.domain import WorkloadRef
-from forecasting.traces import Trace, TraceError, load_trace
 
 MINUTE_S = 60.0
 CARDS_PER_NODE = 8

@@ -18,16 +18,16 @@ from typing import Protocol
 
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.metrics import SimMetricsSource
-from controller.bench.hpa import HpaPolicy
-from controller.bench.kpa import KpaPolicy, KpaSpec, ScrapedConcurrency
-from controller.bench.oracle import OraclePolicy
-from controller.bench.results import PolicyResult, score
-from controller.bench.settings import HPA_DEFAULT_TARGET_PCT
-from controller.bench.setup import MINUTE_S, SERVICE, BenchSetup
-from controller.bench.sloscale import SloscalePolicy
-from controller.bench.static import StaticPolicy
 from controller.domain import Allocation
 from controller.spec import parse_slo_spec
+from sloscale.bench.hpa import HpaPolicy
+from sloscale.bench.kpa import KpaPolicy, KpaSpec, ScrapedConcurrency
+from sloscale.bench.oracle import OraclePolicy
+from sloscale.bench.results import PolicyResult, score
+from sloscale.bench.settings import HPA_DEFAULT_TARGET_PCT
+from sloscale.bench.setup import MINUTE_S, SERVICE, BenchSetup
+from sloscale.bench.sloscale import SloscalePolicy
+from sloscale.bench.static import StaticPolicy
 
 BLIND_POLICIES = frozenset({"static", "oracle"})
 """Policies that read no metrics."""

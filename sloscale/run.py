@@ -32,11 +32,11 @@ from actuators.prometheus import (
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.http import SimMetricsServer
 from actuators.sim.scenarios import demo_world
-from controller.api import ApiServer, create_app
 from controller.domain import SliceDialect
 from controller.loop import Controller, LoopConfig, Recorder
 from controller.ports import Cluster
-from controller.telemetry import MetricsRecorder
+from sloscale.api import ApiServer, create_app
+from sloscale.telemetry import MetricsRecorder
 
 log = logging.getLogger("sloscale.run")
 

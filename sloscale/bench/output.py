@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controller.bench.results import PolicyResult, hpa_star
-from controller.bench.setup import LATENCY_QUANTILE, OBJECTIVE_PCT, BenchSetup
+from sloscale.bench.results import PolicyResult, hpa_star
+from sloscale.bench.setup import LATENCY_QUANTILE, OBJECTIVE_PCT, BenchSetup
 
 HPA_STAR = "hpa*"
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from actuators.sim.model import FloatArray
 from actuators.sim.report import SimReport
-from controller.bench.setup import SERVICE, BenchSetup
+from sloscale.bench.setup import SERVICE, BenchSetup
 
 
 @dataclass(frozen=True)

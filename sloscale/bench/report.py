@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from actuators.sim.model import FloatArray
-from controller.bench.results import PolicyResult
-from controller.bench.settings import BenchError
-from controller.bench.setup import BenchSetup
+from sloscale.bench.results import PolicyResult
+from sloscale.bench.settings import BenchError
+from sloscale.bench.setup import BenchSetup
 
 BIN_MINUTES = 10
 
