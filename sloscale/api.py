@@ -40,7 +40,9 @@ def jsonable(value: Any) -> Any:
 
 
 def decision_json(d: Decision) -> dict[str, Any]:
+    """A decision with every condition of it, in the Kubernetes shape (status "True")."""
     out: dict[str, Any] = jsonable(d)
+    out["conditions"] = [c.as_dict() for c in d.conditions]
     out["explanation"] = f"{d.reason.value}: {d.message}"
     return out
 

@@ -129,6 +129,13 @@ class MetricsRecorder(Recorder):
         self.decisions = Counter(
             "sloscale_decisions_total", "Decisions by reason", ["reason"], registry=r
         )
+        self.conditions = Gauge(
+            "sloscale_workload_condition",
+            "Conditions of a workload's last decision: 1 where the condition holds, else 0",
+            ["workload", "type", "reason"],
+            registry=r,
+        )
+        self._condition_labels: dict[str, set[tuple[str, str]]] = {}
         self.actions = Counter(
             "sloscale_actions_total",
             "Actions sent to the cluster (or, in dry run, not sent)",
@@ -285,6 +292,7 @@ class MetricsRecorder(Recorder):
                 self.job_preemptions.labels(job=j.ref.key).inc()
         for job, hours in report.lost_gpu_h.items():
             self.lost_gpu_hours.labels(job=job).inc(hours)
+        self._record_conditions(report.workloads)
         for w in report.workloads:
             k = w.key
             self.spec_valid.labels(workload=k).set(0 if w.errors else 1)
@@ -314,6 +322,24 @@ class MetricsRecorder(Recorder):
                 self.budget.labels(workload=k).set(w.budget_remaining)
             if w.sli is not None:
                 self.sli.labels(workload=k).set(w.sli)
+
+    def _record_conditions(self, workloads: Sequence[WorkloadStatus]) -> None:
+        """Every condition of each workload's last decision; a condition no longer in the set
+        leaves the exposition (as a workload that is gone does)."""
+        seen = {w.key for w in workloads}
+        for key in [k for k in self._condition_labels if k not in seen]:
+            for kind, reason in self._condition_labels.pop(key):
+                self.conditions.remove(key, kind, reason)
+        for w in workloads:
+            conditions = w.last_decision.conditions if w.last_decision else ()
+            now = {(str(c.type), str(c.reason)): c.status for c in conditions}
+            for kind, reason in self._condition_labels.get(w.key, set()) - set(now):
+                self.conditions.remove(w.key, kind, reason)
+            for (kind, reason), status in now.items():
+                self.conditions.labels(workload=w.key, type=kind, reason=reason).set(
+                    1 if status else 0
+                )
+            self._condition_labels[w.key] = set(now)
 
     def _record_changes(self, report: TickReport) -> None:
         """Decisions that change something (the dashboards' annotations), retraining triggers."""

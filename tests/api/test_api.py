@@ -72,3 +72,22 @@ def test_metrics_exposition() -> None:
         'sloscale_decisions_total{reason="InvalidSpec"} 3.0',
     ):
         assert name in text, name
+
+
+def test_a_decision_shows_every_condition_in_the_api_and_the_metrics() -> None:
+    client, ctl = client_after(3)
+    chat = client.get("/api/v1/workloads/default/chat").json()["last_decision"]
+    decision = ctl.decision_log[-1] if ctl.decision_log else None
+    assert decision is not None
+    conditions = chat["conditions"]
+    assert conditions and conditions[0]["type"] == "ScalingActive"
+    assert all(set(c) == {"type", "status", "reason", "message"} for c in conditions)
+    assert all(c["status"] in ("True", "False") for c in conditions)
+    assert chat["message"] == "; ".join(c["message"] for c in conditions if c["message"])
+    text = client.get("/metrics").text
+    first = conditions[0]
+    expected = (
+        f'sloscale_workload_condition{{reason="{first["reason"]}",type="ScalingActive",'
+        f'workload="default/chat"}} {1.0 if first["status"] == "True" else 0.0}'
+    )
+    assert expected in text
