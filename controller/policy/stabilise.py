@@ -3,8 +3,8 @@ the highest recommendation of the scale-down window wins a scale-down, scale-up 
 ``max(2x, +4 pods)`` per tick, and the min/max bounds always hold.
 
 Its memory is the recommendations of the scale-down window (``Recommendations``). The window
-rule itself (``recent``, ``highest_recent``) is the one the ``hpa`` baseline of the benchmark
-runs too. Purely computational.
+rule itself (``recent``, ``highest_recent``, ``lowest_recent``) is the one the ``hpa`` baseline
+of the benchmark runs too. Purely computational.
 """
 
 from __future__ import annotations
@@ -62,6 +62,19 @@ def highest_recent(
     of the last ``window_s`` (ties: the latest)."""
     window = (*recent(history, now_s, window_s), (now_s, recommendation))
     return max(window, key=lambda r: (key(r[1]), r[0]))[1]
+
+
+def lowest_recent(
+    history: Sequence[tuple[float, R]],
+    now_s: float,
+    window_s: float,
+    recommendation: R,
+    key: Callable[[R], float],
+) -> R:
+    """The HPA's scale-up stabilisation: the lowest of this tick's recommendation and those
+    of the last ``window_s`` (ties: the latest)."""
+    window = (*recent(history, now_s, window_s), (now_s, recommendation))
+    return min(window, key=lambda r: (key(r[1]), -r[0]))[1]
 
 
 # --- the steps ------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from controller.domain import (
     WorkloadRef,
     available,
 )
+from controller.policy.stabilise import highest_recent, lowest_recent, recent
 from controller.ports import Cluster, MetricsSource, ObserveTarget
 
 TOLERANCE = 0.1
@@ -208,18 +209,12 @@ def normalize(
 
     Mutates ``state`` (the recommendation history), as the controller's own maps do.
     """
-    up_cutoff = now_s - rules.scale_up_stabilization_s
-    down_cutoff = now_s - rules.scale_down_stabilization_s
-    up_rec, down_rec = desired, desired
-    for t, rec in state.recommendations:
-        if t > up_cutoff:
-            up_rec = min(up_rec, rec)
-        if t > down_cutoff:
-            down_rec = max(down_rec, rec)
+    history = state.recommendations
+    up_s, down_s = rules.scale_up_stabilization_s, rules.scale_down_stabilization_s
+    up_rec = lowest_recent(history, now_s, up_s, desired, key=float)
+    down_rec = highest_recent(history, now_s, down_s, desired, key=float)
     stabilised = min(max(current, up_rec), down_rec)
-    keep_after = min(up_cutoff, down_cutoff)
-    state.recommendations = [r for r in state.recommendations if r[0] > keep_after]
-    state.recommendations.append((now_s, desired))
+    state.recommendations = [*recent(history, now_s, max(up_s, down_s)), (now_s, desired)]
     reason = "ScaleDownStabilized" if stabilised > desired else "DesiredWithinRange"
     if stabilised > current:
         limit = max(current, _scale_up_limit(current, state, rules, now_s))
