@@ -407,8 +407,11 @@ class Controller:
             m = obs.get(key)
             bank.observe(key, now, m.request_rate_rps, m.window_s)
         stats = bank.refresh(now)
+        lead_s = self.config.lead_time_s
         for key in specs:
-            self._tracked[key].forecast = bank.forecast(key, now, self.config.lead_time_s)
+            forecast = bank.forecast(key, now, lead_s)
+            bank.record_prediction(key, now, lead_s, forecast)  # scored once it is due
+            self._tracked[key].forecast = forecast
             self._tracked[key].rate_profile_rps = bank.rate_profile(key)
         return stats
 
@@ -501,9 +504,10 @@ class Controller:
         return result.plan, result.decisions + invalid
 
     def _resume_rate(self, key: str, now: float) -> float | None:
-        """The upper band of the rate over the planner's resume horizon (not scored)."""
+        """The upper band of the rate over the planner's resume horizon (not scored: the
+        accuracy figures compare lead-time forecasts only)."""
         horizon_s = self.config.planner.resume_horizon_s
-        forecast = self.forecasts.forecast(key, now, horizon_s, scored=False)
+        forecast = self.forecasts.forecast(key, now, horizon_s)
         return forecast.upper_rps if forecast is not None else None
 
     def job_preemptions(self, key: str) -> tuple[float, ...]:
