@@ -47,7 +47,6 @@ from controller.forecast import (
 from controller.jobs import JobInput, idle_since, work_at_risk_gpu_s
 from controller.planner import (
     PlannerConfig,
-    PlannerMemory,
     WorkloadInput,
     hold_all,
     plan,
@@ -64,13 +63,13 @@ from controller.retrain import (
 )
 from controller.slo import ErrorBudget, SliSample
 from controller.spec import parse_job_spec, parse_slo_spec
+from controller.state import ParsedJob, ParsedSlo, StateStore
 from forecasting.base import History
 
 log = logging.getLogger("sloscale.loop")
 T = TypeVar("T")
 
 PHASES = ("discover", "observe", "forecast", "plan", "act", "record")
-JOB_HISTORY_S = 86400.0  # per-job preemption history kept for the resume hysteresis
 JOB_OBSERVE_SPEC = SloSpec(latency_target_ms=1.0)
 """What a Job is observed with: only its GPU utilisation is read (for ``reclaim-idle-after``);
 its request signals are simply absent."""
@@ -154,25 +153,6 @@ class Recorder:
         raise NotImplementedError
 
 
-@dataclass
-class _Tracked:
-    """Per-workload state carried across ticks."""
-
-    spec: SloSpec | None = None
-    errors: tuple[SpecError, ...] = ()
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    capacity: CapacityModel = field(default_factory=CapacityModel)
-    memory: PlannerMemory = field(default_factory=PlannerMemory)
-    budget: ErrorBudget | None = None
-    forecast: RateForecast | None = None
-    rate_profile_rps: tuple[float, ...] = ()  # quantiles of the step rate (forecast phase)
-    last_decision: Decision | None = None
-    last_metrics: WorkloadMetrics = field(default_factory=WorkloadMetrics)
-    idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since
-    slice_pct: int | None = None  # the slice last seen, and since when every pod has it
-    slice_settled_s: float = -math.inf
-
-
 class _PhaseTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -207,14 +187,8 @@ class Controller:
         self.recorders = list(recorders)
         self.history_source = history
         self.forecasts = ForecastBank(config.forecast, config.interval_s)
-        self._tracked: dict[str, _Tracked] = {}
-        self._job_preempted_at: dict[str, float] = {}
-        self._job_preemptions: dict[str, deque[float]] = {}  # sloscale's, in the last day
-        self._job_last_action: dict[str, Decision] = {}
-        self._job_lost_gpu_h: dict[str, float] = {}  # estimated, since this controller started
+        self.state = StateStore()  # every workload's and job's record across ticks
         self._tick_lost_gpu_h: dict[str, float] = {}
-        self._job_specs: dict[str, tuple[Mapping[str, str], JobSpec | None]] = {}
-        self._job_idle_since: dict[str, float] = {}  # running Jobs idle since (reclaim)
         self._job_idle_measured: set[str] = set()  # Jobs whose utilisation this tick read
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
@@ -285,7 +259,7 @@ class Controller:
             statuses = self._statuses(snapshot)
         lost = {} if self.config.dry_run else self._applied_losses(results)
         for key, hours in lost.items():
-            self._job_lost_gpu_h[key] = self._job_lost_gpu_h.get(key, 0.0) + hours
+            self.state.job(key).lost_gpu_h += hours
         jobs = self._job_statuses(snapshot, now)
         report = TickReport(
             time_s=now,
@@ -308,28 +282,28 @@ class Controller:
 
     # --- discover ---------------------------------------------------------------------------
     def _parse_specs(self, snapshot: ClusterSnapshot) -> dict[str, tuple[DeploymentState, SloSpec]]:
-        """Parse each Deployment's annotations (cached until they change); skip bad ones."""
+        """Parse each Deployment's annotations (cached until they change); skip bad ones.
+
+        Records of Deployments and Jobs no longer in the snapshot are forgotten.
+        """
+        self.state.forget_missing(
+            (dep.ref.key for dep in snapshot.deployments), (job.ref.key for job in snapshot.jobs)
+        )
         specs: dict[str, tuple[DeploymentState, SloSpec]] = {}
-        seen = set()
         for dep in snapshot.deployments:
             key = dep.ref.key
-            seen.add(key)
-            tr = self._tracked.setdefault(key, _Tracked())
-            if (tr.spec is None and not tr.errors) or dict(dep.annotations) != dict(tr.annotations):
+            tr = self.state.workload(key)
+            if tr.parsed is None or dict(dep.annotations) != dict(tr.parsed.annotations):
                 result = parse_slo_spec(
                     key, dep.annotations, default_dialect=self.config.default_dialect
                 )
-                tr.annotations = dict(dep.annotations)
-                tr.spec, tr.errors = result.spec, result.errors
-                if tr.errors:
-                    for e in tr.errors:
-                        log.warning("invalid SLO spec: %s", e)
-                if tr.spec is not None:
-                    tr.budget = ErrorBudget(tr.spec.window_s, tr.spec.objective_ratio)
+                tr.parsed = ParsedSlo(dict(dep.annotations), result.spec, result.errors)
+                for e in result.errors:
+                    log.warning("invalid SLO spec: %s", e)
+                if result.spec is not None:
+                    tr.budget = ErrorBudget(result.spec.window_s, result.spec.objective_ratio)
             if tr.spec is not None and not tr.errors:
                 specs[key] = (dep, tr.spec)
-        for gone in set(self._tracked) - seen:
-            del self._tracked[gone]
         self.forecasts.forget(set(specs))
         return specs
 
@@ -346,7 +320,7 @@ class Controller:
         obs = self.metrics.observe(targets, now)
         self._track_job_idleness(watched, obs, now)
         for key, (dep, spec) in specs.items():
-            tr = self._tracked[key]
+            tr = self.state.workload(key)
             m = obs.get(key)
             tr.last_metrics = m
             tr.idle_since_s = idle_since(tr.idle_since_s, m.gpu_util, now)
@@ -374,8 +348,9 @@ class Controller:
             if idle_reclaimed and job.phase is JobPhase.RUNNING:
                 out.append(job)
         live = {j.ref.key for j in out}
-        for key in [k for k in self._job_idle_since if k not in live]:
-            del self._job_idle_since[key]  # suspended or gone: a resume starts afresh
+        for key, record in self.state.jobs.items():
+            if key not in live:
+                record.idle_since_s = None  # suspended: a resume starts afresh
         return out
 
     def _track_job_idleness(self, jobs: Sequence[JobState], obs: Observation, now: float) -> None:
@@ -385,15 +360,15 @@ class Controller:
             util = obs.get(key).gpu_util
             if available(util):
                 self._job_idle_measured.add(key)
-            since = idle_since(self._job_idle_since.get(key), util, now)
-            if since is None:
-                self._job_idle_since.pop(key, None)
-            else:
-                self._job_idle_since[key] = since
+            record = self.state.job(key)
+            record.idle_since_s = idle_since(record.idle_since_s, util, now)
 
     def _job_idle_since_now(self, key: str) -> float | None:
         """The idle tracker, only when this tick measured the utilisation (else no reclaim)."""
-        return self._job_idle_since.get(key) if key in self._job_idle_measured else None
+        record = self.state.find_job(key)
+        if record is None or key not in self._job_idle_measured:
+            return None
+        return record.idle_since_s
 
     # --- forecast ---------------------------------------------------------------------------
     def _update_forecasts(
@@ -411,8 +386,9 @@ class Controller:
         for key in specs:
             forecast = bank.forecast(key, now, lead_s)
             bank.record_prediction(key, now, lead_s, forecast)  # scored once it is due
-            self._tracked[key].forecast = forecast
-            self._tracked[key].rate_profile_rps = bank.rate_profile(key)
+            record = self.state.workload(key)
+            record.forecast = forecast
+            record.rate_profile_rps = bank.rate_profile(key)
         return stats
 
     def _warm_start(self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], now: float) -> None:
@@ -445,7 +421,7 @@ class Controller:
         now = snapshot.time_s
         inputs = []
         for key, (dep, spec) in specs.items():
-            tr = self._tracked[key]
+            tr = self.state.workload(key)
             metrics = observation.get(key) if observation is not None else WorkloadMetrics()
             inputs.append(
                 WorkloadInput(
@@ -466,22 +442,22 @@ class Controller:
         for job in snapshot.jobs:
             job_spec = self._job_spec(job.ref.key, job.annotations)
             if job_spec is not None:
-                history = self._job_preemptions.get(job.ref.key, ())
+                record = self.state.job(job.ref.key)
                 jobs.append(
                     JobInput(
                         job,
                         job_spec,
-                        self._job_preempted_at.get(job.ref.key),
-                        tuple(t for t in history if now - t < JOB_HISTORY_S),
+                        record.last_preempted_s,
+                        record.preemptions_within(now),
                         self._job_idle_since_now(job.ref.key),
                     )
                 )
         result = plan(inputs, jobs, snapshot, self.config.planner)
         for key, memory in result.memories.items():
-            self._tracked[key].memory = memory
+            self.state.workload(key).memory = memory
         invalid = tuple(
             Decision(now, key, Reason.INVALID_SPEC, "; ".join(str(e) for e in tr.errors))
-            for key, tr in self._tracked.items()
+            for key, tr in self.state.workloads.items()
             if tr.errors
         )
         by_key = {j.key: j for j in jobs}
@@ -493,14 +469,10 @@ class Controller:
                     held = job_in.state.pods * job_in.state.share_pct_per_pod
                     lost_h = work_at_risk_gpu_s(job_in, held, now) / 3600.0
                     self._tick_lost_gpu_h[act.ref.key] = lost_h
-                self._job_preempted_at[act.ref.key] = now
-                times = self._job_preemptions.setdefault(act.ref.key, deque())
-                times.append(now)
-                while times and now - times[0] >= JOB_HISTORY_S:
-                    times.popleft()
+                self.state.job(act.ref.key).preempted(now)
         for d in result.decisions:
-            if d.reason in (Reason.PREEMPTED, Reason.RESUMED) or d.target in self._job_specs:
-                self._job_last_action[d.target] = d
+            if d.reason in (Reason.PREEMPTED, Reason.RESUMED) or d.target in self.state.jobs:
+                self.state.job(d.target).last_decision = d
         return result.plan, result.decisions + invalid
 
     def _resume_rate(self, key: str, now: float) -> float | None:
@@ -512,10 +484,12 @@ class Controller:
 
     def job_preemptions(self, key: str) -> tuple[float, ...]:
         """When sloscale preempted job ``key`` within the last day."""
-        return tuple(self._job_preemptions.get(key, ()))
+        record = self.state.find_job(key)
+        return record.preemptions_s if record is not None else ()
 
     def job_last_decision(self, key: str) -> Decision | None:
-        return self._job_last_action.get(key)
+        record = self.state.find_job(key)
+        return record.last_decision if record is not None else None
 
     def _applied_losses(self, results: Sequence[ApplyResult]) -> dict[str, float]:
         """Estimated work lost by this tick's preemptions that the cluster carried out."""
@@ -528,10 +502,10 @@ class Controller:
         out = []
         for job in snapshot.jobs:
             key = job.ref.key
-            cached = self._job_specs.get(key)
-            spec = cached[1] if cached is not None else None
-            if spec is None:
+            record = self.state.find_job(key)
+            if record is None or record.spec is None:
                 continue
+            spec = record.spec
             out.append(
                 JobStatus(
                     key=key,
@@ -541,25 +515,23 @@ class Controller:
                     pods=job.pods,
                     share_pct_per_pod=job.share_pct_per_pod,
                     started_at_s=job.started_at_s,
-                    preemptions_last_day=sum(
-                        now - t < JOB_HISTORY_S for t in self._job_preemptions.get(key, ())
-                    ),
-                    estimated_lost_gpu_h=self._job_lost_gpu_h.get(key, 0.0),
-                    last_decision=self._job_last_action.get(key),
+                    preemptions_last_day=len(record.preemptions_within(now)),
+                    estimated_lost_gpu_h=record.lost_gpu_h,
+                    last_decision=record.last_decision,
                 )
             )
         return tuple(out)
 
     def _job_spec(self, key: str, annotations: Mapping[str, str]) -> JobSpec | None:
         """A Job's parsed annotations, cached until they change; a bad one is logged once."""
-        cached = self._job_specs.get(key)
-        if cached is not None and cached[0] == annotations:
-            return cached[1]
+        record = self.state.job(key)
+        if record.parsed is not None and dict(record.parsed.annotations) == dict(annotations):
+            return record.parsed.spec
         parsed = parse_job_spec(key, annotations)
         for e in parsed.errors:
             log.warning("invalid job annotations: %s", e)
         spec = None if parsed.errors else parsed.spec
-        self._job_specs[key] = (dict(annotations), spec)
+        record.parsed = ParsedJob(dict(annotations), spec)
         return spec
 
     # --- retrain ----------------------------------------------------------------------------
@@ -576,7 +548,7 @@ class Controller:
         inference: dict[str, float] = {}
         models = []
         for key, (dep, spec) in specs.items():
-            tr = self._tracked[key]
+            tr = self.state.workload(key)
             share = max(dep.replicas * dep.slice_pct, desired.get(key, 0))
             upper = tr.forecast.upper_rps if tr.forecast else None
             inference[key] = share * forecast_growth(upper, tr.last_metrics.request_rate_rps)
@@ -626,7 +598,7 @@ class Controller:
             return self.last_report.workloads if self.last_report else ()
         out = []
         for dep in snapshot.deployments:
-            tr = self._tracked.get(dep.ref.key)
+            tr = self.state.find_workload(dep.ref.key)
             if tr is None:
                 continue
             out.append(
@@ -651,7 +623,7 @@ class Controller:
     def _log_decisions(self, decisions: tuple[Decision, ...]) -> None:
         """Keep each workload's last decision; log changes and reason transitions."""
         for d in decisions:
-            tr = self._tracked.get(d.target)
+            tr = self.state.find_workload(d.target)
             previous = tr.last_decision if tr else None
             if tr is not None and d.reason not in RETRAIN_REASONS:
                 tr.last_decision = d

@@ -298,7 +298,7 @@ def test_a_warm_start_gives_the_planner_its_rate_profile_at_once() -> None:
     cluster.add("a", annotations())
     clock.advance(15.0)
     ctl.tick()
-    tracked_state = ctl._tracked[_ref_key("a", cluster)]
+    tracked_state = ctl.state.workloads[_ref_key("a", cluster)]
     assert len(tracked_state.rate_profile_rps) == ForecastSettings().profile_points
     profile = tracked_state.rate_profile_rps  # of 20 + 15 sin(day): 5 to 35 rps
     assert 0.0 < profile[0] < 8.0 and 32.0 < profile[-1] < 40.0

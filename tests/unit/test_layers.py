@@ -11,6 +11,7 @@ PURE = [
     "controller/capacity.py",
     "controller/slo.py",
     "controller/prediction.py",
+    "controller/state.py",
 ]
 FORBIDDEN = {
     "actuators",
