@@ -293,3 +293,20 @@ def test_a_vanished_job_or_workload_is_forgotten_and_a_namesake_starts_afresh() 
     del cluster.deployments[chat.key]
     tick(clock, ctl)
     assert chat.key not in ctl.state.workloads and ctl.last_report.workloads == ()
+
+
+def test_a_failed_observe_reclaims_no_job_on_an_earlier_tick_s_measurement() -> None:
+    clock, cluster, metrics, ctl = make()
+    nb = add_notebook(cluster)
+    metrics.values[nb.key] = WorkloadMetrics(gpu_util=0.01)  # idle from the first tick
+    for _ in range(120):  # 30 minutes: reclaimable from the next measured tick on
+        tick(clock, ctl)
+    assert not suspended(cluster, nb)
+    metrics.fail = True  # this tick measured nothing: no evidence the job is still idle
+    tick(clock, ctl)
+    assert not suspended(cluster, nb)
+    assert ctl.last_report is not None
+    assert any(e.startswith("observe:") for e in ctl.last_report.errors)
+    metrics.fail = False  # measured idle again: reclaimed, its idle time kept
+    tick(clock, ctl)
+    assert suspended(cluster, nb)
