@@ -66,7 +66,7 @@ from controller.retrain import (
     RetrainStatus,
     forecast_growth,
 )
-from controller.slo import ErrorBudget, SliSample
+from controller.slo import ErrorBudget, SliSample, sli_sample
 from controller.spec import parse_job_spec, parse_slo_spec
 from controller.state import ParsedJob, ParsedSlo, StateStore
 from forecasting.base import History
@@ -150,6 +150,9 @@ class TickReport:
     retraining: tuple[RetrainStatus, ...] = ()  # every model with retraining settings
     jobs: tuple[JobStatus, ...] = ()
     lost_gpu_h: Mapping[str, float] = field(default_factory=dict)  # per job, this tick
+    sli_samples: Mapping[str, SliSample] = field(default_factory=dict)
+    """Per workload, this tick's good and total requests as its error budget counted them
+    (none where the rate or the good ratio was unavailable)."""
 
 
 class Recorder:
@@ -171,9 +174,10 @@ class _Discovered:
 
 @dataclass(frozen=True, slots=True)
 class _Observed:
-    """This tick's metrics, and the idle trackers of the Jobs whose utilisation it read."""
+    """This tick's metrics, its SLI samples, and the idle trackers of the Jobs it measured."""
 
     observation: Observation
+    sli: Mapping[str, SliSample]  # per workload with a rate and a good ratio this tick
     job_idle_since: Mapping[str, float]  # measured this tick and idle: since when
 
 
@@ -270,6 +274,7 @@ class Controller:
             retraining=self.retraining.statuses,
             jobs=jobs,
             lost_gpu_h=acted.lost_gpu_h,
+            sli_samples=observed.sli if observed else {},
         )
         self.last_report = report
         self._export(report)
@@ -331,6 +336,7 @@ class Controller:
         targets += [ObserveTarget(job.ref, JOB_OBSERVE_SPEC) for job in watched]
         obs = self.metrics.observe(targets, now)
         job_idle_since = self._track_job_idleness(watched, obs, now)
+        sli: dict[str, SliSample] = {}
         for key, (dep, spec) in seen.specs.items():
             tr = self.state.workload(key)
             m = obs.get(key)
@@ -345,11 +351,12 @@ class Controller:
             tr.capacity = update_capacity(
                 tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile, one_slice
             )
-            if tr.budget is not None and available(m.request_rate_rps) and available(m.good_ratio):
-                assert m.request_rate_rps is not None and m.good_ratio is not None
-                total = m.request_rate_rps * self.config.interval_s
-                tr.budget.add(SliSample(now, total * m.good_ratio, total))
-        return _Observed(obs, job_idle_since)
+            # a tick counts for the configured interval: the budget's arithmetic, which decides
+            sample = sli_sample(now, m.request_rate_rps, m.good_ratio, self.config.interval_s)
+            if sample is not None and tr.budget is not None:
+                tr.budget.add(sample)
+                sli[key] = sample
+        return _Observed(obs, sli, job_idle_since)
 
     def _idle_watched_jobs(self, jobs: Sequence[tuple[JobState, JobSpec]]) -> list[JobState]:
         """Running Jobs annotated ``reclaim-idle-after``: their GPU utilisation is read too."""
