@@ -72,7 +72,7 @@ def time_ticks(
             bank.observe(key, now, float(rate), STEP_S)
         bank.refresh(now)
         for key in keys:
-            bank.forecast(key, now, LEAD_S)
+            bank.record_prediction(key, now, LEAD_S, bank.forecast(key, now, LEAD_S))
         seconds.append(time.perf_counter() - started)
     return seconds
 

@@ -24,7 +24,8 @@ Cost control, as the issue asks: refits (seconds each) are scheduled, every
 fitted model on the newest step (milliseconds) happens once per closed step, also capped per
 tick, so the phase's cost per tick is bounded whatever the number of workloads.
 
-State only, no I/O: the loop feeds samples in and reads forecasts out. The warm start
+State only, no I/O: the loop feeds samples in and reads forecasts out; reading a forecast
+changes nothing (the loop hands the ones to score back with ``record_prediction``). The warm start
 (``seed``) takes a history the loop fetched through the ``RateHistorySource`` port.
 """
 
@@ -315,13 +316,12 @@ class ForecastBank:
         series.anchored_total = series.steps.closed_total
 
     # --- reading ----------------------------------------------------------------------------
-    def forecast(
-        self, key: str, now_s: float, lead_s: float, *, scored: bool = True
-    ) -> RateForecast | None:
+    def forecast(self, key: str, now_s: float, lead_s: float) -> RateForecast | None:
         """The rate over ``[now_s, now_s + lead_s]``: the larger upper band of both models.
 
-        ``scored=False`` for a look further ahead (the planner's resume horizon): it is not
-        kept for the accuracy figures, which compare lead-time forecasts only.
+        A read: it changes nothing. The forecasts that the accuracy figures score (the
+        lead-time ones, not the planner's look further ahead) are handed back through
+        ``record_prediction``.
         """
         series = self._series.get(key)
         if series is None:
@@ -329,10 +329,17 @@ class ForecastBank:
         times, values = series.ticks.last(self.settings.short_term_ticks)
         short = short_term_forecast(times, values, lead_s)
         learned = self._learned(series, now_s, lead_s)
-        result = _combine(short, learned)
-        if result is not None and scored:
-            series.pending.append((now_s + lead_s, result.mean_rps, result.upper_rps))
-        return result
+        return _combine(short, learned)
+
+    def record_prediction(
+        self, key: str, now_s: float, lead_s: float, forecast: RateForecast | None
+    ) -> None:
+        """Keep ``forecast`` (made at ``now_s`` for ``lead_s``) to score against the rate
+        observed once it is due: the accuracy figures of ``score``. ``None`` keeps nothing."""
+        series = self._series.get(key)
+        if series is None or forecast is None:
+            return
+        series.pending.append((now_s + lead_s, forecast.mean_rps, forecast.upper_rps))
 
     def _learned(self, series: _Series, now_s: float, lead_s: float) -> RateForecast | None:
         path = series.path

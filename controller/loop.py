@@ -1,9 +1,12 @@
-"""The control loop: one ``tick()`` that reads discover → observe → forecast → plan → act → record.
+"""The control loop: one ``tick()`` that reads like its table of contents,
+discover → observe → forecast → plan → retrain → act → record.
 
-The loop owns the per-workload state the pure parts need across ticks (learnt capacity,
-planner memory, error budget, rate history) and nothing else. Every phase is timed, every
-decision has a reason, and no exception escapes a tick: a failed read holds the current state
-(fail static) with reason ``MetricsUnavailable``.
+Each phase is timed once and hands what it found to the next as a value (``_Discovered``,
+``_Observed``, ``_Planned``, ``_Acted``); only what the pure parts need across ticks (learnt
+capacity, planner memory, error budget, forecasts, job histories) is kept, in one typed record
+per workload and per job (``controller.state``). Every decision has a reason, and no exception
+escapes a tick: a failed read holds the current state (fail static) with reason
+``MetricsUnavailable``.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 from controller.capacity import CapacityModel, update_capacity
 from controller.domain import (
     Allocation,
     ApplyResult,
     ClusterSnapshot,
+    Condition,
+    ConditionType,
     Decision,
     DeploymentState,
+    JobAction,
     JobPhase,
     JobSpec,
     JobState,
@@ -58,15 +64,16 @@ from controller.retrain import (
     RetrainStatus,
     forecast_growth,
 )
-from controller.slo import ErrorBudget, SliSample
+from controller.slo import ErrorBudget, SliSample, sli_sample
 from controller.spec import parse_job_spec, parse_slo_spec
+from controller.state import ParsedJob, ParsedSlo, StateStore
 from forecasting.base import History
 
 log = logging.getLogger("sloscale.loop")
 T = TypeVar("T")
+P = ParamSpec("P")
 
-PHASES = ("discover", "observe", "forecast", "plan", "act", "record")
-JOB_HISTORY_S = 86400.0  # per-job preemption history kept for the resume hysteresis
+PHASES = ("discover", "observe", "forecast", "plan", "retrain", "act", "record")
 JOB_OBSERVE_SPEC = SloSpec(latency_target_ms=1.0)
 """What a Job is observed with: only its GPU utilisation is read (for ``reclaim-idle-after``);
 its request signals are simply absent."""
@@ -141,6 +148,9 @@ class TickReport:
     retraining: tuple[RetrainStatus, ...] = ()  # every model with retraining settings
     jobs: tuple[JobStatus, ...] = ()
     lost_gpu_h: Mapping[str, float] = field(default_factory=dict)  # per job, this tick
+    sli_samples: Mapping[str, SliSample] = field(default_factory=dict)
+    """Per workload, this tick's good and total requests as its error budget counted them
+    (none where the rate or the good ratio was unavailable)."""
 
 
 class Recorder:
@@ -150,23 +160,41 @@ class Recorder:
         raise NotImplementedError
 
 
-@dataclass
-class _Tracked:
-    """Per-workload state carried across ticks."""
+# --- what one phase hands the next (values of one tick; nothing here outlives it) -------------
+@dataclass(frozen=True, slots=True)
+class _Discovered:
+    """The snapshot and the annotations of its objects that parse."""
 
-    spec: SloSpec | None = None
-    errors: tuple[SpecError, ...] = ()
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    capacity: CapacityModel = field(default_factory=CapacityModel)
-    memory: PlannerMemory = field(default_factory=PlannerMemory)
-    budget: ErrorBudget | None = None
-    forecast: RateForecast | None = None
-    rate_profile_rps: tuple[float, ...] = ()  # quantiles of the step rate (forecast phase)
-    last_decision: Decision | None = None
-    last_metrics: WorkloadMetrics = field(default_factory=WorkloadMetrics)
-    idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since
-    slice_pct: int | None = None  # the slice last seen, and since when every pod has it
-    slice_settled_s: float = -math.inf
+    snapshot: ClusterSnapshot
+    specs: Mapping[str, tuple[DeploymentState, SloSpec]]  # Deployments with a valid SLO
+    jobs: tuple[tuple[JobState, JobSpec], ...]  # Jobs with valid annotations, snapshot order
+
+
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """This tick's metrics, its SLI samples, and the idle trackers of the Jobs it measured."""
+
+    observation: Observation
+    sli: Mapping[str, SliSample]  # per workload with a rate and a good ratio this tick
+    job_idle_since: Mapping[str, float]  # measured this tick and idle: since when
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """What to apply and why, and the work each preemption in it would lose (GPU-hours)."""
+
+    plan: Plan = field(default_factory=Plan)
+    decisions: tuple[Decision, ...] = ()
+    at_risk_gpu_h: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Acted:
+    """What the cluster did with the plan, and the work lost to the preemptions it carried out."""
+
+    results: tuple[ApplyResult, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    lost_gpu_h: Mapping[str, float] = field(default_factory=dict)
 
 
 class _PhaseTimer:
@@ -175,12 +203,13 @@ class _PhaseTimer:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        if name in self.seconds:
+            raise RuntimeError(f"phase {name} timed twice in one tick")
         start = time.perf_counter()
         try:
             yield
         finally:
-            elapsed = time.perf_counter() - start  # a phase may run in steps (plan, retrain)
-            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+            self.seconds[name] = time.perf_counter() - start
 
 
 class Controller:
@@ -203,146 +232,111 @@ class Controller:
         self.recorders = list(recorders)
         self.history_source = history
         self.forecasts = ForecastBank(config.forecast, config.interval_s)
-        self._tracked: dict[str, _Tracked] = {}
-        self._job_preempted_at: dict[str, float] = {}
-        self._job_preemptions: dict[str, deque[float]] = {}  # sloscale's, in the last day
-        self._job_last_action: dict[str, Decision] = {}
-        self._job_lost_gpu_h: dict[str, float] = {}  # estimated, since this controller started
-        self._tick_lost_gpu_h: dict[str, float] = {}
-        self._job_specs: dict[str, tuple[Mapping[str, str], JobSpec | None]] = {}
-        self._job_idle_since: dict[str, float] = {}  # running Jobs idle since (reclaim)
-        self._job_idle_measured: set[str] = set()  # Jobs whose utilisation this tick read
+        self.state = StateStore()  # every workload's and job's record across ticks
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
         self.retraining = RetrainBook(config.retrain)
 
     # ---------------------------------------------------------------------------------------
     def tick(self) -> TickReport:
-        """One pass of the loop; never raises."""
+        """One pass of the loop; never raises. Each phase is timed once and hands what it
+        found to the next; a phase that fails is reported and the tick holds (fail static)."""
         now = self.clock.now()
         timer = _PhaseTimer()
         errors: list[str] = []
-        snapshot: ClusterSnapshot | None = None
-        observation: Observation | None = None
-        decisions: tuple[Decision, ...] = ()
-        results: tuple[ApplyResult, ...] = ()
-        the_plan = Plan()
-        self._tick_lost_gpu_h = {}
-        forecast_stats = ForecastPhaseStats()
-
         with timer.phase("discover"):
-            snapshot = self._guard(errors, "discover", self.cluster.snapshot)
-            specs = self._parse_specs(snapshot) if snapshot else {}
+            seen = self._guard(errors, "discover", self._discover)
         with timer.phase("observe"):
-            if snapshot is not None:
-                observation = self._guard(
-                    errors, "observe", lambda: self._observe(specs, snapshot.jobs, now)
-                )
+            observed = self._guard(errors, "observe", self._observe, seen, now) if seen else None
         with timer.phase("forecast"):
-            if snapshot is not None and observation is not None:
-                stats = self._guard(
-                    errors, "forecast", lambda: self._update_forecasts(specs, observation, now)
-                )
-                forecast_stats = stats or forecast_stats
+            forecast_stats = self._forecast(errors, seen, observed, now)
         with timer.phase("plan"):
-            if snapshot is not None:
-                planned = self._guard(
-                    errors, "plan", lambda: self._plan(snapshot, specs, observation)
-                )
-                if planned is not None:
-                    the_plan, decisions = planned
-                else:
-                    decisions = hold_all(
-                        snapshot.deployments,
-                        now,
-                        Reason.METRICS_UNAVAILABLE,
-                        "planning failed: holding",
-                    )
-        with timer.phase("plan"):  # its *retrain* step (ARCHITECTURE §1)
-            if snapshot is not None:
-                retrain = self._guard(
-                    errors,
-                    "retrain",
-                    lambda: self._retrain(snapshot, specs, observation, decisions),
-                )
-                if retrain is not None:
-                    the_plan = replace(the_plan, retrain=retrain[0])
-                    decisions += retrain[1]
+            planned = self._plan(errors, seen, observed, now)
+        with timer.phase("retrain"):
+            planned = self._retrain(errors, seen, observed, planned)
         with timer.phase("act"):
-            if not the_plan.is_empty():
-                applied = self._guard(
-                    errors, "act", lambda: self.cluster.apply(the_plan, dry_run=self.config.dry_run)
-                )
-                results = tuple(applied or ())
-                decisions = self._mark_applied(decisions, results)
-            decisions += self.retraining.applied(the_plan.retrain, results)
+            acted = self._act(errors, planned)
         with timer.phase("record"):
-            self._log_decisions(decisions)
-            statuses = self._statuses(snapshot)
-        lost = {} if self.config.dry_run else self._applied_losses(results)
-        for key, hours in lost.items():
-            self._job_lost_gpu_h[key] = self._job_lost_gpu_h.get(key, 0.0) + hours
-        jobs = self._job_statuses(snapshot, now)
+            workloads, jobs = self._record(seen, acted, now)
         report = TickReport(
             time_s=now,
             phase_s=dict(timer.seconds),
-            decisions=decisions,
-            results=results,
-            workloads=statuses,
-            plan=the_plan,
+            decisions=acted.decisions,
+            results=acted.results,
+            workloads=workloads,
+            plan=planned.plan,
             dry_run=self.config.dry_run,
-            errors=tuple(errors) + (observation.errors if observation else ()),
+            errors=tuple(errors) + (observed.observation.errors if observed else ()),
             forecast_stats=forecast_stats,
-            snapshot=snapshot,
+            snapshot=seen.snapshot if seen else None,
             retraining=self.retraining.statuses,
             jobs=jobs,
-            lost_gpu_h=lost,
+            lost_gpu_h=acted.lost_gpu_h,
+            sli_samples=observed.sli if observed else {},
         )
         self.last_report = report
         self._export(report)
         return report
 
     # --- discover ---------------------------------------------------------------------------
-    def _parse_specs(self, snapshot: ClusterSnapshot) -> dict[str, tuple[DeploymentState, SloSpec]]:
+    def _discover(self) -> _Discovered:
+        """Read the cluster, forget what left it, parse what it annotates."""
+        snapshot = self.cluster.snapshot()
+        self.state.forget_missing(
+            (dep.ref.key for dep in snapshot.deployments), (job.ref.key for job in snapshot.jobs)
+        )
+        specs = self._parse_specs(snapshot.deployments)
+        self.forecasts.forget(set(specs))
+        jobs = tuple(
+            (job, spec)
+            for job in snapshot.jobs
+            if (spec := self._job_spec(job.ref.key, job.annotations)) is not None
+        )
+        return _Discovered(snapshot, specs, jobs)
+
+    def _parse_specs(
+        self, deployments: Sequence[DeploymentState]
+    ) -> dict[str, tuple[DeploymentState, SloSpec]]:
         """Parse each Deployment's annotations (cached until they change); skip bad ones."""
         specs: dict[str, tuple[DeploymentState, SloSpec]] = {}
-        seen = set()
-        for dep in snapshot.deployments:
+        for dep in deployments:
             key = dep.ref.key
-            seen.add(key)
-            tr = self._tracked.setdefault(key, _Tracked())
-            if (tr.spec is None and not tr.errors) or dict(dep.annotations) != dict(tr.annotations):
+            tr = self.state.workload(key)
+            if tr.parsed is None or dict(dep.annotations) != dict(tr.parsed.annotations):
                 result = parse_slo_spec(
                     key, dep.annotations, default_dialect=self.config.default_dialect
                 )
-                tr.annotations = dict(dep.annotations)
-                tr.spec, tr.errors = result.spec, result.errors
-                if tr.errors:
-                    for e in tr.errors:
-                        log.warning("invalid SLO spec: %s", e)
-                if tr.spec is not None:
-                    tr.budget = ErrorBudget(tr.spec.window_s, tr.spec.objective_ratio)
+                tr.parsed = ParsedSlo(dict(dep.annotations), result.spec, result.errors)
+                for e in result.errors:
+                    log.warning("invalid SLO spec: %s", e)
+                if result.spec is not None:
+                    tr.budget = ErrorBudget(result.spec.window_s, result.spec.objective_ratio)
             if tr.spec is not None and not tr.errors:
                 specs[key] = (dep, tr.spec)
-        for gone in set(self._tracked) - seen:
-            del self._tracked[gone]
-        self.forecasts.forget(set(specs))
         return specs
 
+    def _job_spec(self, key: str, annotations: Mapping[str, str]) -> JobSpec | None:
+        """A Job's parsed annotations, cached until they change; a bad one is logged once."""
+        record = self.state.job(key)
+        if record.parsed is not None and dict(record.parsed.annotations) == dict(annotations):
+            return record.parsed.spec
+        parsed = parse_job_spec(key, annotations)
+        for e in parsed.errors:
+            log.warning("invalid job annotations: %s", e)
+        spec = None if parsed.errors else parsed.spec
+        record.parsed = ParsedJob(dict(annotations), spec)
+        return spec
+
     # --- observe ----------------------------------------------------------------------------
-    def _observe(
-        self,
-        specs: Mapping[str, tuple[DeploymentState, SloSpec]],
-        jobs: Sequence[JobState],
-        now: float,
-    ) -> Observation:
-        targets = [ObserveTarget(dep.ref, spec) for dep, spec in specs.values()]
-        watched = self._idle_watched_jobs(jobs)
+    def _observe(self, seen: _Discovered, now: float) -> _Observed:
+        targets = [ObserveTarget(dep.ref, spec) for dep, spec in seen.specs.values()]
+        watched = self._idle_watched_jobs(seen.jobs)
         targets += [ObserveTarget(job.ref, JOB_OBSERVE_SPEC) for job in watched]
         obs = self.metrics.observe(targets, now)
-        self._track_job_idleness(watched, obs, now)
-        for key, (dep, spec) in specs.items():
-            tr = self._tracked[key]
+        job_idle_since = self._track_job_idleness(watched, obs, now)
+        sli: dict[str, SliSample] = {}
+        for key, (dep, spec) in seen.specs.items():
+            tr = self.state.workload(key)
             m = obs.get(key)
             tr.last_metrics = m
             tr.idle_since_s = idle_since(tr.idle_since_s, m.gpu_util, now)
@@ -355,43 +349,59 @@ class Controller:
             tr.capacity = update_capacity(
                 tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile, one_slice
             )
-            if tr.budget is not None and available(m.request_rate_rps) and available(m.good_ratio):
-                assert m.request_rate_rps is not None and m.good_ratio is not None
-                total = m.request_rate_rps * self.config.interval_s
-                tr.budget.add(SliSample(now, total * m.good_ratio, total))
-        return obs
+            # a tick counts for the configured interval: the budget's arithmetic, which decides
+            sample = sli_sample(now, m.request_rate_rps, m.good_ratio, self.config.interval_s)
+            if sample is not None and tr.budget is not None:
+                tr.budget.add(sample)
+                sli[key] = sample
+        return _Observed(obs, sli, job_idle_since)
 
-    def _idle_watched_jobs(self, jobs: Sequence[JobState]) -> list[JobState]:
+    def _idle_watched_jobs(self, jobs: Sequence[tuple[JobState, JobSpec]]) -> list[JobState]:
         """Running Jobs annotated ``reclaim-idle-after``: their GPU utilisation is read too."""
-        out = []
-        for job in jobs:
-            spec = self._job_spec(job.ref.key, job.annotations)
-            idle_reclaimed = spec is not None and spec.reclaim_idle_after_s is not None
-            if idle_reclaimed and job.phase is JobPhase.RUNNING:
-                out.append(job)
+        out = [
+            job
+            for job, spec in jobs
+            if spec.reclaim_idle_after_s is not None and job.phase is JobPhase.RUNNING
+        ]
         live = {j.ref.key for j in out}
-        for key in [k for k in self._job_idle_since if k not in live]:
-            del self._job_idle_since[key]  # suspended or gone: a resume starts afresh
+        for key, record in self.state.jobs.items():
+            if key not in live:
+                record.idle_since_s = None  # suspended: a resume starts afresh
         return out
 
-    def _track_job_idleness(self, jobs: Sequence[JobState], obs: Observation, now: float) -> None:
-        self._job_idle_measured = set()
+    def _track_job_idleness(
+        self, jobs: Sequence[JobState], obs: Observation, now: float
+    ) -> dict[str, float]:
+        """Update the watched Jobs' idle trackers; those this tick measured and found idle.
+
+        A Job whose utilisation this tick did not read is not among them (no reclaim on a
+        scrape gap), though its tracker keeps its start.
+        """
+        measured_idle: dict[str, float] = {}
         for job in jobs:
             key = job.ref.key
             util = obs.get(key).gpu_util
-            if available(util):
-                self._job_idle_measured.add(key)
-            since = idle_since(self._job_idle_since.get(key), util, now)
-            if since is None:
-                self._job_idle_since.pop(key, None)
-            else:
-                self._job_idle_since[key] = since
-
-    def _job_idle_since_now(self, key: str) -> float | None:
-        """The idle tracker, only when this tick measured the utilisation (else no reclaim)."""
-        return self._job_idle_since.get(key) if key in self._job_idle_measured else None
+            record = self.state.job(key)
+            record.idle_since_s = idle_since(record.idle_since_s, util, now)
+            if available(util) and record.idle_since_s is not None:
+                measured_idle[key] = record.idle_since_s
+        return measured_idle
 
     # --- forecast ---------------------------------------------------------------------------
+    def _forecast(
+        self,
+        errors: list[str],
+        seen: _Discovered | None,
+        observed: _Observed | None,
+        now: float,
+    ) -> ForecastPhaseStats:
+        if seen is None or observed is None:
+            return ForecastPhaseStats()
+        stats = self._guard(
+            errors, "forecast", self._update_forecasts, seen.specs, observed.observation, now
+        )
+        return stats or ForecastPhaseStats()
+
     def _update_forecasts(
         self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], obs: Observation, now: float
     ) -> ForecastPhaseStats:
@@ -403,9 +413,13 @@ class Controller:
             m = obs.get(key)
             bank.observe(key, now, m.request_rate_rps, m.window_s)
         stats = bank.refresh(now)
+        lead_s = self.config.lead_time_s
         for key in specs:
-            self._tracked[key].forecast = bank.forecast(key, now, self.config.lead_time_s)
-            self._tracked[key].rate_profile_rps = bank.rate_profile(key)
+            forecast = bank.forecast(key, now, lead_s)
+            bank.record_prediction(key, now, lead_s, forecast)  # scored once it is due
+            record = self.state.workload(key)
+            record.forecast = forecast
+            record.rate_profile_rps = bank.rate_profile(key)
         return stats
 
     def _warm_start(self, specs: Mapping[str, tuple[DeploymentState, SloSpec]], now: float) -> None:
@@ -431,15 +445,46 @@ class Controller:
     # --- plan -------------------------------------------------------------------------------
     def _plan(
         self,
-        snapshot: ClusterSnapshot,
+        errors: list[str],
+        seen: _Discovered | None,
+        observed: _Observed | None,
+        now: float,
+    ) -> _Planned:
+        """The planner's plan, or with no plan every workload held for this tick."""
+        if seen is None:
+            return _Planned()
+        planned = self._guard(errors, "plan", self._plan_tick, seen, observed)
+        if planned is not None:
+            return planned
+        held = hold_all(
+            seen.snapshot.deployments, now, Reason.METRICS_UNAVAILABLE, "planning failed: holding"
+        )
+        return _Planned(decisions=held)
+
+    def _plan_tick(self, seen: _Discovered, observed: _Observed | None) -> _Planned:
+        now = seen.snapshot.time_s
+        workloads = self._workload_inputs(seen.specs, observed, now)
+        jobs = self._job_inputs(seen.jobs, observed, now)
+        result = plan(workloads, jobs, seen.snapshot, self.config.planner)
+        self._remember_memories(result.memories)
+        self._record_preemptions(result.plan.jobs, now)
+        self._remember_job_decisions(result.decisions)
+        return _Planned(
+            result.plan,
+            result.decisions + self._invalid_spec_decisions(now),
+            work_at_risk_gpu_h(result.plan.jobs, jobs, now),
+        )
+
+    def _workload_inputs(
+        self,
         specs: Mapping[str, tuple[DeploymentState, SloSpec]],
-        observation: Observation | None,
-    ) -> tuple[Plan, tuple[Decision, ...]]:
-        now = snapshot.time_s
+        observed: _Observed | None,
+        now: float,
+    ) -> list[WorkloadInput]:
         inputs = []
         for key, (dep, spec) in specs.items():
-            tr = self._tracked[key]
-            metrics = observation.get(key) if observation is not None else WorkloadMetrics()
+            tr = self.state.workload(key)
+            metrics = observed.observation.get(key) if observed is not None else WorkloadMetrics()
             inputs.append(
                 WorkloadInput(
                     spec=spec,
@@ -455,111 +500,99 @@ class Controller:
                     idle_since_s=tr.idle_since_s,
                 )
             )
-        jobs = []
-        for job in snapshot.jobs:
-            job_spec = self._job_spec(job.ref.key, job.annotations)
-            if job_spec is not None:
-                history = self._job_preemptions.get(job.ref.key, ())
-                jobs.append(
-                    JobInput(
-                        job,
-                        job_spec,
-                        self._job_preempted_at.get(job.ref.key),
-                        tuple(t for t in history if now - t < JOB_HISTORY_S),
-                        self._job_idle_since_now(job.ref.key),
-                    )
-                )
-        result = plan(inputs, jobs, snapshot, self.config.planner)
-        for key, memory in result.memories.items():
-            self._tracked[key].memory = memory
-        invalid = tuple(
-            Decision(now, key, Reason.INVALID_SPEC, "; ".join(str(e) for e in tr.errors))
-            for key, tr in self._tracked.items()
-            if tr.errors
-        )
-        by_key = {j.key: j for j in jobs}
-        self._tick_lost_gpu_h = {}
-        for act in result.plan.jobs:
-            if act.suspend:
-                job_in = by_key.get(act.ref.key)
-                if job_in is not None:
-                    held = job_in.state.pods * job_in.state.share_pct_per_pod
-                    lost_h = work_at_risk_gpu_s(job_in, held, now) / 3600.0
-                    self._tick_lost_gpu_h[act.ref.key] = lost_h
-                self._job_preempted_at[act.ref.key] = now
-                times = self._job_preemptions.setdefault(act.ref.key, deque())
-                times.append(now)
-                while times and now - times[0] >= JOB_HISTORY_S:
-                    times.popleft()
-        for d in result.decisions:
-            if d.reason in (Reason.PREEMPTED, Reason.RESUMED) or d.target in self._job_specs:
-                self._job_last_action[d.target] = d
-        return result.plan, result.decisions + invalid
+        return inputs
 
     def _resume_rate(self, key: str, now: float) -> float | None:
-        """The upper band of the rate over the planner's resume horizon (not scored)."""
+        """The upper band of the rate over the planner's resume horizon (not scored: the
+        accuracy figures compare lead-time forecasts only)."""
         horizon_s = self.config.planner.resume.horizon_s
-        forecast = self.forecasts.forecast(key, now, horizon_s, scored=False)
+        forecast = self.forecasts.forecast(key, now, horizon_s)
         return forecast.upper_rps if forecast is not None else None
+
+    def _job_inputs(
+        self,
+        jobs: Sequence[tuple[JobState, JobSpec]],
+        observed: _Observed | None,
+        now: float,
+    ) -> list[JobInput]:
+        """Each Job with its preemption history and, when measured idle this tick, since when
+        (no reclaim without this tick's measurement)."""
+        idle = observed.job_idle_since if observed is not None else {}
+        inputs = []
+        for job, spec in jobs:
+            record = self.state.job(job.ref.key)
+            inputs.append(
+                JobInput(
+                    job,
+                    spec,
+                    record.last_preempted_s,
+                    record.preemptions_within(now),
+                    idle.get(job.ref.key),
+                )
+            )
+        return inputs
+
+    def _remember_memories(self, memories: Mapping[str, PlannerMemory]) -> None:
+        for key, memory in memories.items():
+            self.state.workload(key).memory = memory
+
+    def _record_preemptions(self, actions: Sequence[JobAction], now: float) -> None:
+        """Each job this plan suspends gets the preemption in its history (the hysteresis)."""
+        for act in actions:
+            if act.suspend:
+                self.state.job(act.ref.key).preempted(now)
+
+    def _remember_job_decisions(self, decisions: Sequence[Decision]) -> None:
+        """Each job's last decision that preempted, resumed or named it (``JobStatus``)."""
+        for d in decisions:
+            if d.reason in (Reason.PREEMPTED, Reason.RESUMED) or d.target in self.state.jobs:
+                self.state.job(d.target).last_decision = d
+
+    def _invalid_spec_decisions(self, now: float) -> tuple[Decision, ...]:
+        out = []
+        for key, tr in self.state.workloads.items():
+            if tr.errors:
+                message = "; ".join(str(e) for e in tr.errors)
+                why = Condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message)
+                out.append(Decision(now, key, Reason.INVALID_SPEC, message, conditions=(why,)))
+        return tuple(out)
 
     def job_preemptions(self, key: str) -> tuple[float, ...]:
         """When sloscale preempted job ``key`` within the last day."""
-        return tuple(self._job_preemptions.get(key, ()))
+        record = self.state.find_job(key)
+        return record.preemptions_s if record is not None else ()
 
     def job_last_decision(self, key: str) -> Decision | None:
-        return self._job_last_action.get(key)
-
-    def _applied_losses(self, results: Sequence[ApplyResult]) -> dict[str, float]:
-        """Estimated work lost by this tick's preemptions that the cluster carried out."""
-        ok = {r.target for r in results if r.ok}
-        return {k: h for k, h in self._tick_lost_gpu_h.items() if k in ok}
-
-    def _job_statuses(self, snapshot: ClusterSnapshot | None, now: float) -> tuple[JobStatus, ...]:
-        if snapshot is None:
-            return self.last_report.jobs if self.last_report else ()
-        out = []
-        for job in snapshot.jobs:
-            key = job.ref.key
-            cached = self._job_specs.get(key)
-            spec = cached[1] if cached is not None else None
-            if spec is None:
-                continue
-            out.append(
-                JobStatus(
-                    key=key,
-                    phase=job.phase.value,
-                    priority=spec.priority,
-                    preemptible=spec.preemptible,
-                    pods=job.pods,
-                    share_pct_per_pod=job.share_pct_per_pod,
-                    started_at_s=job.started_at_s,
-                    preemptions_last_day=sum(
-                        now - t < JOB_HISTORY_S for t in self._job_preemptions.get(key, ())
-                    ),
-                    estimated_lost_gpu_h=self._job_lost_gpu_h.get(key, 0.0),
-                    last_decision=self._job_last_action.get(key),
-                )
-            )
-        return tuple(out)
-
-    def _job_spec(self, key: str, annotations: Mapping[str, str]) -> JobSpec | None:
-        """A Job's parsed annotations, cached until they change; a bad one is logged once."""
-        cached = self._job_specs.get(key)
-        if cached is not None and cached[0] == annotations:
-            return cached[1]
-        parsed = parse_job_spec(key, annotations)
-        for e in parsed.errors:
-            log.warning("invalid job annotations: %s", e)
-        spec = None if parsed.errors else parsed.spec
-        self._job_specs[key] = (dict(annotations), spec)
-        return spec
+        record = self.state.find_job(key)
+        return record.last_decision if record is not None else None
 
     # --- retrain ----------------------------------------------------------------------------
     def _retrain(
         self,
-        snapshot: ClusterSnapshot,
-        specs: Mapping[str, tuple[DeploymentState, SloSpec]],
-        observation: Observation | None,
+        errors: list[str],
+        seen: _Discovered | None,
+        observed: _Observed | None,
+        planned: _Planned,
+    ) -> _Planned:
+        """The plan with this tick's retraining actions and decisions added."""
+        if seen is None:
+            return planned
+        retrain = self._guard(
+            errors, "retrain", self._retrain_actions, seen, observed, planned.decisions
+        )
+        if retrain is None:
+            return planned
+        actions, decisions = retrain
+        return replace(
+            planned,
+            plan=replace(planned.plan, retrain=actions),
+            decisions=planned.decisions + decisions,
+        )
+
+    def _retrain_actions(
+        self,
+        seen: _Discovered,
+        observed: _Observed | None,
         decisions: tuple[Decision, ...],
     ) -> tuple[tuple[RetrainAction, ...], tuple[Decision, ...]]:
         """Models over their data threshold get one retraining Job, in an off-peak window:
@@ -567,17 +600,34 @@ class Controller:
         desired = {d.target: d.desired.share_pct for d in decisions if d.desired is not None}
         inference: dict[str, float] = {}
         models = []
-        for key, (dep, spec) in specs.items():
-            tr = self._tracked[key]
+        for key, (dep, spec) in seen.specs.items():
+            tr = self.state.workload(key)
             share = max(dep.replicas * dep.slice_pct, desired.get(key, 0))
             upper = tr.forecast.upper_rps if tr.forecast else None
             inference[key] = share * forecast_growth(upper, tr.last_metrics.request_rate_rps)
             if spec.retrain is not None:
-                samples = observation.get(key).data_samples if observation else None
+                samples = observed.observation.get(key).data_samples if observed else None
                 models.append(Model(dep, spec.retrain, samples))
-        return self.retraining.plan(snapshot, models, inference)
+        return self.retraining.plan(seen.snapshot, models, inference)
 
     # --- act --------------------------------------------------------------------------------
+    def _act(self, errors: list[str], planned: _Planned) -> _Acted:
+        """Apply the plan, mark what was applied, and account the work its preemptions lost."""
+        the_plan, decisions = planned.plan, planned.decisions
+        results: tuple[ApplyResult, ...] = ()
+        if not the_plan.is_empty():
+            applied = self._guard(errors, "act", self._apply, the_plan)
+            results = tuple(applied or ())
+            decisions = self._mark_applied(decisions, results)
+        decisions += self.retraining.applied(the_plan.retrain, results)
+        lost = {} if self.config.dry_run else applied_losses(planned.at_risk_gpu_h, results)
+        for key, hours in lost.items():
+            self.state.job(key).lost_gpu_h += hours
+        return _Acted(results, decisions, lost)
+
+    def _apply(self, the_plan: Plan) -> Sequence[ApplyResult]:
+        return self.cluster.apply(the_plan, dry_run=self.config.dry_run)
+
     def _mark_applied(
         self, decisions: tuple[Decision, ...], results: tuple[ApplyResult, ...]
     ) -> tuple[Decision, ...]:
@@ -588,37 +638,36 @@ class Controller:
             if r is None:
                 out.append(d)
             elif r.ok:
-                out.append(
-                    Decision(
-                        d.time_s,
-                        d.target,
-                        d.reason,
-                        d.message,
-                        d.current,
-                        d.desired,
-                        applied=not self.config.dry_run,
-                    )
-                )
+                out.append(replace(d, applied=not self.config.dry_run))
             else:
+                failed = Condition(ConditionType.APPLIED, False, Reason.APPLY_FAILED, r.message)
+                conditions = (*d.conditions, failed)
                 out.append(
-                    Decision(
-                        d.time_s,
-                        d.target,
-                        Reason.APPLY_FAILED,
-                        f"{d.reason}: {r.message}",
-                        d.current,
-                        d.desired,
+                    replace(
+                        d,
+                        reason=Reason.APPLY_FAILED,
+                        message=f"{d.reason}: {r.message}",
+                        applied=False,
+                        conditions=conditions,
                     )
                 )
         return tuple(out)
 
     # --- record -----------------------------------------------------------------------------
+    def _record(
+        self, seen: _Discovered | None, acted: _Acted, now: float
+    ) -> tuple[tuple[WorkloadStatus, ...], tuple[JobStatus, ...]]:
+        """Remember and log the decisions; every workload's and job's status after the tick."""
+        self._log_decisions(acted.decisions)
+        snapshot = seen.snapshot if seen is not None else None
+        return self._statuses(snapshot), self._job_statuses(snapshot, now)
+
     def _statuses(self, snapshot: ClusterSnapshot | None) -> tuple[WorkloadStatus, ...]:
         if snapshot is None:
             return self.last_report.workloads if self.last_report else ()
         out = []
         for dep in snapshot.deployments:
-            tr = self._tracked.get(dep.ref.key)
+            tr = self.state.find_workload(dep.ref.key)
             if tr is None:
                 continue
             out.append(
@@ -640,10 +689,36 @@ class Controller:
             )
         return tuple(out)
 
+    def _job_statuses(self, snapshot: ClusterSnapshot | None, now: float) -> tuple[JobStatus, ...]:
+        if snapshot is None:
+            return self.last_report.jobs if self.last_report else ()
+        out = []
+        for job in snapshot.jobs:
+            key = job.ref.key
+            record = self.state.find_job(key)
+            if record is None or record.spec is None:
+                continue
+            spec = record.spec
+            out.append(
+                JobStatus(
+                    key=key,
+                    phase=job.phase.value,
+                    priority=spec.priority,
+                    preemptible=spec.preemptible,
+                    pods=job.pods,
+                    share_pct_per_pod=job.share_pct_per_pod,
+                    started_at_s=job.started_at_s,
+                    preemptions_last_day=len(record.preemptions_within(now)),
+                    estimated_lost_gpu_h=record.lost_gpu_h,
+                    last_decision=record.last_decision,
+                )
+            )
+        return tuple(out)
+
     def _log_decisions(self, decisions: tuple[Decision, ...]) -> None:
         """Keep each workload's last decision; log changes and reason transitions."""
         for d in decisions:
-            tr = self._tracked.get(d.target)
+            tr = self.state.find_workload(d.target)
             previous = tr.last_decision if tr else None
             if tr is not None and d.reason not in RETRAIN_REASONS:
                 tr.last_decision = d
@@ -663,18 +738,44 @@ class Controller:
                 log.exception("recorder %s failed", type(r).__name__)
 
     # ---------------------------------------------------------------------------------------
-    def _guard(self, errors: list[str], phase: str, fn: Callable[[], T]) -> T | None:
+    def _guard(
+        self, errors: list[str], phase: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T | None:
+        """``fn(*args, **kwargs)``, or ``None`` with the error reported: the tick never raises."""
         try:
-            return fn()
+            return fn(*args, **kwargs)
         except Exception as e:  # the tick never raises: report and hold
             log.exception("phase %s failed", phase)
             errors.append(f"{phase}: {type(e).__name__}: {e}")
             return None
 
 
+def work_at_risk_gpu_h(
+    actions: Sequence[JobAction], jobs: Sequence[JobInput], now: float
+) -> dict[str, float]:
+    """Per job this plan suspends, the work a preemption now throws away (GPU-hours)."""
+    by_key = {j.key: j for j in jobs}
+    at_risk: dict[str, float] = {}
+    for act in actions:
+        job = by_key.get(act.ref.key) if act.suspend else None
+        if job is not None:
+            held = job.state.pods * job.state.share_pct_per_pod
+            at_risk[act.ref.key] = work_at_risk_gpu_s(job, held, now) / 3600.0
+    return at_risk
+
+
+def applied_losses(
+    at_risk_gpu_h: Mapping[str, float], results: Sequence[ApplyResult]
+) -> dict[str, float]:
+    """The work at risk of the preemptions that the cluster carried out."""
+    ok = {r.target for r in results if r.ok}
+    return {k: h for k, h in at_risk_gpu_h.items() if k in ok}
+
+
 __all__ = [
     "PHASES",
     "Controller",
+    "JobStatus",
     "LoopConfig",
     "Recorder",
     "TickReport",

@@ -43,6 +43,22 @@ class SliSample:
     total: float
 
 
+def sli_sample(
+    time_s: float, rate_rps: float | None, good_ratio: float | None, duration_s: float
+) -> SliSample | None:
+    """The requests of one tick of ``duration_s`` at the observed rate, and the good ones.
+
+    ``None`` when the rate or the good ratio is unavailable (missing or not finite): a tick
+    with no reading adds nothing, it is not a tick without requests.
+    """
+    if rate_rps is None or good_ratio is None:
+        return None
+    if not (math.isfinite(rate_rps) and math.isfinite(good_ratio)):
+        return None
+    total = rate_rps * duration_s
+    return SliSample(time_s, total * good_ratio, total)
+
+
 class ErrorBudget:
     """Rolling good/total counts over an SLO window, in buckets so memory stays bounded.
 

@@ -390,8 +390,8 @@ def controller() -> Dashboard:
                 (
                     Panel(
                         "Tick duration per phase",
-                        "Which phase of the tick (discover, observe, forecast, plan, act, "
-                        "record) takes the time: p99 and mean?",
+                        "Which phase of the tick (discover, observe, forecast, plan, retrain, "
+                        "act, record) takes the time: p99 and mean?",
                         "s",
                         (
                             Query(

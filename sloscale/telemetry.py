@@ -171,7 +171,8 @@ class MetricsRecorder(Recorder):
         # --- for the dashboards and the SLO burn-rate rules (dashboards/) ---------------------
         self.requests = Counter(
             "sloscale_workload_requests_total",
-            "Requests observed (observed rate times the time between ticks): the SLI's denominator",
+            "Requests observed (observed rate times the tick interval, as the error budget "
+            "counts them): the SLI's denominator",
             wl,
             registry=r,
         )
@@ -258,7 +259,6 @@ class MetricsRecorder(Recorder):
             ["namespace"],
             registry=r,
         )
-        self._last_tick_s: float | None = None
         self._last_pool_s: float | None = None
         self._job_cards: dict[str, float] = {}  # namespace -> cards running jobs held
         for reason in Reason:
@@ -365,24 +365,21 @@ class MetricsRecorder(Recorder):
             self.actions.labels(kind=kind, dry_run=dry)
 
     def _record_sli(self, report: TickReport) -> None:
-        """Good and total requests since the last tick, as ``ErrorBudget`` counts them.
+        """Good and total requests of this tick: the loop's SLI samples, which its error budget
+        counted too (one computation, ``controller.slo.sli_sample``).
 
-        The first tick only creates the series: there is no interval to count over yet; a
-        workload held for missing metrics adds nothing (its metrics are last tick's).
+        A workload without a sample this tick (no rate or good ratio read) adds nothing.
         """
-        last, self._last_tick_s = self._last_tick_s, report.time_s
-        dt_s = 0.0 if last is None else max(0.0, report.time_s - last)
-        held = {d.target for d in report.decisions if d.reason is Reason.METRICS_UNAVAILABLE}
         for w in report.workloads:
             if w.spec is None:
                 continue
             total = self.requests.labels(workload=w.key)
             good = self.good_requests.labels(workload=w.key)
-            rate, ratio = w.metrics.request_rate_rps, w.metrics.good_ratio
-            if available(rate) and available(ratio) and dt_s > 0 and w.key not in held:
-                assert rate is not None and ratio is not None
-                total.inc(rate * dt_s)
-                good.inc(rate * dt_s * min(1.0, max(0.0, ratio)))
+            sample = report.sli_samples.get(w.key)
+            if sample is not None:
+                total.inc(sample.total)
+                # a counter never falls: a custom good-ratio query outside [0, 1] is clipped
+                good.inc(min(sample.total, max(0.0, sample.good)))
 
     def record_pool(
         self, snapshot: ClusterSnapshot, workloads: Sequence[WorkloadStatus] = ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -12,9 +14,11 @@ from controller.domain import (
     JobPhase,
     JobState,
     SliceAllocation,
+    WorkloadMetrics,
     WorkloadRef,
 )
-from controller.loop import Controller, LoopConfig
+from controller.loop import Controller, LoopConfig, TickReport
+from controller.slo import SliSample
 from sloscale.telemetry import MetricsRecorder, fragmentation, pool_free_pct
 from tests.fakes import FakeClock, FakeCluster, FakeMetrics, slo_annotations
 from tests.scenario.test_tick import busy
@@ -93,11 +97,16 @@ def test_sli_counters_changes_and_zeroed_series_after_ticks() -> None:
     rate = metrics.values[key].request_rate_rps
     good = metrics.values[key].good_ratio
     assert rate is not None and good is not None
-    # the first tick only creates the series; two 15 s intervals follow
+    # every tick counts its 15 s interval, the first one too: what the error budget counts
     total = _value(r, "sloscale_workload_requests_total", workload=key)
-    assert total == pytest.approx(rate * 30)
+    assert total == pytest.approx(rate * 45)
     assert _value(r, "sloscale_workload_good_requests_total", workload=key) == pytest.approx(
         total * good
+    )
+    budget = ctl.state.workloads[key].budget
+    assert budget is not None and (budget.total, budget.good) == (
+        total,
+        _value(r, "sloscale_workload_good_requests_total", workload=key),
     )
     assert _value(r, "sloscale_metrics_unavailable_total", workload=key) == 0
     assert _value(r, "sloscale_retrain_triggers_total", workload=key) == 0
@@ -107,3 +116,53 @@ def test_sli_counters_changes_and_zeroed_series_after_ticks() -> None:
     assert _value(r, "sloscale_leader") == 1
     rec.set_leader(False)
     assert _value(r, "sloscale_leader") == 0
+
+
+def test_sli_counters_are_the_loop_s_samples_and_count_what_the_budget_counts() -> None:
+    clock = FakeClock(0.0)
+    cluster = FakeCluster(clock)
+    metrics = FakeMetrics()
+    chat = cluster.add("chat", slo_annotations(slice_min="50", slice_max="50"), replicas=1)
+    key = chat.key
+    rec = MetricsRecorder()
+    ctl = Controller(cluster, metrics, clock, LoopConfig(interval_s=15.0), recorders=[rec])
+    r = rec.registry
+
+    def tick(advance_s: float, m: WorkloadMetrics) -> TickReport:
+        metrics.values[key] = m
+        clock.advance(advance_s)
+        return ctl.tick()
+
+    report = tick(15, busy(4.0, 1, 50))
+    assert report.sli_samples[key] == SliSample(15.0, 60.0, 60.0)  # 4 rps x 15 s, all good
+    # a late tick still counts one interval, as the budget does (decisions read the budget)
+    report = tick(40, replace(busy(4.0, 1, 50), good_ratio=0.5))
+    assert report.sli_samples[key] == SliSample(55.0, 30.0, 60.0)
+    # no good ratio read: no sample, and nothing counted
+    report = tick(15, replace(busy(4.0, 1, 50), good_ratio=None))
+    assert key not in report.sli_samples
+    # the observe phase failed: no sample either
+    metrics.fail = True
+    report = tick(15, busy(4.0, 1, 50))
+    assert report.sli_samples == {} and any(e.startswith("observe:") for e in report.errors)
+    metrics.fail = False
+    total = _value(r, "sloscale_workload_requests_total", workload=key)
+    good = _value(r, "sloscale_workload_good_requests_total", workload=key)
+    assert (total, good) == (120.0, 90.0)
+    budget = ctl.state.workloads[key].budget
+    assert budget is not None and (budget.total, budget.good) == (total, good)
+
+
+def test_a_good_ratio_outside_0_1_never_runs_the_good_counter_backwards() -> None:
+    rec = MetricsRecorder()
+    clock = FakeClock(0.0)
+    cluster = FakeCluster(clock)
+    metrics = FakeMetrics()
+    chat = cluster.add("chat", slo_annotations(), replicas=1)
+    ctl = Controller(cluster, metrics, clock, LoopConfig(interval_s=15.0), recorders=[rec])
+    for ratio, expected_good in ((1.2, 60.0), (-0.5, 60.0)):  # clipped to 1, then to 0
+        metrics.values[chat.key] = replace(busy(4.0, 1, 50), good_ratio=ratio)
+        clock.advance(15)
+        ctl.tick()
+        good = _value(rec.registry, "sloscale_workload_good_requests_total", workload=chat.key)
+        assert good == expected_good

@@ -234,3 +234,79 @@ def test_an_idle_deployment_shrinks_to_its_minimum_and_grows_back_with_demand() 
         tick(clock, ctl)
     replicas, slice_pct = state()
     assert replicas * slice_pct >= 80
+
+
+def preempt_for_a_burst(
+    clock: FakeClock, cluster: JobCluster, metrics: FakeMetrics, ctl: Controller
+) -> tuple[WorkloadRef, WorkloadRef]:
+    """``chat`` learns its cost, then a burst preempts ``train`` (as in the first test)."""
+    chat = cluster.add("chat", slo_annotations(slice_min="100"), replicas=1, slice_pct=100)
+    train = cluster.add_job("train", pods=2, share_pct=100)
+    for _ in range(20):
+        metrics.values[chat.key] = busy(20.0, cluster.deployments[chat.key].replicas, 100, 60.0)
+        tick(clock, ctl)
+    for _ in range(8):
+        d = cluster.deployments[chat.key]
+        metrics.values[chat.key] = busy(120.0, d.replicas, 100, 900.0 if d.replicas < 3 else 80.0)
+        tick(clock, ctl)
+    assert suspended(cluster, train) and len(ctl.job_preemptions(train.key)) == 1
+    return chat, train
+
+
+def test_a_finished_job_keeps_its_record_while_it_is_in_the_snapshot() -> None:
+    clock, cluster, metrics, ctl = make()
+    _chat, train = preempt_for_a_burst(clock, cluster, metrics, ctl)
+    record = ctl.state.find_job(train.key)
+    assert record is not None and record.lost_gpu_h > 0
+    cluster.jobs[train.key] = replace(cluster.jobs[train.key], phase=JobPhase.SUCCEEDED)
+    for _ in range(4):
+        tick(clock, ctl)
+    assert ctl.state.find_job(train.key) is record
+    assert len(ctl.job_preemptions(train.key)) == 1
+    assert ctl.last_report is not None
+    (status,) = [j for j in ctl.last_report.jobs if j.key == train.key]
+    assert status.phase == "Succeeded" and status.preemptions_last_day == 1
+    assert status.estimated_lost_gpu_h == record.lost_gpu_h > 0
+
+
+def test_a_vanished_job_or_workload_is_forgotten_and_a_namesake_starts_afresh() -> None:
+    clock, cluster, metrics, ctl = make()
+    chat, train = preempt_for_a_burst(clock, cluster, metrics, ctl)
+    cluster.fail_snapshot = True  # discovery failed: no evidence anything vanished
+    del cluster.jobs[train.key]
+    tick(clock, ctl)
+    assert ctl.state.find_job(train.key) is not None
+    cluster.fail_snapshot = False
+    tick(clock, ctl)
+    assert ctl.state.find_job(train.key) is None
+    assert ctl.job_preemptions(train.key) == () and ctl.job_last_decision(train.key) is None
+    assert ctl.last_report is not None and ctl.last_report.jobs == ()
+    again = cluster.add_job("train", pods=2, share_pct=100)  # a new Job, the same name,
+    cluster.jobs[again.key] = replace(cluster.jobs[again.key], phase=JobPhase.SUSPENDED)
+    tick(clock, ctl)  # created suspended: nothing preempted it, whatever its namesake went through
+    record = ctl.state.find_job(again.key)
+    assert record is not None and record.preemptions_s == () and record.lost_gpu_h == 0.0
+    assert record.last_preempted_s is None
+    (status,) = ctl.last_report.jobs
+    assert status.preemptions_last_day == 0 and status.last_decision is None
+    assert chat.key in ctl.state.workloads
+    del cluster.deployments[chat.key]
+    tick(clock, ctl)
+    assert chat.key not in ctl.state.workloads and ctl.last_report.workloads == ()
+
+
+def test_a_failed_observe_reclaims_no_job_on_an_earlier_tick_s_measurement() -> None:
+    clock, cluster, metrics, ctl = make()
+    nb = add_notebook(cluster)
+    metrics.values[nb.key] = WorkloadMetrics(gpu_util=0.01)  # idle from the first tick
+    for _ in range(120):  # 30 minutes: reclaimable from the next measured tick on
+        tick(clock, ctl)
+    assert not suspended(cluster, nb)
+    metrics.fail = True  # this tick measured nothing: no evidence the job is still idle
+    tick(clock, ctl)
+    assert not suspended(cluster, nb)
+    assert ctl.last_report is not None
+    assert any(e.startswith("observe:") for e in ctl.last_report.errors)
+    metrics.fail = False  # measured idle again: reclaimed, its idle time kept
+    tick(clock, ctl)
+    assert suspended(cluster, nb)

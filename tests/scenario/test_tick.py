@@ -1,11 +1,13 @@
 """Multi-tick scenarios of the loop against in-memory ports and a fake clock."""
 
 import math
+from contextlib import AbstractContextManager
 
 import pytest
 
+from controller import loop
 from controller.domain import Allocation, Reason, WorkloadMetrics
-from controller.loop import Controller, LoopConfig
+from controller.loop import PHASES, Controller, LoopConfig
 from tests.fakes import FakeClock, FakeCluster, FakeMetrics, slo_annotations
 
 INTERVAL_S = 15.0
@@ -142,9 +144,39 @@ def test_every_phase_is_timed() -> None:
         "observe",
         "forecast",
         "plan",
+        "retrain",
         "act",
         "record",
     }
+    assert tuple(ctl.last_report.phase_s) == PHASES  # in the order the tick runs them
+
+
+def test_each_phase_is_timed_exactly_once_per_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered: list[str] = []
+    phase = loop._PhaseTimer.phase
+
+    def spy(self: loop._PhaseTimer, name: str) -> AbstractContextManager[None]:
+        entered.append(name)
+        return phase(self, name)
+
+    monkeypatch.setattr(loop._PhaseTimer, "phase", spy)
+    clock, cluster, metrics, ctl = make()
+    ref = cluster.add("chat", slo_annotations(), replicas=1)
+    metrics.values[ref.key] = busy(5.0, 1, 50)
+    run(clock, ctl, 3)
+    assert entered == list(PHASES) * 3
+    cluster.fail_snapshot = True  # a failed tick still runs (and times) every phase once
+    entered.clear()
+    run(clock, ctl, 1)
+    assert entered == list(PHASES)
+
+
+def test_a_phase_cannot_be_timed_twice_in_one_tick() -> None:
+    timer = loop._PhaseTimer()
+    with timer.phase("plan"):
+        pass
+    with pytest.raises(RuntimeError, match="plan timed twice"), timer.phase("plan"):
+        pass
 
 
 def test_decisions_explain_the_current_and_desired_allocation() -> None:

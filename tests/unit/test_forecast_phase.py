@@ -203,10 +203,40 @@ def test_accuracy_compares_forecasts_with_what_came_lead_later() -> None:
     for i in range(40):
         t = 15.0 * i
         bank.observe("ns/w", t, 10.0, 60.0)
-        bank.forecast("ns/w", t, 90.0)
+        bank.record_prediction("ns/w", t, 90.0, bank.forecast("ns/w", t, 90.0))
     score = bank.score("ns/w")
     assert score.samples == 40 - 6  # the last 90 s of forecasts have not matured
     assert score.mae_rps == pytest.approx(0.0, abs=1e-9) and score.coverage == 1.0
+
+
+def test_reading_a_forecast_changes_nothing() -> None:
+    bank = ForecastBank(ForecastSettings(model="seasonal-naive"), interval_s=15.0)
+    now = feed(bank, "ns/w", daily(3))
+    bank.refresh(now)
+    first = bank.forecast("ns/w", now, 90.0)
+    for _ in range(5):  # reads, as the planner's resume horizon does every tick
+        assert bank.forecast("ns/w", now, 90.0) == first
+        bank.forecast("ns/w", now, 3600.0)
+    assert not bank._series["ns/w"].pending
+    for i in range(1, 12):
+        bank.observe("ns/w", now + 15.0 * i, 10.0, 60.0)
+    assert bank.score("ns/w").samples == 0  # nothing was handed in to score
+
+
+def test_only_recorded_predictions_are_scored() -> None:
+    bank = ForecastBank(ForecastSettings(model="none"), interval_s=15.0)
+    bank.track("ns/w")
+    for i in range(40):
+        t = 15.0 * i
+        bank.observe("ns/w", t, 10.0, 60.0)
+        forecast = bank.forecast("ns/w", t, 90.0)
+        bank.forecast("ns/w", t, 1800.0)  # a look further ahead, read and not recorded
+        if i % 2 == 0:
+            bank.record_prediction("ns/w", t, 90.0, forecast)
+    bank.record_prediction("ns/w", 600.0, 90.0, None)  # no forecast: nothing to score
+    bank.record_prediction("ns/other", 600.0, 90.0, forecast)  # not tracked: ignored
+    assert bank.score("ns/w").samples == 20 - 3  # the last 90 s have not matured
+    assert bank.score("ns/other").samples == 0
 
 
 def test_unknown_model_is_a_clear_error() -> None:
@@ -268,7 +298,7 @@ def test_a_warm_start_gives_the_planner_its_rate_profile_at_once() -> None:
     cluster.add("a", annotations())
     clock.advance(15.0)
     ctl.tick()
-    tracked_state = ctl._tracked[_ref_key("a", cluster)]
+    tracked_state = ctl.state.workloads[_ref_key("a", cluster)]
     assert len(tracked_state.rate_profile_rps) == ForecastSettings().profile_points
     profile = tracked_state.rate_profile_rps  # of 20 + 15 sin(day): 5 to 35 rps
     assert 0.0 < profile[0] < 8.0 and 32.0 < profile[-1] < 40.0

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from controller.slo import ErrorBudget, SliSample, budget_remaining, burn_rate
+from controller.slo import ErrorBudget, SliSample, budget_remaining, burn_rate, sli_sample
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,26 @@ def test_recent_burn_rate_looks_back_only_as_far_as_asked() -> None:
     assert budget.recent_burn_rate(3600, lookback_s=7200) == pytest.approx(25.5)  # 51/200/0.01
     assert ErrorBudget(60, 0.99).recent_burn_rate(0, 60) is None
     assert math.isinf(burn_rate(0.1, 1.0))
+
+
+def test_an_sli_sample_is_the_tick_s_requests_and_the_good_ones() -> None:
+    assert sli_sample(30.0, 4.0, 0.75, 15.0) == SliSample(30.0, 45.0, 60.0)
+    assert sli_sample(30.0, 0.0, 1.0, 15.0) == SliSample(30.0, 0.0, 0.0)  # a quiet tick counts
+
+
+@pytest.mark.parametrize(
+    ("rate", "good"), [(None, 1.0), (4.0, None), (math.nan, 1.0), (4.0, math.inf)]
+)
+def test_no_sli_sample_without_a_rate_and_a_good_ratio(
+    rate: float | None, good: float | None
+) -> None:
+    assert sli_sample(30.0, rate, good, 15.0) is None
+
+
+def test_an_sli_sample_adds_to_the_budget_exactly_as_counted() -> None:
+    budget = ErrorBudget(3600.0, 0.99)
+    sample = sli_sample(15.0, 2.5, 0.9, 15.0)
+    assert sample is not None
+    budget.add(sample)
+    total = 2.5 * 15.0
+    assert (budget.total, budget.good) == (total, total * 0.9)
