@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from controller.domain import (
     ApplyResult,
     ClusterSnapshot,
+    Condition,
+    ConditionType,
     Decision,
     DeploymentState,
     JobTemplate,
@@ -138,9 +140,9 @@ class RetrainBook:
                 continue
             why = result.message if result is not None else "not applied"
             now = found[0].time_s if found else (events[0].time_s if events else 0.0)
-            out.append(
-                Decision(now, key, Reason.RETRAIN_BLOCKED, f"{action.message}: failed: {why}")
-            )
+            message = f"{action.message}: failed: {why}"
+            blocked = Condition(ConditionType.RETRAINING, False, Reason.RETRAIN_BLOCKED, message)
+            out.append(Decision(now, key, Reason.RETRAIN_BLOCKED, message, conditions=(blocked,)))
         return tuple(out)
 
 

@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from controller.domain import (
+    Condition,
+    ConditionType,
     Decision,
     JobPhase,
     JobState,
@@ -339,7 +341,9 @@ def _progress(new: float, spec: RetrainSpec) -> str:
 
 
 def _decision(ctx: _Ctx, reason: Reason, message: str) -> Decision:
-    return Decision(ctx.now_s, ctx.inp.ref.key, reason, message)
+    failed = reason in (Reason.RETRAIN_FAILED, Reason.RETRAIN_BLOCKED)
+    why = Condition(ConditionType.RETRAINING, not failed, reason, message)
+    return Decision(ctx.now_s, ctx.inp.ref.key, reason, message, conditions=(why,))
 
 
 def _make_status(ctx: _Ctx, wm: Watermark, state: RetrainState, message: str) -> RetrainStatus:

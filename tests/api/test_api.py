@@ -91,3 +91,14 @@ def test_a_decision_shows_every_condition_in_the_api_and_the_metrics() -> None:
         f'workload="default/chat"}} {1.0 if first["status"] == "True" else 0.0}'
     )
     assert expected in text
+
+
+def test_every_decision_of_the_loop_has_a_condition() -> None:
+    _, ctl = client_after(4)
+    assert ctl.decision_log
+    for d in ctl.decision_log:
+        assert d.conditions, d
+        assert d.conditions[-1].reason is d.reason or d.conditions[0].reason is d.reason
+    invalid = [d for d in ctl.decision_log if d.target == "default/broken"]
+    assert invalid and invalid[-1].conditions[0].type.value == "SpecValid"
+    assert invalid[-1].conditions[0].status is False
