@@ -159,6 +159,7 @@ class HpaState:
     """What the HPA controller remembers per target: recommendations and scale events."""
 
     recommendations: list[tuple[float, int]] = field(default_factory=list)
+    seen: bool = False  # the first reconcile records the current replicas as a recommendation
     up_events: list[tuple[float, int]] = field(default_factory=list)
     down_events: list[tuple[float, int]] = field(default_factory=list)
 
@@ -182,17 +183,22 @@ def _scale_up_limit(current: int, state: HpaState, rules: Behavior, now_s: float
 
 
 def _scale_down_limit(current: int, state: HpaState, rules: Behavior, now_s: float) -> int:
-    """``calculateScaleDownLimitWithBehaviors`` with ``selectPolicy: Max``."""
+    """``calculateScaleDownLimitWithBehaviors`` with ``selectPolicy: Max``.
+
+    The period started at the current count less what was added in it plus what was removed
+    (kubernetes#109058); the limit is never above the current count, so a scale-down that
+    earlier removals exhausted holds instead of turning into a scale-up.
+    """
     result = 2**31
     for p in rules.scale_down:
         start = (
             current
-            - _change_in_period(state.down_events, now_s, p.period_s)
-            + _change_in_period(state.up_events, now_s, p.period_s)
+            - _change_in_period(state.up_events, now_s, p.period_s)
+            + _change_in_period(state.down_events, now_s, p.period_s)
         )
         proposed = start - p.value if p.kind == "Pods" else int(start * (1 - p.value / 100.0))
         result = min(result, proposed)
-    return result
+    return min(result, current)
 
 
 def normalize(
@@ -209,6 +215,9 @@ def normalize(
 
     Mutates ``state`` (the recommendation history), as the controller's own maps do.
     """
+    if not state.seen:  # recordInitialRecommendation: a new HPA starts from what runs
+        state.seen = True
+        state.recommendations.append((now_s, current))
     history = state.recommendations
     up_s, down_s = rules.scale_up_stabilization_s, rules.scale_down_stabilization_s
     up_rec = lowest_recent(history, now_s, up_s, desired, key=float)

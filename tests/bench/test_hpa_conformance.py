@@ -11,6 +11,7 @@ from sloscale.bench.hpa import (
     MetricTarget,
     PodPhase,
     PodSample,
+    ScalingPolicy,
     normalize,
     record_scale,
     replica_count,
@@ -156,3 +157,46 @@ def test_default_behaviour_matches_autoscaling_v2_defaults() -> None:
         ("Percent", 100, 15.0),
         ("Pods", 4, 15.0),
     }
+
+
+# Upstream's normalizeDesiredReplicasWithBehaviors after earlier scale events in the period
+# (horizontal.go; kubernetes#109058): the period started at current - added + removed, and
+# the scale-down limit is never above the current count. Two pods per minute down:
+DOWN_2 = Behavior(scale_down=(ScalingPolicy("Pods", 2, 60.0),))
+
+
+def _history(*events: tuple[str, float, int]) -> HpaState:
+    state = HpaState(seen=True)  # an HPA that has reconciled before
+    for kind, t, n in events:
+        (state.up_events if kind == "up" else state.down_events).append((t, n))
+    return state
+
+
+def test_a_new_hpa_records_the_current_replicas_first() -> None:
+    # TestScaleDownStabilizeInitialSize: 5 replicas, the metric asks for 3, no recommendation
+    # yet: the current 5 is the window's first recommendation, so 5 holds
+    assert normalize(5, 3, HpaState(), 0.0, min_replicas=2, max_replicas=6) == (
+        5,
+        "ScaleDownStabilized",
+    )
+
+
+def test_a_scale_up_in_the_period_lowers_the_scale_down_limit() -> None:
+    # 10 now, 4 added 30 s ago: the period started at 6, so 2 down allows 4 (not 12)
+    state = _history(("up", 30.0, 4))
+    got = normalize(10, 1, state, 60.0, min_replicas=1, max_replicas=20, rules=DOWN_2)
+    assert got == (4, "ScaleDownLimit")
+
+
+def test_removals_in_the_period_use_up_the_scale_down_budget() -> None:
+    # 8 now, 2 removed 30 s ago: the period started at 10, 2 down allows 8: nothing more
+    state = _history(("down", 30.0, 2))
+    got = normalize(8, 4, state, 60.0, min_replicas=1, max_replicas=20, rules=DOWN_2)
+    assert got[0] == 8
+
+
+def test_an_exhausted_scale_down_never_turns_into_a_scale_up() -> None:
+    # 5 now, 4 removed 30 s ago: the period started at 9, 2 down gives 7, above 5: hold at 5
+    state = _history(("down", 30.0, 4))
+    got = normalize(5, 3, state, 60.0, min_replicas=1, max_replicas=20, rules=DOWN_2)
+    assert got[0] == 5
