@@ -41,6 +41,7 @@ from controller.policy.stabilise import (
     apply_scale_down_delay,
     apply_step_limit,
     apply_tolerance,
+    hold_recommendation,
 )
 from controller.policy.verdict import Proposal
 
@@ -73,7 +74,7 @@ def plan(
 ) -> PlanResult:
     """Size, stabilise and fit every workload; return the actions, decisions and new memory."""
     now = snapshot.time_s
-    inputs = [_remember_peak(inp, now, cfg) for inp in inputs]
+    inputs = [_first_sight(_remember_peak(inp, now, cfg), now) for inp in inputs]
     proposals: dict[str, Proposal] = {}
     memories: dict[str, PlannerMemory] = {}
     for inp in inputs:
@@ -150,8 +151,11 @@ def _propose(
     )
     prop = size(inp, headroom, cfg, now_s)
     if prop.reason is Reason.METRICS_UNAVAILABLE:
-        # an idle service has no latency to read, but its idleness is measured
-        return apply_idle_reclaim(inp, prop, now_s), replace(inp.memory, headroom=headroom)
+        # blind: what runs is this tick's recommendation, so the window is never empty when
+        # data returns; an idle service has no latency to read, but its idleness is measured
+        history = hold_recommendation(inp, now_s, cfg.stabilise)
+        memory = replace(inp.memory, recommendations=history, headroom=headroom)
+        return apply_idle_reclaim(inp, prop, now_s), memory
     prop = apply_tolerance(inp, prop, cfg.stabilise)
     prop, history = apply_scale_down_delay(inp, prop, now_s, cfg.stabilise)
     prop = apply_step_limit(inp, prop, cfg.stabilise)
@@ -164,6 +168,16 @@ def _remember_peak(inp: WorkloadInput, now_s: float, cfg: PlannerConfig) -> Work
     rate = inp.metrics.request_rate_rps
     slices = remember_peak(inp.memory.slices, rate, now_s, cfg.slices)
     return replace(inp, memory=replace(inp.memory, slices=slices))
+
+
+def _first_sight(inp: WorkloadInput, now_s: float) -> WorkloadInput:
+    """A workload the planner has no memory of starts its window with what runs (as the
+    HPA's recordInitialRecommendation does): after a start or a restart, no scale-down
+    before a whole window of data says so."""
+    if inp.memory.recommendations:
+        return inp
+    seeded = ((now_s, inp.current),)
+    return replace(inp, memory=replace(inp.memory, recommendations=seeded))
 
 
 def _resized(memory: PlannerMemory, now_s: float) -> PlannerMemory:
