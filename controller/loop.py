@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypeVar
 
-from controller.capacity import CapacityModel, update_capacity
+from controller.capacity import update_capacity
 from controller.domain import (
     Allocation,
     ApplyResult,
@@ -39,7 +39,6 @@ from controller.domain import (
     RetrainAction,
     SliceDialect,
     SloSpec,
-    SpecError,
     WorkloadMetrics,
     available,
 )
@@ -47,21 +46,19 @@ from controller.forecast import (
     NO_MODEL,
     ForecastBank,
     ForecastPhaseStats,
-    ForecastScore,
     ForecastSettings,
 )
-from controller.placement.preemption import work_at_risk_gpu_s
+from controller.placement.preemption import applied_losses, work_at_risk_gpu_h
 from controller.plan import PlannerConfig, hold_all, plan
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
 from controller.policy.reclaim import idle_since
 from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget, RateHistorySource
-from controller.prediction import RateForecast
+from controller.report import JobStatus, Recorder, TickReport, WorkloadStatus
 from controller.retrain import (
     RETRAIN_REASONS,
     Model,
     RetrainBook,
     RetrainConfig,
-    RetrainStatus,
     forecast_growth,
 )
 from controller.slo import ErrorBudget, SliSample, sli_sample
@@ -73,7 +70,6 @@ log = logging.getLogger("sloscale.loop")
 T = TypeVar("T")
 P = ParamSpec("P")
 
-PHASES = ("discover", "observe", "forecast", "plan", "retrain", "act", "record")
 JOB_OBSERVE_SPEC = SloSpec(latency_target_ms=1.0)
 """What a Job is observed with: only its GPU utilisation is read (for ``reclaim-idle-after``);
 its request signals are simply absent."""
@@ -89,75 +85,6 @@ class LoopConfig:
     decision_log_size: int = 5000
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadStatus:
-    """One workload as the API shows it after a tick."""
-
-    key: str
-    spec: SloSpec | None
-    errors: tuple[SpecError, ...]
-    current: Allocation
-    ready_replicas: int
-    desired: Allocation | None
-    metrics: WorkloadMetrics
-    forecast: RateForecast | None
-    forecast_score: ForecastScore
-    sli: float | None
-    budget_remaining: float
-    capacity: CapacityModel
-    last_decision: Decision | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobStatus:
-    """One low-priority job as the API shows it: what sloscale knows and did to it.
-
-    A job's progress is not observable on Kubernetes (a Job reports only completions), so
-    the lost work is sloscale's own estimate at each preemption: GPU time since the last
-    checkpoint by the job's ``checkpoint-interval`` (all of it since the start without one).
-    """
-
-    key: str
-    phase: str
-    priority: int
-    preemptible: bool
-    pods: int
-    share_pct_per_pod: int
-    started_at_s: float | None
-    preemptions_last_day: int
-    estimated_lost_gpu_h: float
-    last_decision: Decision | None
-
-
-@dataclass(frozen=True, slots=True)
-class TickReport:
-    """Everything one tick did, for the recorders (metrics, API, logs)."""
-
-    time_s: float
-    phase_s: Mapping[str, float]
-    decisions: tuple[Decision, ...]
-    results: tuple[ApplyResult, ...]
-    workloads: tuple[WorkloadStatus, ...]
-    plan: Plan
-    dry_run: bool
-    errors: tuple[str, ...] = ()
-    forecast_stats: ForecastPhaseStats = field(default_factory=ForecastPhaseStats)
-    snapshot: ClusterSnapshot | None = None  # what discover saw (None: discovery failed)
-    retraining: tuple[RetrainStatus, ...] = ()  # every model with retraining settings
-    jobs: tuple[JobStatus, ...] = ()
-    lost_gpu_h: Mapping[str, float] = field(default_factory=dict)  # per job, this tick
-    sli_samples: Mapping[str, SliSample] = field(default_factory=dict)
-    """Per workload, this tick's good and total requests as its error budget counted them
-    (none where the rate or the good ratio was unavailable)."""
-
-
-class Recorder:
-    """Receives every tick's report; subclasses export it (``/metrics``, status, logs)."""
-
-    def record(self, report: TickReport) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
 
 
 # --- what one phase hands the next (values of one tick; nothing here outlives it) -------------
@@ -750,34 +677,4 @@ class Controller:
             return None
 
 
-def work_at_risk_gpu_h(
-    actions: Sequence[JobAction], jobs: Sequence[JobInput], now: float
-) -> dict[str, float]:
-    """Per job this plan suspends, the work a preemption now throws away (GPU-hours)."""
-    by_key = {j.key: j for j in jobs}
-    at_risk: dict[str, float] = {}
-    for act in actions:
-        job = by_key.get(act.ref.key) if act.suspend else None
-        if job is not None:
-            held = job.state.pods * job.state.share_pct_per_pod
-            at_risk[act.ref.key] = work_at_risk_gpu_s(job, held, now) / 3600.0
-    return at_risk
-
-
-def applied_losses(
-    at_risk_gpu_h: Mapping[str, float], results: Sequence[ApplyResult]
-) -> dict[str, float]:
-    """The work at risk of the preemptions that the cluster carried out."""
-    ok = {r.target for r in results if r.ok}
-    return {k: h for k, h in at_risk_gpu_h.items() if k in ok}
-
-
-__all__ = [
-    "PHASES",
-    "Controller",
-    "JobStatus",
-    "LoopConfig",
-    "Recorder",
-    "TickReport",
-    "WorkloadStatus",
-]
+__all__ = ["Controller", "LoopConfig"]
