@@ -55,7 +55,7 @@ def _gpu(o: Outcome | None) -> str:
 
 
 HEAD = (
-    f"{'cell':<34} {'hours':>5} {'sloscale %':>10} {'GPU-h':>7} {'hpa*':>13} {'rps*':>13} "
+    f"{'cell':<36} {'hours':>5} {'sloscale %':>10} {'GPU-h':>7} {'hpa*':>13} {'rps*':>13} "
     f"{'hpa-fixed':>9} {'oracle':>7} {'/hind':>6} {'/fixed':>6} {'/oracle':>7} "
     f"{'obj':>4} {'<=5%':>4} {'<fix':>4}"
 )
@@ -64,7 +64,7 @@ HEAD = (
 def cell_row(c: CellResult) -> str:
     k = c.checks
     return (
-        f"{c.cell.label:<34} {c.cell.replay_hours:>5.0f} {_pct(c.sloscale.slo_attainment, 3):>10} "
+        f"{c.cell.label:<36} {c.cell.replay_hours:>5.0f} {_pct(c.sloscale.slo_attainment, 3):>10} "
         f"{_gpu(c.sloscale):>7} {_star(c.hpa):>13} {_star(c.rps):>13} {_gpu(c.hpa_fixed):>9} "
         f"{_gpu(c.oracle):>7} {_num(c.ratio('hindsight')):>6} {_num(c.ratio('hpa-fixed')):>6} "
         f"{_num(c.ratio('oracle')):>7} {_ok(k.objective):>4} {_ok(k.hindsight):>4} "
