@@ -166,7 +166,6 @@ class Scheduler:
         self.fixed: int | None = None
         self.fixed_started = False
         self.replays = 0
-        self.by_slug = {c.slug: c for c in plan.cells}
         self.progress = _Progress(err, len(plan.cells), plan.workers)
 
     # -- guesses -------------------------------------------------------------------------------
