@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(sub)
     _add_agent_parser(sub)
     for name, text in (
-        ("bench", "sloscale against HPA, Knative, static and the oracle on a trace"),
+        (
+            "bench",
+            "sloscale against HPA, Knative, static and the oracle on a trace (--suite: every "
+            "trace x seed x regime against the searched HPAs)",
+        ),
         ("loadtest", "locust, Prometheus, an emulated GPU service and the loop, end to end"),
         ("validate", "lint SLO annotations in manifests offline (sloscale validate --help)"),
         ("dashboards", "write the Grafana dashboards (sloscale dashboards --help)"),

@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="sloscale bench",
         description="replay a trace through the simulated cluster under each policy",
+        epilog="sloscale bench --suite [--help]: every trace x seeds x regimes, with the "
+        "searched HPAs (docs/benchmark.md)",
     )
     p.add_argument("--trace", type=Path, required=True, help="CSV timestamp_s,requests")
     p.add_argument(
@@ -141,8 +143,13 @@ def main(
     """``sloscale bench``; returns the exit code (2 on bad input, with one line on stderr)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--suite" in args:
+        from sloscale.bench.suite.cli import main as suite
+
+        return suite([a for a in args if a != "--suite"], out, err)
     try:
-        return run(sys.argv[1:] if argv is None else argv, out, err)
+        return run(args, out, err)
     except BenchError as e:
         print(f"error: {e}", file=err)
         return EXIT_BAD_INPUT

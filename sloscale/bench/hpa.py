@@ -33,6 +33,7 @@ from controller.domain import (
     Reason,
     ScaleAction,
     SloSpec,
+    WorkloadMetrics,
     WorkloadRef,
     available,
 )
@@ -262,8 +263,16 @@ def pods_of(
     return pods
 
 
+def _ready_pods(snapshot: ClusterSnapshot, key: str) -> int:
+    return sum(1 for a in snapshot.inventory.allocations if a.owner == key and a.ready)
+
+
 class HpaPolicy:
-    """The HPA on a GPU-utilisation target, replicas only (the slice stays as deployed)."""
+    """The HPA on a GPU-utilisation target, replicas only (the slice stays as deployed).
+
+    ``pod_value`` is the one per-pod metric each ready pod reports; a subclass changes the
+    metric (``rps.RpsHpaPolicy``: requests per second per pod), never the algorithm.
+    """
 
     def __init__(
         self,
@@ -284,6 +293,11 @@ class HpaPolicy:
         self.state = HpaState()
         self._next_s = 0.0
 
+    def pod_value(self, metrics: WorkloadMetrics, ready_pods: int) -> float | None:
+        """Each ready pod's metric: the GPU busy fraction in percent (``None``: missing)."""
+        busy = metrics.gpu_busy
+        return 100.0 * busy if available(busy) and busy is not None else None
+
     def step(self, now_s: float) -> None:
         if now_s + 1e-9 < self._next_s:
             return
@@ -292,13 +306,13 @@ class HpaPolicy:
         dep = next((d for d in snapshot.deployments if d.ref == self.ref), None)
         if dep is None or dep.replicas == 0:
             return  # autoscaling is disabled at zero replicas
-        busy = (
-            self.metrics.observe([ObserveTarget(self.ref, self.spec)], now_s)
-            .get(self.ref.key)
-            .gpu_busy
+        observed = self.metrics.observe([ObserveTarget(self.ref, self.spec)], now_s)
+        pods = pods_of(
+            snapshot,
+            self.ref.key,
+            dep.replicas,
+            self.pod_value(observed.get(self.ref.key), _ready_pods(snapshot, self.ref.key)),
         )
-        value = 100.0 * busy if available(busy) and busy is not None else None
-        pods = pods_of(snapshot, self.ref.key, dep.replicas, value)
         desired = replica_count(dep.replicas, pods, self.target)
         if desired is None:
             return  # no metrics: the HPA does not scale (FailedGetResourceMetric)

@@ -24,6 +24,7 @@ from sloscale.bench.hpa import HpaPolicy
 from sloscale.bench.kpa import KpaPolicy, KpaSpec, ScrapedConcurrency
 from sloscale.bench.oracle import OraclePolicy
 from sloscale.bench.results import PolicyResult, score
+from sloscale.bench.rps import RpsHpaPolicy, target_rps
 from sloscale.bench.settings import HPA_DEFAULT_TARGET_PCT
 from sloscale.bench.setup import MINUTE_S, SERVICE, BenchSetup
 from sloscale.bench.sloscale import SloscalePolicy
@@ -41,15 +42,19 @@ class Policy(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
-    """One replay: a policy, and for ``hpa`` its utilisation target."""
+    """One replay: a policy, for ``hpa`` its utilisation target, for ``rps`` its target in
+    percent of ``rps.reference_rps`` (only the suite runs ``rps``)."""
 
     policy: str
     hpa_target_pct: int | None = None
+    rps_target_pct: int | None = None
 
     @property
     def label(self) -> str:
         if self.policy == "hpa" and self.hpa_target_pct != HPA_DEFAULT_TARGET_PCT:
             return f"hpa@{self.hpa_target_pct}"
+        if self.policy == "rps":
+            return f"rps@{self.rps_target_pct}"
         return self.policy
 
 
@@ -80,6 +85,12 @@ def make_policy(setup: BenchSetup, run: RunSpec, cluster: SimulatedCluster) -> P
         assert spec is not None
         return HpaPolicy(
             SERVICE, spec, cluster, metrics, target_pct=float(run.hpa_target_pct or 70)
+        )
+    if run.policy == "rps":
+        spec = parse_slo_spec(SERVICE.key, setup.world.deployments[0].annotations).spec
+        assert spec is not None and run.rps_target_pct is not None
+        return RpsHpaPolicy(
+            SERVICE, spec, cluster, metrics, target_rps=target_rps(setup, run.rps_target_pct)
         )
     if run.policy == "kpa":
         return KpaPolicy(
