@@ -6,7 +6,9 @@ API never blocks or changes a decision. Bound to 127.0.0.1 unless told otherwise
 
 from __future__ import annotations
 
+import errno
 import math
+import socket
 import threading
 import time
 from dataclasses import asdict, is_dataclass
@@ -170,19 +172,59 @@ def create_app(controller: Controller, recorder: MetricsRecorder) -> FastAPI:
     return app
 
 
+def bind_error(e: OSError) -> str:
+    """Why a listening socket could not be bound, in words (no errno, no traceback)."""
+    if e.errno == errno.EADDRINUSE:
+        return "address already in use (another process listens there; choose another port)"
+    if e.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    if e.errno == errno.EADDRNOTAVAIL:
+        return "address not available on this host"
+    return e.strerror or str(e)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; raises ``OSError`` with ``bind_error``'s words.
+
+    Bound here, in the caller's thread, so that a busy port is an error the caller can report
+    in one line (uvicorn binding in its own thread only logs the errno and exits the thread).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as e:
+        raise OSError(f"cannot resolve {host!r}: {e.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise OSError(bind_error(e)) from None
+    return sock
+
+
 class ApiServer:
-    """uvicorn in a daemon thread, stopped cleanly by ``stop()``."""
+    """uvicorn in a daemon thread on a socket bound by ``start()``, stopped by ``stop()``."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080):
         self.config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run, name="sloscale-api", daemon=True)
+        self.thread: threading.Thread | None = None
 
     def start(self, timeout_s: float = 10.0) -> None:
+        """Bind (a busy port raises ``OSError`` saying so), then serve in the background."""
+        sock = listen(self.config.host, self.config.port)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name="sloscale-api", daemon=True
+        )
         self.thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
             if not self.thread.is_alive():
+                sock.close()
                 raise OSError(
                     f"API server could not start on {self.config.host}:{self.config.port}"
                 )
@@ -192,7 +234,8 @@ class ApiServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        if self.thread is not None:
+            self.thread.join(timeout=10)
 
     @property
     def port(self) -> int:

@@ -35,7 +35,7 @@ from actuators.sim.scenarios import demo_world
 from controller.domain import SliceDialect
 from controller.loop import Controller, LoopConfig, Recorder
 from controller.ports import Cluster
-from sloscale.api import ApiServer, create_app
+from sloscale.api import ApiServer, bind_error, create_app
 from sloscale.telemetry import MetricsRecorder
 
 log = logging.getLogger("sloscale.run")
@@ -88,7 +88,11 @@ def run(
         raise RunError(f"--cluster {options.cluster!r}: choose kubernetes or sim")
     world = replace(demo_world(seed=options.seed), start_s=time.time())
     sim = SimulatedCluster(world)
-    metrics_server = SimMetricsServer(options.sim_metrics_host, options.sim_metrics_port)
+    try:
+        metrics_server = SimMetricsServer(options.sim_metrics_host, options.sim_metrics_port)
+    except OSError as e:  # a busy --sim-metrics-port: one line, exit 2
+        where = f"{options.sim_metrics_host}:{options.sim_metrics_port}"
+        raise RunError(f"cannot serve the simulated metrics on {where}: {bind_error(e)}") from None
     metrics_server.publish(sim)
     metrics_server.start()
     print(f"simulated workloads' metrics on http://{metrics_server.address}/metrics", file=err)
