@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from controller.domain import Decision
 from controller.loop import Controller, WorkloadStatus
 from controller.retrain import RetrainStatus
+from sloscale.health import Health, Heartbeat
 from sloscale.telemetry import MetricsRecorder
 
 
@@ -98,24 +99,56 @@ def retraining_json(s: RetrainStatus) -> dict[str, Any]:
     }
 
 
-def create_app(controller: Controller, recorder: MetricsRecorder) -> FastAPI:
+def health_json(h: Health) -> dict[str, Any]:
+    return {
+        "ticks": h.ticks,
+        "last_tick_age_s": jsonable(h.last_tick_age_s),
+        "tick_running_s": jsonable(h.tick_running_s),
+    }
+
+
+def create_app(
+    controller: Controller, recorder: MetricsRecorder, *, heartbeat: Heartbeat | None = None
+) -> FastAPI:
+    """The API over ``controller``; probes read ``heartbeat``, which the ticking thread
+    updates (``sloscale run``). Without one, each probe takes the controller's last report as
+    the last completed tick, on the controller's clock (no tick in progress is seen then)."""
     app = FastAPI(title="sloscale", version="0.1.0")
     started = time.monotonic()
+    beat = heartbeat or Heartbeat(controller.config.interval_s, clock=controller.clock.now)
+
+    def health() -> Health:
+        if heartbeat is None:
+            report = controller.last_report
+            if report is not None:
+                beat.completed_at(report.time_s)
+        return beat.health()
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        h = health()
+        if not h.live:
+            return JSONResponse(
+                {"status": "wedged", "reason": h.reason, **health_json(h)}, status_code=503
+            )
+        return JSONResponse({"status": "ok", **health_json(h)})
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
+        h = health()
         report = controller.last_report
-        if report is None:
+        if report is None and h.live:
             return JSONResponse({"status": "waiting for the first tick"}, status_code=503)
+        if not h.ready:
+            return JSONResponse(
+                {"status": "not ready", "reason": h.reason, **health_json(h)}, status_code=503
+            )
         return JSONResponse(
             {
                 "status": "ready",
-                "last_tick_s": report.time_s,
+                "last_tick_s": report.time_s if report is not None else None,
                 "uptime_s": time.monotonic() - started,
+                **health_json(h),
             }
         )
 
