@@ -31,7 +31,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -50,12 +49,19 @@ from actuators.kubernetes.api import (
     Resource,
 )
 from actuators.kubernetes.cache import Reflector
+from actuators.kubernetes.writes import (
+    EVENT_MESSAGE_LIMIT,
+    apply_template_patch,
+    event_message,
+    fits,
+    note_patch,
+    rfc3339,
+)
 from controller.domain import (
     ApplyResult,
     ClusterSnapshot,
     Condition,
     DeploymentState,
-    Inventory,
     JobAction,
     JobPhase,
     Plan,
@@ -328,7 +334,7 @@ class KubernetesCluster:
             )
             strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
             if strategy == "RollingUpdate":
-                surge = _fits(inv, after.share_pct, after.memory_mib or 0)
+                surge = fits(inv, after.share_pct, after.memory_mib or 0)
                 write.strategy = {
                     "rollingUpdate": {
                         "maxSurge": 1 if surge else 0,
@@ -359,7 +365,7 @@ class KubernetesCluster:
                 subresource="scale",
             )
             rv = str((scale.get("metadata") or {}).get("resourceVersion", rv))
-        body: JsonObj = {"metadata": _note_patch(dep, note)}
+        body: JsonObj = {"metadata": note_patch(dep, note)}
         if write.template_patch:
             body["metadata"]["resourceVersion"] = rv
             body["spec"] = {"template": write.template_patch}
@@ -411,7 +417,7 @@ class KubernetesCluster:
             note = self._decision(verb, str(action.reason), f"{verb} the Job", action.conditions)
             rv = str(k8s.meta(job).get("resourceVersion", ""))
             body = {
-                "metadata": {"resourceVersion": rv, **_note_patch(job, note)},
+                "metadata": {"resourceVersion": rv, **note_patch(job, note)},
                 "spec": {"suspend": action.suspend},
             }
             try:
@@ -542,7 +548,7 @@ class KubernetesCluster:
             {
                 "action": action,
                 "reason": reason,
-                "time": _rfc3339(self.clock()),
+                "time": rfc3339(self.clock()),
                 "message": message,
                 "conditions": [c.as_dict() for c in conditions],
             },
@@ -576,64 +582,19 @@ class KubernetesCluster:
                 "resourceVersion": m.get("resourceVersion", ""),
             },
             "reason": reason,
-            "message": message[:1024],
+            "message": message[:EVENT_MESSAGE_LIMIT],
             "type": "Warning" if warning else "Normal",
             "source": {"component": "sloscale"},
             "reportingComponent": "sloscale.io/controller",
             "reportingInstance": self.options.identity,
-            "firstTimestamp": _rfc3339(now, micro=False),
-            "lastTimestamp": _rfc3339(now, micro=False),
+            "firstTimestamp": rfc3339(now, micro=False),
+            "lastTimestamp": rfc3339(now, micro=False),
             "count": 1,
         }
         try:
             self.api.create(EVENTS, body, ns)
         except ApiError as e:
             log.warning("event %s on %s/%s not recorded: %s", reason, ns, m.get("name"), e)
-
-
-EVENT_MESSAGE_LIMIT = 1024
-"""Characters of an Event's message that sloscale writes (the API server's limit for the
-``note`` of events.k8s.io/v1); a longer condition set is summarised."""
-
-
-def event_message(change: str, conditions: Sequence[Condition]) -> str:
-    """An Event's message: the change, then every condition of the decision.
-
-    When the whole set does not fit ``EVENT_MESSAGE_LIMIT``, each condition is named by its
-    type, status and reason only, and the message points to the last-decision annotation,
-    which holds the set whole. Purely computational.
-    """
-    if not conditions:
-        return change[:EVENT_MESSAGE_LIMIT]
-    whole = "; ".join(
-        f"{c.type}={c.as_dict()['status']} {c.reason}: {c.message}" for c in conditions
-    )
-    full = f"{change}; {whole}"
-    if len(full) <= EVENT_MESSAGE_LIMIT:
-        return full
-    names = ", ".join(f"{c.type}={c.as_dict()['status']} {c.reason}" for c in conditions)
-    short = f"{change}; {names} (messages in annotation {k8s.LAST_DECISION})"
-    return short[:EVENT_MESSAGE_LIMIT]
-
-
-def _note_patch(obj: Mapping[str, Any], note: str) -> JsonObj:
-    """The metadata patch that writes ``note`` as the last decision, or nothing when the
-    object already records the same decision (all but its time): the annotation is written
-    only when it changes."""
-    old = k8s.annotations_of(obj).get(k8s.LAST_DECISION)
-    if old is not None and _without_time(old) == _without_time(note):
-        return {}
-    return {"annotations": {k8s.LAST_DECISION: note}}
-
-
-def _without_time(note: str) -> object:
-    try:
-        parsed = json.loads(note)
-    except ValueError:
-        return None
-    if isinstance(parsed, dict):
-        parsed.pop("time", None)
-    return parsed
 
 
 WATERMARK_ANNOTATION = ANNOTATION_PREFIX + "retrain-watermark"
@@ -646,47 +607,3 @@ def _controller_annotations_apart(state: DeploymentState) -> DeploymentState:
     watermark = ann.pop(WATERMARK_ANNOTATION, None)
     ann.pop(k8s.LAST_DECISION, None)
     return replace(state, annotations=ann, retrain_watermark=watermark)
-
-
-def apply_template_patch(template: Mapping[str, Any], patch: Mapping[str, Any]) -> JsonObj:
-    """Apply a ``dialects.slice_patch`` locally (maps merge, ``None`` deletes, containers by
-    name): enough to tell whether the patch changes anything. Purely computational."""
-    out = copy.deepcopy(dict(template))
-    ann = (patch.get("metadata") or {}).get("annotations") or {}
-    if ann:
-        target = out.setdefault("metadata", {}).setdefault("annotations", {})
-        _merge(target, ann)
-    for pc in (patch.get("spec") or {}).get("containers") or []:
-        for c in out.get("spec", {}).get("containers") or []:
-            if c.get("name") == pc.get("name"):
-                _merge(c.setdefault("resources", {}), pc.get("resources") or {})
-    return out
-
-
-def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        elif isinstance(v, Mapping):
-            sub = target.get(k)
-            if not isinstance(sub, dict):
-                sub = target[k] = {}
-            _merge(sub, v)
-        else:
-            target[k] = v
-
-
-def _fits(inv: Inventory, share_pct: int, memory_mib: int) -> bool:
-    """Whether one more pod of this slice can be placed now (any card with room)."""
-    used_pct, used_mib = inv.used_pct_by_card(), inv.used_mib_by_card()
-    return any(
-        c.capacity_pct - used_pct[c.card_id] >= share_pct
-        and (c.memory_mib == 0 or c.memory_mib - used_mib[c.card_id] >= memory_mib)
-        for c in inv.cards
-    )
-
-
-def _rfc3339(t_s: float, *, micro: bool = True) -> str:
-    dt = datetime.fromtimestamp(t_s, UTC)
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ"
-    return dt.strftime(fmt)
