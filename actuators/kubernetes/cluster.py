@@ -1,8 +1,11 @@
 """``KubernetesCluster``: the ``Cluster`` port on a real cluster.
 
 ``snapshot()`` reads only the list+watch caches (``cache.Reflector``): Deployments (limited by
-namespace and label selector), Jobs, pods and nodes; no request per tick. ``apply()`` turns a
-plan into the fewest writes that reach it, each idempotent:
+namespace and label selector), Jobs, pods and nodes; no request per tick. It raises, and the
+loop holds, when a cache has not been confirmed current (a list, a watch event or bookmark, an
+open watch) within ``max_staleness_s``: a watch that keeps failing never passes an old replica
+count off as the current one. ``apply()`` turns a plan into the fewest writes that reach it,
+each idempotent:
 
 - replicas through the ``scale`` subresource (merge patch);
 - a slice change as a strategic-merge patch of the pod template in the workload's dialect
@@ -15,9 +18,12 @@ plan into the fewest writes that reach it, each idempotent:
   ``sloscale.io/last-decision`` annotation (JSON: action, reason, time, message).
 
 Writes that depend on what was read carry the resourceVersion it was read at: a 409 re-reads
-and retries with backoff; 404 (deleted meanwhile) is a no-op; 403 names the missing RBAC verb;
-422 carries the API's message. One action's failure never touches another's. In dry-run
-(shadow) mode nothing is written: the results and ``shadow_log`` say what would have been.
+and retries with backoff, unless the Deployment's replicas or pod template changed since the
+snapshot the plan was made on: then the old target is not re-sent over the other writer's
+change (a failed "conflict" result; the next tick re-plans on fresh data); 404 (deleted
+meanwhile) is a no-op; 403 names the missing RBAC verb; 422 carries the API's message. One
+action's failure never touches another's. In dry-run (shadow) mode nothing is written: the
+results and ``shadow_log`` say what would have been.
 Only the leader writes (``leader``: anything with ``is_leader()``), checked before each write.
 """
 
@@ -97,6 +103,9 @@ class KubernetesOptions:
     identity: str = "sloscale"  # Event reportingInstance and User-Agent suffix
     watch_timeout_s: int = 300
     sync_timeout_s: float = 30.0
+    max_staleness_s: float | None = None
+    """How long a discovery cache may go unconfirmed (``Reflector.staleness_s``) before
+    ``snapshot()`` refuses it; ``None``: ``sync_timeout_s``."""
     conflict_retries: int = 4
     conflict_backoff_s: float = 0.05
 
@@ -148,6 +157,7 @@ class KubernetesCluster:
         self.nodes = Reflector(api, NODES, None, watch_timeout_s=wt)
         self._reflectors = (self.deployments, self.jobs, self.pods, self.nodes)
         self._lock = threading.Lock()
+        self._planned_on: dict[str, tuple[int, str]] = {}  # the last snapshot's Deployments
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -172,6 +182,7 @@ class KubernetesCluster:
             missing = [r.resource.qualified for r in self._reflectors if not r.synced]
             errors = "; ".join(r.last_error or "" for r in self._reflectors if r.last_error)
             raise RuntimeError(f"discovery not synced: {', '.join(missing)} ({errors})")
+        self._refuse_stale()
         inv = k8s.inventory(self.nodes.items(), self.pods.items())
         card_mib = k8s.max_card_memory_mib(inv)
         deployments = tuple(
@@ -184,6 +195,11 @@ class KubernetesCluster:
             for j in sorted(self.jobs.items(), key=k8s.object_sort_key)
             if k8s.tracked_job(j)
         ]
+        with self._lock:
+            self._planned_on = {
+                f"{k8s.meta(d).get('namespace')}/{k8s.meta(d).get('name')}": _scale_basis(d)
+                for d in self.deployments.items()
+            }
         ns = self.options.namespace
         jobs += [
             k8s.bare_pod_state(p, card_mib)
@@ -193,6 +209,23 @@ class KubernetesCluster:
         return ClusterSnapshot(
             time_s=self.clock(), deployments=deployments, jobs=tuple(jobs), inventory=inv
         )
+
+    def _refuse_stale(self) -> None:
+        """Raise rather than serve a cache that no list, watch event or open watch has
+        confirmed current within the bound: the loop then holds, and says why."""
+        bound = self.options.max_staleness_s
+        if bound is None:
+            bound = self.options.sync_timeout_s
+        stale = []
+        for r in self._reflectors:
+            age = r.staleness_s()
+            if age is not None and age > bound:
+                why = r.last_error or "no watch open"
+                stale.append(f"{r.resource.qualified} not confirmed for {age:.1f} s ({why})")
+        if stale:
+            raise RuntimeError(
+                f"discovery stale (bound {bound:g} s), not serving the cache: {'; '.join(stale)}"
+            )
 
     # ---- act ---------------------------------------------------------------------------------
 
@@ -267,7 +300,13 @@ class KubernetesCluster:
         dep = self.deployments.get(ref.namespace, ref.name) or self.api.get(
             DEPLOYMENTS, ref.name, ref.namespace
         )
+        with self._lock:  # what the plan saw: consumed by the write made from it
+            basis = self._planned_on.get(ref.key)
         for attempt in range(self.options.conflict_retries + 1):
+            changed = "" if basis is None else _changed_under_us(basis, dep)
+            if changed:
+                message = f"conflict: {changed} since it was planned; not applied, re-planned"
+                return ApplyResult(ref.key, False, f"{message} on the next tick")
             write = self._plan_scale(dep, action)
             if write is None:
                 return ApplyResult(ref.key, False, self._deferred_message(dep, action))
@@ -286,6 +325,8 @@ class KubernetesCluster:
                 self.sleep(self.options.conflict_backoff_s * 2**attempt)
                 dep = self.api.get(DEPLOYMENTS, ref.name, ref.namespace)
                 continue
+            with self._lock:
+                self._planned_on.pop(ref.key, None)
             return ApplyResult(ref.key, True, f"set {summary}")
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -599,6 +640,23 @@ class KubernetesCluster:
 
 WATERMARK_ANNOTATION = ANNOTATION_PREFIX + "retrain-watermark"
 RETRAIN_OF_LABEL = k8s.RETRAIN_OF_LABEL
+
+
+def _scale_basis(dep: Mapping[str, Any]) -> tuple[int, str]:
+    """What a scale action was planned on: the replica count and the pod template."""
+    spec = dep.get("spec") or {}
+    template = json.dumps(spec.get("template") or {}, sort_keys=True)
+    return int(spec.get("replicas", 1)), template
+
+
+def _changed_under_us(basis: tuple[int, str], dep: Mapping[str, Any]) -> str:
+    """How ``dep`` differs from what the plan saw, in words; ``""`` when it does not."""
+    replicas, template = _scale_basis(dep)
+    if replicas != basis[0]:
+        return f"replicas changed {basis[0]}->{replicas}"
+    if template != basis[1]:
+        return "pod template changed"
+    return ""
 
 
 def _controller_annotations_apart(state: DeploymentState) -> DeploymentState:
