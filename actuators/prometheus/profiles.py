@@ -37,6 +37,10 @@ Metric names (looked up, not guessed):
 Counters are read through ``rate()``, which handles counter resets and needs two samples in
 the window (so a stale counter drops out instead of reading 0); gauges through
 ``last_over_time(...[max_age])`` so a gauge older than ``max_age`` is absent, not stale.
+
+Custom queries are the operator's PromQL: ``promql_problem`` rejects what cannot parse (an
+unclosed bracket or string) before it is sent, per workload; a batched union Prometheus still
+refuses is split by the source, so one workload's bad query never costs the others theirs.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ HAMI_MEMORY = "vGPU_device_memory_usage_in_bytes"
 WORKLOAD_TAG = "sloscale_workload"
 """The label ``label_replace`` adds to tell batched custom queries apart."""
 
+
 GROUP = "namespace, pod, deployment"
 """What every per-workload query groups by: pods map to workloads in ``podmap``."""
 
@@ -76,6 +81,8 @@ class Query:
 
     key: str
     promql: str
+    parts: tuple[tuple[str, str], ...] = ()
+    """For a tagged union: its ``(workload key, promql)`` parts, so that it can be split."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,24 +170,92 @@ def tagged_union(parts: Sequence[tuple[str, str]]) -> str:
     )
 
 
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def promql_problem(text: str) -> str | None:
+    """Why ``text`` cannot be PromQL (empty, an unclosed bracket or string), or ``None``.
+
+    A parse check, not a parser: it catches what would make a whole batched union fail
+    (``sum((``); what it lets through, Prometheus judges (``source`` splits the union then).
+    Purely computational.
+    """
+    if not text.strip():
+        return "empty query"
+    opened: list[tuple[str, int]] = []
+    quote: str | None = None
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote is not None:
+            if c == "\\" and quote != "`":
+                i += 1  # the escaped character
+            elif c == quote:
+                quote = None
+        elif c in "\"'`":
+            quote = c
+        elif c == "#":  # a comment runs to the end of the line
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        elif c in "([{":
+            opened.append((c, i))
+        elif c in _CLOSING:
+            if not opened or opened[-1][0] != _CLOSING[c]:
+                return f"unexpected {c!r} at character {i + 1}"
+            opened.pop()
+        i += 1
+    if quote is not None:
+        return f"unterminated {quote} string"
+    if opened:
+        c, at = opened[-1]
+        return f"unclosed {c!r} at character {at + 1}"
+    return None
+
+
+def tagged_query(key: str, parts: Sequence[tuple[str, str]]) -> Query | None:
+    """The tagged union of the parts that parse (``None`` when none does)."""
+    good = tuple((w, q) for w, q in parts if promql_problem(q) is None)
+    return Query(key, tagged_union(good), good) if good else None
+
+
+_CUSTOM = (("rate", "rate_query"), ("latency", "latency_query"), ("good_ratio", "good_ratio_query"))
+
+
+def _custom_parts(targets: Sequence[ObserveTarget]) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for t in targets:
+        if t.spec.metrics_profile is MetricsProfile.CUSTOM:
+            for signal, attr in _CUSTOM:
+                if q := getattr(t.spec, attr):
+                    out.setdefault(f"custom:{signal}", []).append((t.ref.key, q))
+        if t.spec.retrain:
+            out.setdefault("retrain:data", []).append((t.ref.key, t.spec.retrain.data_query))
+    return out
+
+
+def rejected_parts(targets: Sequence[ObserveTarget]) -> dict[str, dict[str, str]]:
+    """Per query key, the workloads whose own query does not parse, and why."""
+    out: dict[str, dict[str, str]] = {}
+    for key, parts in _custom_parts(targets).items():
+        for workload, q in parts:
+            if (problem := promql_problem(q)) is not None:
+                out.setdefault(key, {})[workload] = f"not valid PromQL: {problem}"
+    return out
+
+
 def custom_queries(targets: Sequence[ObserveTarget]) -> list[Query]:
     """The ``custom`` profile: one tagged union per signal over every target that has it."""
-    out = []
-    for signal, attr in (
-        ("rate", "rate_query"),
-        ("latency", "latency_query"),
-        ("good_ratio", "good_ratio_query"),
-    ):
-        parts = [(t.ref.key, q) for t in targets if (q := getattr(t.spec, attr))]
-        if parts:
-            out.append(Query(f"custom:{signal}", tagged_union(parts)))
-    return out
+    parts = _custom_parts([t for t in targets if t.spec.metrics_profile is MetricsProfile.CUSTOM])
+    queries = (
+        tagged_query(f"custom:{signal}", parts.get(f"custom:{signal}", ())) for signal, _ in _CUSTOM
+    )
+    return [q for q in queries if q is not None]
 
 
 def retrain_query(targets: Sequence[ObserveTarget]) -> Query | None:
     """Every model's cumulative sample count (``retrain-data-query``) in one query."""
     parts = [(t.ref.key, t.spec.retrain.data_query) for t in targets if t.spec.retrain]
-    return Query("retrain:data", tagged_union(parts)) if parts else None
+    return tagged_query("retrain:data", parts)
 
 
 def gpu_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Query]:
@@ -240,4 +315,4 @@ def rate_history_query(
     if profile is MetricsProfile.TRITON:
         return Query("triton:rate", triton_rate(ns, w))
     parts = [(t.ref.key, t.spec.rate_query) for t in targets if t.spec.rate_query]
-    return Query("custom:rate", tagged_union(parts)) if parts else None
+    return tagged_query("custom:rate", parts)

@@ -21,6 +21,12 @@ rate understates demand: rate and latency are then unavailable too. ``empty_resu
 counts unavailable signals. The loop turns unavailable rate or latency into a
 ``MetricsUnavailable`` hold, never a scale-down.
 
+Hostile queries: a ``custom`` (or retraining) query that does not parse is left out of the
+batch and fails only its own workload (``profiles.promql_problem``); when Prometheus refuses a
+batched union (HTTP 400/422), its parts are sent one by one, the ones that still fail fail
+their workload only, and a part refused as bad data is not batched again while it stays the
+same text.
+
 Warm start (``rate_history``): the request rate per step from ``query_range``, in chunks of at
 most ``max_points_per_query`` steps; a failed chunk leaves NaN steps (never zeros) and the
 call never raises.
@@ -53,6 +59,8 @@ from actuators.prometheus.profiles import (
     Query,
     QuerySettings,
     rate_history_query,
+    rejected_parts,
+    tagged_union,
     tick_queries,
 )
 from controller.domain import MetricsProfile, Observation, WorkloadMetrics
@@ -83,7 +91,8 @@ class SourceSettings:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     samples: tuple[PromSample, ...] = ()
-    error: str | None = None
+    error: str | None = None  # the whole query failed: every workload it feeds
+    failed: Mapping[str, str] = field(default_factory=dict)  # workload -> why; others answered
 
 
 @dataclass
@@ -126,6 +135,7 @@ class PrometheusMetricsSource:
         self.ticks_total = 0
         self.interpolated_thresholds: set[str] = set()
         self.last_errors: tuple[str, ...] = ()
+        self._refused: dict[str, str] = {}  # custom PromQL refused as bad data -> why
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -137,15 +147,27 @@ class PrometheusMetricsSource:
         """All targets' signals at ``now_s``; never raises (failures become ``errors``)."""
         self.ticks_total += 1
         try:
-            batch = tick_queries(targets, self.settings.queries())
+            batch, refused = self._without_refused(tick_queries(targets, self.settings.queries()))
             outcomes = self._run(batch, now_s)
+            for key, by_workload_why in rejected_parts(targets).items():
+                refused.setdefault(key, {}).update(by_workload_why)
+            for key, why in refused.items():
+                o = outcomes.get(key, _Outcome())
+                outcomes[key] = _Outcome(o.samples, o.error, {**o.failed, **why})
             resolver = WorkloadResolver(targets, self._pods())
             aggs = self._aggregate(targets, outcomes, resolver)
             by_workload = {t.ref.key: self._metrics(t, aggs[t.ref.key]) for t in targets}
             errors = tuple(
-                f"prometheus query {key} failed: {o.error}"
-                for key, o in outcomes.items()
-                if o.error is not None
+                [
+                    f"prometheus query {key} failed: {o.error}"
+                    for key, o in outcomes.items()
+                    if o.error is not None
+                ]
+                + [
+                    f"prometheus query {key} of {workload} failed: {why}"
+                    for key, o in outcomes.items()
+                    for workload, why in sorted(o.failed.items())
+                ]
             )
         except Exception as e:  # the port never raises: a failed read is an error entry
             log.exception("prometheus observe failed")
@@ -161,14 +183,66 @@ class PrometheusMetricsSource:
             for q in batch
         }
         out: dict[str, _Outcome] = {}
-        for key, fut in futures.items():
+        for q in batch:
             try:
-                out[key] = _Outcome(tuple(fut.result(timeout=timeout + 1.0)))
+                out[q.key] = _Outcome(tuple(futures[q.key].result(timeout=timeout + 1.0)))
             except QueryError as e:
-                out[key] = _Outcome(error=str(e))
+                if not str(e).startswith(("HTTP 400", "HTTP 422")) or not q.parts:
+                    out[q.key] = _Outcome(error=str(e))  # not the query's fault, or not split
+                elif len(q.parts) > 1:
+                    out[q.key] = self._split(q, now_s)
+                else:
+                    (workload, promql), why = q.parts[0], str(e)
+                    self._remember(promql, why)
+                    out[q.key] = _Outcome(failed={workload: why})
             except FutureTimeout:
-                out[key] = _Outcome(error="timed out")
+                out[q.key] = _Outcome(error="timed out")
         return out
+
+    def _split(self, query: Query, now_s: float) -> _Outcome:
+        """A tagged union Prometheus refused, part by part: the parts that answer count."""
+        timeout = self.settings.query_timeout_s
+        futures = []
+        for workload, promql in query.parts:
+            alone = tagged_union([(workload, promql)])
+            fut = self._pool.submit(self.client.query, alone, now_s, timeout_s=timeout)
+            futures.append((workload, promql, fut))
+        samples: list[PromSample] = []
+        failed: dict[str, str] = {}
+        for workload, promql, fut in futures:
+            try:
+                samples.extend(fut.result(timeout=timeout + 1.0))
+            except QueryError as e:
+                failed[workload] = str(e)
+                self._remember(promql, str(e))
+            except FutureTimeout:
+                failed[workload] = "timed out"
+        return _Outcome(tuple(samples), None, failed)
+
+    def _remember(self, promql: str, why: str) -> None:
+        """A part refused as bad data (HTTP 400: it does not parse) fails the same way again:
+        it is left out of the batch while it stays the same text."""
+        if why.startswith("HTTP 400"):
+            self._refused[promql] = why
+
+    def _without_refused(
+        self, batch: Sequence[Query]
+    ) -> tuple[list[Query], dict[str, dict[str, str]]]:
+        """The batch without the parts Prometheus refused before, and those parts' failures."""
+        in_use = {promql for q in batch for _, promql in q.parts}
+        self._refused = {p: why for p, why in self._refused.items() if p in in_use}
+        out: list[Query] = []
+        refused: dict[str, dict[str, str]] = {}
+        for q in batch:
+            bad = [(w, p) for w, p in q.parts if p in self._refused]
+            if not bad:
+                out.append(q)
+                continue
+            refused[q.key] = {w: self._refused[p] for w, p in bad}
+            good = tuple(part for part in q.parts if part not in bad)
+            if good:
+                out.append(Query(q.key, tagged_union(good), good))
+        return out, refused
 
     # ---- aggregation -------------------------------------------------------------------------
 
@@ -185,6 +259,9 @@ class PrometheusMetricsSource:
                 for agg in aggs.values():
                     agg.failed.add(key)
                 continue
+            for workload in outcome.failed:
+                if workload in aggs:
+                    aggs[workload].failed.add(key)
             for s in outcome.samples:
                 self._take(key, s, aggs, gpu, resolver)
         for workload, pods in gpu.items():
