@@ -38,6 +38,13 @@ Counters are read through ``rate()``, which handles counter resets and needs two
 the window (so a stale counter drops out instead of reading 0); gauges through
 ``last_over_time(...[max_age])`` so a gauge older than ``max_age`` is absent, not stale.
 
+Coverage: a rate is only as good as its window's samples. A pod whose scrapes stopped (or
+resumed) inside the window reads low, as a plausible number. Each profile's rate query
+therefore also returns, per pod and tagged ``sloscale_cover``, the samples of its counter in
+the window's first and second halves and whether it had any in ``coverage_lookback_s`` before
+the window (``coverage``); the source compares them (``source``: the rule for partial data).
+They ride in the rate query itself (joined with ``or``), so the number of queries is unchanged.
+
 Custom queries are the operator's PromQL: ``promql_problem`` rejects what cannot parse (an
 unclosed bracket or string) before it is sent, per workload; a batched union Prometheus still
 refuses is split by the source, so one workload's bad query never costs the others theirs.
@@ -70,6 +77,8 @@ HAMI_MEMORY = "vGPU_device_memory_usage_in_bytes"
 WORKLOAD_TAG = "sloscale_workload"
 """The label ``label_replace`` adds to tell batched custom queries apart."""
 
+COVER_TAG = "sloscale_cover"
+"""The label that marks a rate query's coverage series: ``early``, ``late`` or ``before``."""
 
 GROUP = "namespace, pod, deployment"
 """What every per-workload query groups by: pods map to workloads in ``podmap``."""
@@ -87,10 +96,12 @@ class Query:
 
 @dataclass(frozen=True, slots=True)
 class QuerySettings:
-    """Windows of the queries: ``window_s`` for rates, ``max_age_s`` for gauges."""
+    """Windows of the queries: ``window_s`` for rates, ``max_age_s`` for gauges, and how far
+    before the rate window a counter's samples show it existed (``coverage_lookback_s``)."""
 
     window_s: float = 60.0
     max_age_s: float = 60.0
+    coverage_lookback_s: float = 600.0
 
 
 def duration(seconds: float) -> str:
@@ -106,11 +117,30 @@ def namespace_matcher(targets: Iterable[ObserveTarget], label: str = "namespace"
     return f'{label}=~"{alternatives}"'
 
 
+def coverage(counter: str, ns: str, s: QuerySettings) -> str:
+    """Per pod, what says whether ``counter`` covers the rate window, each series tagged with
+    ``COVER_TAG``: ``now`` and ``start`` (live, i.e. not marked stale, at the window's end and
+    start), ``early`` and ``late`` (samples in each half) and ``before`` (samples in
+    ``coverage_lookback_s`` before the window)."""
+    half, w = duration(s.window_s / 2), duration(s.window_s)
+    lookback = duration(s.coverage_lookback_s)
+    series = f"{counter}{{{ns}}}"
+    parts = (
+        ("now", f"count by ({GROUP}) ({series})"),
+        ("start", f"count by ({GROUP}) ({series} offset {w})"),
+        ("early", f"max by ({GROUP}) (count_over_time({series}[{half}] offset {half}))"),
+        ("late", f"max by ({GROUP}) (count_over_time({series}[{half}]))"),
+        ("before", f"max by ({GROUP}) (count_over_time({series}[{lookback}] offset {w}))"),
+    )
+    return " or ".join(f'label_replace({q}, "{COVER_TAG}", "{tag}", "", "")' for tag, q in parts)
+
+
 def histogram_queries(name: str, prefix: str, ns: str, s: QuerySettings) -> list[Query]:
-    """Request rate and bucket rates of one histogram family, grouped by pod."""
+    """Request rate (with its coverage) and bucket rates of one histogram family, by pod."""
     w = duration(s.window_s)
+    rate = f"sum by ({GROUP}) (rate({name}_count{{{ns}}}[{w}]))"
     return [
-        Query(f"{prefix}:rate", f"sum by ({GROUP}) (rate({name}_count{{{ns}}}[{w}]))"),
+        Query(f"{prefix}:rate", f"{rate} or {coverage(f'{name}_count', ns, s)}"),
         Query(f"{prefix}:buckets", f"sum by ({GROUP}, le) (rate({name}_bucket{{{ns}}}[{w}]))"),
     ]
 
@@ -138,7 +168,7 @@ def profile_queries(
         ]
     if profile is MetricsProfile.TRITON:
         return [
-            Query("triton:rate", triton_rate(ns, w)),
+            Query("triton:rate", f"{triton_rate(ns, w)} or {coverage(TRITON_SUCCESS, ns, s)}"),
             Query(
                 "triton:summary",
                 f"max by ({GROUP}, quantile) (last_over_time({TRITON_SUMMARY}{{{ns}}}[{age}]))",

@@ -23,6 +23,7 @@ API_PODS = tuple(f"api-7d5c9b8f6-p{i}abc" for i in range(4))
 POD_MAP = {("shop", p): PodInfo("shop/api", 25) for p in API_PODS}
 API = target("shop/api")
 FULL_RPS = 80.0  # four pods at 20 rps
+LOW = 0.95 * FULL_RPS  # below this a reading is not the full rate (scrape jitter stays above)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,53 @@ def source(stack: Stack) -> Iterator[PrometheusMetricsSource]:
     src = make_source(stack)
     yield src
     src.close()
+
+
+def api_rate(source: PrometheusMetricsSource) -> tuple[float | None, tuple[str, ...]]:
+    obs = source.observe([API], time.time())
+    return obs.get(API.ref.key).request_rate_rps, obs.errors
+
+
+def test_a_ready_pod_not_scraped_never_reads_as_a_lower_rate(
+    stack: Stack, source: PrometheusMetricsSource
+) -> None:
+    rate, errors = api_rate(source)
+    assert not errors
+    assert rate == pytest.approx(FULL_RPS, rel=0.04)  # the last full reading
+
+    stack.synthetic.missing.add(API_PODS[3])  # one of the four ready pods is not scraped
+    try:
+        readings = []
+        deadline = time.monotonic() + 3 * WINDOW_S
+        while time.monotonic() < deadline:  # while its samples age out of the window, and after
+            readings.append(api_rate(source))
+            time.sleep(SCRAPE_S / 2)
+        low = [(r, e) for r, e in readings if r is not None and r < LOW]
+        assert not low, f"partial readings passed off as the rate: {low}"
+        rate, errors = readings[-1]
+        assert rate == pytest.approx(FULL_RPS, rel=0.04), errors  # the last full reading
+        assert any("shop/api" in e and "partial" in e and API_PODS[3] in e for e in errors), errors
+
+        fresh = make_source(stack)  # no full reading to fall back on: unavailable, not 60
+        try:
+            rate, errors = api_rate(fresh)
+        finally:
+            fresh.close()
+        assert rate is None, rate
+        assert any("shop/api" in e and "partial" in e for e in errors), errors
+    finally:
+        stack.synthetic.missing.clear()
+
+    readings = []
+    deadline = time.monotonic() + 4 * WINDOW_S
+    while time.monotonic() < deadline:  # the pod is back: its window fills up again
+        readings.append(api_rate(source))
+        time.sleep(SCRAPE_S / 2)
+    low = [(r, e) for r, e in readings if r is not None and r < LOW]
+    assert not low, f"a window only partly covered passed off as the rate: {low}"
+    rate, errors = readings[-1]
+    assert not errors
+    assert rate == pytest.approx(FULL_RPS, rel=0.04)
 
 
 GOOD = target(
