@@ -6,7 +6,9 @@ API never blocks or changes a decision. Bound to 127.0.0.1 unless told otherwise
 
 from __future__ import annotations
 
+import errno
 import math
+import socket
 import threading
 import time
 from dataclasses import asdict, is_dataclass
@@ -22,6 +24,7 @@ from controller.domain import Decision
 from controller.loop import Controller
 from controller.report import WorkloadStatus
 from controller.retrain import RetrainStatus
+from sloscale.health import Health, Heartbeat
 from sloscale.telemetry import MetricsRecorder
 
 
@@ -97,24 +100,56 @@ def retraining_json(s: RetrainStatus) -> dict[str, Any]:
     }
 
 
-def create_app(controller: Controller, recorder: MetricsRecorder) -> FastAPI:
+def health_json(h: Health) -> dict[str, Any]:
+    return {
+        "ticks": h.ticks,
+        "last_tick_age_s": jsonable(h.last_tick_age_s),
+        "tick_running_s": jsonable(h.tick_running_s),
+    }
+
+
+def create_app(
+    controller: Controller, recorder: MetricsRecorder, *, heartbeat: Heartbeat | None = None
+) -> FastAPI:
+    """The API over ``controller``; probes read ``heartbeat``, which the ticking thread
+    updates (``sloscale run``). Without one, each probe takes the controller's last report as
+    the last completed tick, on the controller's clock (no tick in progress is seen then)."""
     app = FastAPI(title="sloscale", version="0.1.0")
     started = time.monotonic()
+    beat = heartbeat or Heartbeat(controller.config.interval_s, clock=controller.clock.now)
+
+    def health() -> Health:
+        if heartbeat is None:
+            report = controller.last_report
+            if report is not None:
+                beat.completed_at(report.time_s)
+        return beat.health()
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        h = health()
+        if not h.live:
+            return JSONResponse(
+                {"status": "wedged", "reason": h.reason, **health_json(h)}, status_code=503
+            )
+        return JSONResponse({"status": "ok", **health_json(h)})
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
+        h = health()
         report = controller.last_report
-        if report is None:
+        if report is None and h.live:
             return JSONResponse({"status": "waiting for the first tick"}, status_code=503)
+        if not h.ready:
+            return JSONResponse(
+                {"status": "not ready", "reason": h.reason, **health_json(h)}, status_code=503
+            )
         return JSONResponse(
             {
                 "status": "ready",
-                "last_tick_s": report.time_s,
+                "last_tick_s": report.time_s if report is not None else None,
                 "uptime_s": time.monotonic() - started,
+                **health_json(h),
             }
         )
 
@@ -171,19 +206,59 @@ def create_app(controller: Controller, recorder: MetricsRecorder) -> FastAPI:
     return app
 
 
+def bind_error(e: OSError) -> str:
+    """Why a listening socket could not be bound, in words (no errno, no traceback)."""
+    if e.errno == errno.EADDRINUSE:
+        return "address already in use (another process listens there; choose another port)"
+    if e.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    if e.errno == errno.EADDRNOTAVAIL:
+        return "address not available on this host"
+    return e.strerror or str(e)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; raises ``OSError`` with ``bind_error``'s words.
+
+    Bound here, in the caller's thread, so that a busy port is an error the caller can report
+    in one line (uvicorn binding in its own thread only logs the errno and exits the thread).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as e:
+        raise OSError(f"cannot resolve {host!r}: {e.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise OSError(bind_error(e)) from None
+    return sock
+
+
 class ApiServer:
-    """uvicorn in a daemon thread, stopped cleanly by ``stop()``."""
+    """uvicorn in a daemon thread on a socket bound by ``start()``, stopped by ``stop()``."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080):
         self.config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(self.config)
-        self.thread = threading.Thread(target=self.server.run, name="sloscale-api", daemon=True)
+        self.thread: threading.Thread | None = None
 
     def start(self, timeout_s: float = 10.0) -> None:
+        """Bind (a busy port raises ``OSError`` saying so), then serve in the background."""
+        sock = listen(self.config.host, self.config.port)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name="sloscale-api", daemon=True
+        )
         self.thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
             if not self.thread.is_alive():
+                sock.close()
                 raise OSError(
                     f"API server could not start on {self.config.host}:{self.config.port}"
                 )
@@ -193,7 +268,8 @@ class ApiServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        if self.thread is not None:
+            self.thread.join(timeout=10)
 
     @property
     def port(self) -> int:

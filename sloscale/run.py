@@ -36,7 +36,8 @@ from controller.domain import SliceDialect
 from controller.loop import Controller, LoopConfig
 from controller.ports import Cluster
 from controller.report import Recorder
-from sloscale.api import ApiServer, create_app
+from sloscale.api import ApiServer, bind_error, create_app
+from sloscale.health import Heartbeat
 from sloscale.telemetry import MetricsRecorder
 
 log = logging.getLogger("sloscale.run")
@@ -71,6 +72,7 @@ class RunOptions:
     selector: str | None = None
     leader_elect: bool = False
     slice_dialect: str = "hami"
+    wedged_after_s: float | None = None  # /healthz fails past it (None: health's default)
 
 
 class WallClock:
@@ -89,14 +91,18 @@ def run(
         raise RunError(f"--cluster {options.cluster!r}: choose kubernetes or sim")
     world = replace(demo_world(seed=options.seed), start_s=time.time())
     sim = SimulatedCluster(world)
-    metrics_server = SimMetricsServer(options.sim_metrics_host, options.sim_metrics_port)
+    try:
+        metrics_server = SimMetricsServer(options.sim_metrics_host, options.sim_metrics_port)
+    except OSError as e:  # a busy --sim-metrics-port: one line, exit 2
+        where = f"{options.sim_metrics_host}:{options.sim_metrics_port}"
+        raise RunError(f"cannot serve the simulated metrics on {where}: {bind_error(e)}") from None
     metrics_server.publish(sim)
     metrics_server.start()
     print(f"simulated workloads' metrics on http://{metrics_server.address}/metrics", file=err)
     try:
         loop = LoopConfig(interval_s=options.interval_s, dry_run=options.dry_run)
-        with _composed(sim, options, loop, recorders, err) as (controller, _):
-            _loop(controller, sim, metrics_server, WallClock(), options)
+        with _composed(sim, options, loop, recorders, err) as (controller, _, beat):
+            _loop(controller, beat, sim, metrics_server, WallClock(), options)
     except KeyboardInterrupt:
         print("interrupted", file=err)
     finally:
@@ -123,8 +129,8 @@ def run_cluster(
     err = err or sys.stderr
     base = replace(loop or LoopConfig(), interval_s=options.interval_s, dry_run=options.dry_run)
     try:
-        with _composed(cluster, options, base, recorders, err) as (controller, _):
-            _tick_every_interval(controller, options)
+        with _composed(cluster, options, base, recorders, err) as (controller, _, beat):
+            _tick_every_interval(controller, beat, options)
     except KeyboardInterrupt:
         print("interrupted", file=err)
     return 0
@@ -161,14 +167,14 @@ def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Record
     if elector is not None:
         elector.start()
     try:
-        with _composed(cluster, options, base, recorders, err) as (controller, recorder):
+        with _composed(cluster, options, base, recorders, err) as (controller, recorder, beat):
 
             def follow_the_lease() -> None:
                 leading = elector is None or elector.is_leader()
                 controller.config = replace(base, dry_run=base.dry_run or not leading)
                 recorder.set_leader(leading)
 
-            _tick_every_interval(controller, options, before_tick=follow_the_lease)
+            _tick_every_interval(controller, beat, options, before_tick=follow_the_lease)
     except KeyboardInterrupt:
         print("interrupted", file=err)
     finally:
@@ -185,8 +191,9 @@ def _composed(
     loop: LoopConfig,
     recorders: Sequence[Recorder],
     err: TextIO,
-) -> Iterator[tuple[Controller, MetricsRecorder]]:
-    """The loop over ``cluster`` reading Prometheus, with its API served while inside.
+) -> Iterator[tuple[Controller, MetricsRecorder, Heartbeat]]:
+    """The loop over ``cluster`` reading Prometheus, with its API served while inside; the
+    ``Heartbeat`` is for the ticking thread to mark each tick (``/healthz``, ``/readyz``).
 
     The source reads the pod map through ``SnapshotTap`` and warm-starts the forecaster with
     chunked ``query_range`` (``history=source``), so a restarted controller is not blind.
@@ -205,7 +212,9 @@ def _composed(
     controller = Controller(
         tap, source, WallClock(), loop, recorders=[recorder, *recorders], history=source
     )
-    server = ApiServer(create_app(controller, recorder), options.host, options.port)
+    beat = Heartbeat(options.interval_s, wedged_after_s=options.wedged_after_s)
+    app = create_app(controller, recorder, heartbeat=beat)
+    server = ApiServer(app, options.host, options.port)
     try:
         if options.serve:
             try:
@@ -218,7 +227,7 @@ def _composed(
                 f"API on http://{options.host}:{server.port} (/api/v1/workloads, /metrics)",
                 file=err,
             )
-        yield controller, recorder
+        yield controller, recorder, beat
     finally:
         if options.serve:
             server.stop()
@@ -226,14 +235,18 @@ def _composed(
 
 
 def _tick_every_interval(
-    controller: Controller, options: RunOptions, before_tick: Callable[[], None] | None = None
+    controller: Controller,
+    beat: Heartbeat,
+    options: RunOptions,
+    before_tick: Callable[[], None] | None = None,
 ) -> None:
     """Tick on the wall clock every ``interval_s`` until ``duration_s`` (or forever)."""
     started = time.monotonic()
     while options.duration_s is None or time.monotonic() - started < options.duration_s:
-        if before_tick is not None:
-            before_tick()
-        report = controller.tick()
+        with beat.tick():
+            if before_tick is not None:
+                before_tick()
+            report = controller.tick()
         for problem in report.errors:
             log.warning("tick: %s", problem)
         time.sleep(max(0.0, options.interval_s - (time.monotonic() - started) % options.interval_s))
@@ -255,6 +268,7 @@ def _prometheus_config(options: RunOptions) -> PrometheusConfig:
 
 def _loop(
     controller: Controller,
+    beat: Heartbeat,
     sim: SimulatedCluster,
     metrics_server: SimMetricsServer,
     clock: WallClock,
@@ -269,7 +283,8 @@ def _loop(
         sim.advance(max(0.0, now - sim.now()))
         metrics_server.publish(sim)
         if now >= next_tick:
-            report = controller.tick()
+            with beat.tick():
+                report = controller.tick()
             next_tick += options.interval_s
             for e in report.errors:
                 log.warning("tick: %s", e)

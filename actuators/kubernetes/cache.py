@@ -12,13 +12,21 @@ The API semantics it relies on (Kubernetes API concepts, "Efficient detection of
 - a resourceVersion too old for the server is answered ``410 Gone`` (as an ``ERROR`` event in
   the stream, or as the HTTP status): the reflector then lists again, and only then;
 - any other failure backs off exponentially (capped) and retries; nothing is raised to the
-  control loop, which reads ``items()`` and ``synced``.
+  control loop, which reads ``items()``, ``synced`` and ``staleness_s()``.
+
+Freshness: the store is confirmed current by a successful list, by every watch event
+(bookmarks included), and while a watch stream is open (until its read timeout,
+``watch_timeout_s`` + ``WATCH_READ_GRACE_S``, could have caught a silent connection).
+``staleness_s()`` is how long it has gone unconfirmed: a watch that keeps failing makes it grow,
+and ``KubernetesCluster.snapshot()`` refuses a cache past its bound rather than serve it as
+current.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +36,8 @@ log = logging.getLogger("sloscale.kubernetes.cache")
 
 JsonObj = dict[str, Any]
 GONE = 410
+WATCH_READ_GRACE_S = 15.0
+"""``KubeApi.watch`` reads with a timeout of ``timeout_s`` + this: a stream open longer is dead."""
 
 
 def object_key(obj: JsonObj) -> str:
@@ -48,6 +58,7 @@ class Reflector:
         watch_timeout_s: int = 300,
         backoff_s: tuple[float, float] = (0.2, 30.0),
         on_change: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
         self.resource = resource
@@ -56,11 +67,14 @@ class Reflector:
         self.watch_timeout_s = watch_timeout_s
         self.backoff_s = backoff_s
         self.on_change = on_change
+        self.clock = clock
         self.lists = 0  # full lists done (one at start, then only after 410 Gone)
         self.watches = 0
         self.last_error: str | None = None
         self._store: dict[str, JsonObj] = {}
         self._rv: str | None = None
+        self._confirmed: float | None = None  # when the store was last known current
+        self._connected = False  # a watch stream is open
         self._lock = threading.Lock()
         self._synced = threading.Event()
         self._stopping = threading.Event()
@@ -75,6 +89,18 @@ class Reflector:
 
     def wait_synced(self, timeout_s: float) -> bool:
         return self._synced.wait(timeout_s)
+
+    def staleness_s(self) -> float | None:
+        """Seconds since the store was last confirmed current (0 while a watch is open);
+        ``None`` before the first list."""
+        with self._lock:
+            confirmed, connected = self._confirmed, self._connected
+        if confirmed is None:
+            return None
+        age = max(0.0, self.clock() - confirmed)
+        if connected and age <= self.watch_timeout_s + WATCH_READ_GRACE_S:
+            return 0.0
+        return age
 
     def items(self) -> list[JsonObj]:
         with self._lock:
@@ -135,6 +161,7 @@ class Reflector:
         with self._lock:
             self._store = store
             self._rv = str((listing.get("metadata") or {}).get("resourceVersion", ""))
+            self._confirmed = self.clock()
         self._synced.set()
         self._changed()
 
@@ -149,13 +176,23 @@ class Reflector:
         )
         self.watches += 1
         self._stream = stream
+        self._confirm(connected=True)
         try:
             for event in stream:
                 if self._stopping.is_set():
                     return
                 self._apply(event)
+            if not self._stopping.is_set():
+                self._confirm(connected=True)  # ended by its timeout: current until now
         finally:
             self._stream = None
+            with self._lock:
+                self._connected = False
+
+    def _confirm(self, *, connected: bool) -> None:
+        with self._lock:
+            self._confirmed = self.clock()
+            self._connected = connected
 
     def _apply(self, event: JsonObj) -> None:
         kind = event.get("type")
@@ -172,6 +209,7 @@ class Reflector:
                 self._store.pop(object_key(obj), None)
             if rv:
                 self._rv = rv
+            self._confirmed = self.clock()
         if kind != "BOOKMARK":
             self._changed()
 

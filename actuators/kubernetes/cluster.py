@@ -1,8 +1,11 @@
 """``KubernetesCluster``: the ``Cluster`` port on a real cluster.
 
 ``snapshot()`` reads only the list+watch caches (``cache.Reflector``): Deployments (limited by
-namespace and label selector), Jobs, pods and nodes; no request per tick. ``apply()`` turns a
-plan into the fewest writes that reach it, each idempotent:
+namespace and label selector), Jobs, pods and nodes; no request per tick. It raises, and the
+loop holds, when a cache has not been confirmed current (a list, a watch event or bookmark, an
+open watch) within ``max_staleness_s``: a watch that keeps failing never passes an old replica
+count off as the current one. ``apply()`` turns a plan into the fewest writes that reach it,
+each idempotent:
 
 - replicas through the ``scale`` subresource (merge patch);
 - a slice change as a strategic-merge patch of the pod template in the workload's dialect
@@ -15,9 +18,12 @@ plan into the fewest writes that reach it, each idempotent:
   ``sloscale.io/last-decision`` annotation (JSON: action, reason, time, message).
 
 Writes that depend on what was read carry the resourceVersion it was read at: a 409 re-reads
-and retries with backoff; 404 (deleted meanwhile) is a no-op; 403 names the missing RBAC verb;
-422 carries the API's message. One action's failure never touches another's. In dry-run
-(shadow) mode nothing is written: the results and ``shadow_log`` say what would have been.
+and retries with backoff, unless the Deployment's replicas or pod template changed since the
+snapshot the plan was made on: then the old target is not re-sent over the other writer's
+change (a failed "conflict" result; the next tick re-plans on fresh data); 404 (deleted
+meanwhile) is a no-op; 403 names the missing RBAC verb; 422 carries the API's message. One
+action's failure never touches another's. In dry-run (shadow) mode nothing is written: the
+results and ``shadow_log`` say what would have been.
 Only the leader writes (``leader``: anything with ``is_leader()``), checked before each write.
 """
 
@@ -31,7 +37,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -50,12 +55,19 @@ from actuators.kubernetes.api import (
     Resource,
 )
 from actuators.kubernetes.cache import Reflector
+from actuators.kubernetes.writes import (
+    EVENT_MESSAGE_LIMIT,
+    apply_template_patch,
+    event_message,
+    fits,
+    note_patch,
+    rfc3339,
+)
 from controller.domain import (
     ApplyResult,
     ClusterSnapshot,
     Condition,
     DeploymentState,
-    Inventory,
     JobAction,
     JobPhase,
     Plan,
@@ -91,6 +103,9 @@ class KubernetesOptions:
     identity: str = "sloscale"  # Event reportingInstance and User-Agent suffix
     watch_timeout_s: int = 300
     sync_timeout_s: float = 30.0
+    max_staleness_s: float | None = None
+    """How long a discovery cache may go unconfirmed (``Reflector.staleness_s``) before
+    ``snapshot()`` refuses it; ``None``: ``sync_timeout_s``."""
     conflict_retries: int = 4
     conflict_backoff_s: float = 0.05
 
@@ -142,6 +157,7 @@ class KubernetesCluster:
         self.nodes = Reflector(api, NODES, None, watch_timeout_s=wt)
         self._reflectors = (self.deployments, self.jobs, self.pods, self.nodes)
         self._lock = threading.Lock()
+        self._planned_on: dict[str, tuple[int, str]] = {}  # the last snapshot's Deployments
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -166,6 +182,7 @@ class KubernetesCluster:
             missing = [r.resource.qualified for r in self._reflectors if not r.synced]
             errors = "; ".join(r.last_error or "" for r in self._reflectors if r.last_error)
             raise RuntimeError(f"discovery not synced: {', '.join(missing)} ({errors})")
+        self._refuse_stale()
         inv = k8s.inventory(self.nodes.items(), self.pods.items())
         card_mib = k8s.max_card_memory_mib(inv)
         deployments = tuple(
@@ -178,6 +195,11 @@ class KubernetesCluster:
             for j in sorted(self.jobs.items(), key=k8s.object_sort_key)
             if k8s.tracked_job(j)
         ]
+        with self._lock:
+            self._planned_on = {
+                f"{k8s.meta(d).get('namespace')}/{k8s.meta(d).get('name')}": _scale_basis(d)
+                for d in self.deployments.items()
+            }
         ns = self.options.namespace
         jobs += [
             k8s.bare_pod_state(p, card_mib)
@@ -187,6 +209,23 @@ class KubernetesCluster:
         return ClusterSnapshot(
             time_s=self.clock(), deployments=deployments, jobs=tuple(jobs), inventory=inv
         )
+
+    def _refuse_stale(self) -> None:
+        """Raise rather than serve a cache that no list, watch event or open watch has
+        confirmed current within the bound: the loop then holds, and says why."""
+        bound = self.options.max_staleness_s
+        if bound is None:
+            bound = self.options.sync_timeout_s
+        stale = []
+        for r in self._reflectors:
+            age = r.staleness_s()
+            if age is not None and age > bound:
+                why = r.last_error or "no watch open"
+                stale.append(f"{r.resource.qualified} not confirmed for {age:.1f} s ({why})")
+        if stale:
+            raise RuntimeError(
+                f"discovery stale (bound {bound:g} s), not serving the cache: {'; '.join(stale)}"
+            )
 
     # ---- act ---------------------------------------------------------------------------------
 
@@ -261,7 +300,13 @@ class KubernetesCluster:
         dep = self.deployments.get(ref.namespace, ref.name) or self.api.get(
             DEPLOYMENTS, ref.name, ref.namespace
         )
+        with self._lock:  # what the plan saw: consumed by the write made from it
+            basis = self._planned_on.get(ref.key)
         for attempt in range(self.options.conflict_retries + 1):
+            changed = "" if basis is None else _changed_under_us(basis, dep)
+            if changed:
+                message = f"conflict: {changed} since it was planned; not applied, re-planned"
+                return ApplyResult(ref.key, False, f"{message} on the next tick")
             write = self._plan_scale(dep, action)
             if write is None:
                 return ApplyResult(ref.key, False, self._deferred_message(dep, action))
@@ -280,6 +325,8 @@ class KubernetesCluster:
                 self.sleep(self.options.conflict_backoff_s * 2**attempt)
                 dep = self.api.get(DEPLOYMENTS, ref.name, ref.namespace)
                 continue
+            with self._lock:
+                self._planned_on.pop(ref.key, None)
             return ApplyResult(ref.key, True, f"set {summary}")
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -328,7 +375,7 @@ class KubernetesCluster:
             )
             strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
             if strategy == "RollingUpdate":
-                surge = _fits(inv, after.share_pct, after.memory_mib or 0)
+                surge = fits(inv, after.share_pct, after.memory_mib or 0)
                 write.strategy = {
                     "rollingUpdate": {
                         "maxSurge": 1 if surge else 0,
@@ -359,7 +406,7 @@ class KubernetesCluster:
                 subresource="scale",
             )
             rv = str((scale.get("metadata") or {}).get("resourceVersion", rv))
-        body: JsonObj = {"metadata": _note_patch(dep, note)}
+        body: JsonObj = {"metadata": note_patch(dep, note)}
         if write.template_patch:
             body["metadata"]["resourceVersion"] = rv
             body["spec"] = {"template": write.template_patch}
@@ -411,7 +458,7 @@ class KubernetesCluster:
             note = self._decision(verb, str(action.reason), f"{verb} the Job", action.conditions)
             rv = str(k8s.meta(job).get("resourceVersion", ""))
             body = {
-                "metadata": {"resourceVersion": rv, **_note_patch(job, note)},
+                "metadata": {"resourceVersion": rv, **note_patch(job, note)},
                 "spec": {"suspend": action.suspend},
             }
             try:
@@ -542,7 +589,7 @@ class KubernetesCluster:
             {
                 "action": action,
                 "reason": reason,
-                "time": _rfc3339(self.clock()),
+                "time": rfc3339(self.clock()),
                 "message": message,
                 "conditions": [c.as_dict() for c in conditions],
             },
@@ -576,13 +623,13 @@ class KubernetesCluster:
                 "resourceVersion": m.get("resourceVersion", ""),
             },
             "reason": reason,
-            "message": message[:1024],
+            "message": message[:EVENT_MESSAGE_LIMIT],
             "type": "Warning" if warning else "Normal",
             "source": {"component": "sloscale"},
             "reportingComponent": "sloscale.io/controller",
             "reportingInstance": self.options.identity,
-            "firstTimestamp": _rfc3339(now, micro=False),
-            "lastTimestamp": _rfc3339(now, micro=False),
+            "firstTimestamp": rfc3339(now, micro=False),
+            "lastTimestamp": rfc3339(now, micro=False),
             "count": 1,
         }
         try:
@@ -591,53 +638,25 @@ class KubernetesCluster:
             log.warning("event %s on %s/%s not recorded: %s", reason, ns, m.get("name"), e)
 
 
-EVENT_MESSAGE_LIMIT = 1024
-"""Characters of an Event's message that sloscale writes (the API server's limit for the
-``note`` of events.k8s.io/v1); a longer condition set is summarised."""
-
-
-def event_message(change: str, conditions: Sequence[Condition]) -> str:
-    """An Event's message: the change, then every condition of the decision.
-
-    When the whole set does not fit ``EVENT_MESSAGE_LIMIT``, each condition is named by its
-    type, status and reason only, and the message points to the last-decision annotation,
-    which holds the set whole. Purely computational.
-    """
-    if not conditions:
-        return change[:EVENT_MESSAGE_LIMIT]
-    whole = "; ".join(
-        f"{c.type}={c.as_dict()['status']} {c.reason}: {c.message}" for c in conditions
-    )
-    full = f"{change}; {whole}"
-    if len(full) <= EVENT_MESSAGE_LIMIT:
-        return full
-    names = ", ".join(f"{c.type}={c.as_dict()['status']} {c.reason}" for c in conditions)
-    short = f"{change}; {names} (messages in annotation {k8s.LAST_DECISION})"
-    return short[:EVENT_MESSAGE_LIMIT]
-
-
-def _note_patch(obj: Mapping[str, Any], note: str) -> JsonObj:
-    """The metadata patch that writes ``note`` as the last decision, or nothing when the
-    object already records the same decision (all but its time): the annotation is written
-    only when it changes."""
-    old = k8s.annotations_of(obj).get(k8s.LAST_DECISION)
-    if old is not None and _without_time(old) == _without_time(note):
-        return {}
-    return {"annotations": {k8s.LAST_DECISION: note}}
-
-
-def _without_time(note: str) -> object:
-    try:
-        parsed = json.loads(note)
-    except ValueError:
-        return None
-    if isinstance(parsed, dict):
-        parsed.pop("time", None)
-    return parsed
-
-
 WATERMARK_ANNOTATION = ANNOTATION_PREFIX + "retrain-watermark"
 RETRAIN_OF_LABEL = k8s.RETRAIN_OF_LABEL
+
+
+def _scale_basis(dep: Mapping[str, Any]) -> tuple[int, str]:
+    """What a scale action was planned on: the replica count and the pod template."""
+    spec = dep.get("spec") or {}
+    template = json.dumps(spec.get("template") or {}, sort_keys=True)
+    return int(spec.get("replicas", 1)), template
+
+
+def _changed_under_us(basis: tuple[int, str], dep: Mapping[str, Any]) -> str:
+    """How ``dep`` differs from what the plan saw, in words; ``""`` when it does not."""
+    replicas, template = _scale_basis(dep)
+    if replicas != basis[0]:
+        return f"replicas changed {basis[0]}->{replicas}"
+    if template != basis[1]:
+        return "pod template changed"
+    return ""
 
 
 def _controller_annotations_apart(state: DeploymentState) -> DeploymentState:
@@ -646,47 +665,3 @@ def _controller_annotations_apart(state: DeploymentState) -> DeploymentState:
     watermark = ann.pop(WATERMARK_ANNOTATION, None)
     ann.pop(k8s.LAST_DECISION, None)
     return replace(state, annotations=ann, retrain_watermark=watermark)
-
-
-def apply_template_patch(template: Mapping[str, Any], patch: Mapping[str, Any]) -> JsonObj:
-    """Apply a ``dialects.slice_patch`` locally (maps merge, ``None`` deletes, containers by
-    name): enough to tell whether the patch changes anything. Purely computational."""
-    out = copy.deepcopy(dict(template))
-    ann = (patch.get("metadata") or {}).get("annotations") or {}
-    if ann:
-        target = out.setdefault("metadata", {}).setdefault("annotations", {})
-        _merge(target, ann)
-    for pc in (patch.get("spec") or {}).get("containers") or []:
-        for c in out.get("spec", {}).get("containers") or []:
-            if c.get("name") == pc.get("name"):
-                _merge(c.setdefault("resources", {}), pc.get("resources") or {})
-    return out
-
-
-def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        elif isinstance(v, Mapping):
-            sub = target.get(k)
-            if not isinstance(sub, dict):
-                sub = target[k] = {}
-            _merge(sub, v)
-        else:
-            target[k] = v
-
-
-def _fits(inv: Inventory, share_pct: int, memory_mib: int) -> bool:
-    """Whether one more pod of this slice can be placed now (any card with room)."""
-    used_pct, used_mib = inv.used_pct_by_card(), inv.used_mib_by_card()
-    return any(
-        c.capacity_pct - used_pct[c.card_id] >= share_pct
-        and (c.memory_mib == 0 or c.memory_mib - used_mib[c.card_id] >= memory_mib)
-        for c in inv.cards
-    )
-
-
-def _rfc3339(t_s: float, *, micro: bool = True) -> str:
-    dt = datetime.fromtimestamp(t_s, UTC)
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ"
-    return dt.strftime(fmt)

@@ -37,6 +37,17 @@ Metric names (looked up, not guessed):
 Counters are read through ``rate()``, which handles counter resets and needs two samples in
 the window (so a stale counter drops out instead of reading 0); gauges through
 ``last_over_time(...[max_age])`` so a gauge older than ``max_age`` is absent, not stale.
+
+Coverage: a rate is only as good as its window's samples. A pod whose scrapes stopped (or
+resumed) inside the window reads low, as a plausible number. Each profile's rate query
+therefore also returns, per pod and tagged ``sloscale_cover``, the samples of its counter in
+the window's first and second halves and whether it had any in ``coverage_lookback_s`` before
+the window (``coverage``); the source compares them (``source``: the rule for partial data).
+They ride in the rate query itself (joined with ``or``), so the number of queries is unchanged.
+
+Custom queries are the operator's PromQL: ``promql_problem`` rejects what cannot parse (an
+unclosed bracket or string) before it is sent, per workload; a batched union Prometheus still
+refuses is split by the source, so one workload's bad query never costs the others theirs.
 """
 
 from __future__ import annotations
@@ -66,6 +77,9 @@ HAMI_MEMORY = "vGPU_device_memory_usage_in_bytes"
 WORKLOAD_TAG = "sloscale_workload"
 """The label ``label_replace`` adds to tell batched custom queries apart."""
 
+COVER_TAG = "sloscale_cover"
+"""The label that marks a rate query's coverage series: ``early``, ``late`` or ``before``."""
+
 GROUP = "namespace, pod, deployment"
 """What every per-workload query groups by: pods map to workloads in ``podmap``."""
 
@@ -76,14 +90,18 @@ class Query:
 
     key: str
     promql: str
+    parts: tuple[tuple[str, str], ...] = ()
+    """For a tagged union: its ``(workload key, promql)`` parts, so that it can be split."""
 
 
 @dataclass(frozen=True, slots=True)
 class QuerySettings:
-    """Windows of the queries: ``window_s`` for rates, ``max_age_s`` for gauges."""
+    """Windows of the queries: ``window_s`` for rates, ``max_age_s`` for gauges, and how far
+    before the rate window a counter's samples show it existed (``coverage_lookback_s``)."""
 
     window_s: float = 60.0
     max_age_s: float = 60.0
+    coverage_lookback_s: float = 600.0
 
 
 def duration(seconds: float) -> str:
@@ -99,11 +117,30 @@ def namespace_matcher(targets: Iterable[ObserveTarget], label: str = "namespace"
     return f'{label}=~"{alternatives}"'
 
 
+def coverage(counter: str, ns: str, s: QuerySettings) -> str:
+    """Per pod, what says whether ``counter`` covers the rate window, each series tagged with
+    ``COVER_TAG``: ``now`` and ``start`` (live, i.e. not marked stale, at the window's end and
+    start), ``early`` and ``late`` (samples in each half) and ``before`` (samples in
+    ``coverage_lookback_s`` before the window)."""
+    half, w = duration(s.window_s / 2), duration(s.window_s)
+    lookback = duration(s.coverage_lookback_s)
+    series = f"{counter}{{{ns}}}"
+    parts = (
+        ("now", f"count by ({GROUP}) ({series})"),
+        ("start", f"count by ({GROUP}) ({series} offset {w})"),
+        ("early", f"max by ({GROUP}) (count_over_time({series}[{half}] offset {half}))"),
+        ("late", f"max by ({GROUP}) (count_over_time({series}[{half}]))"),
+        ("before", f"max by ({GROUP}) (count_over_time({series}[{lookback}] offset {w}))"),
+    )
+    return " or ".join(f'label_replace({q}, "{COVER_TAG}", "{tag}", "", "")' for tag, q in parts)
+
+
 def histogram_queries(name: str, prefix: str, ns: str, s: QuerySettings) -> list[Query]:
-    """Request rate and bucket rates of one histogram family, grouped by pod."""
+    """Request rate (with its coverage) and bucket rates of one histogram family, by pod."""
     w = duration(s.window_s)
+    rate = f"sum by ({GROUP}) (rate({name}_count{{{ns}}}[{w}]))"
     return [
-        Query(f"{prefix}:rate", f"sum by ({GROUP}) (rate({name}_count{{{ns}}}[{w}]))"),
+        Query(f"{prefix}:rate", f"{rate} or {coverage(f'{name}_count', ns, s)}"),
         Query(f"{prefix}:buckets", f"sum by ({GROUP}, le) (rate({name}_bucket{{{ns}}}[{w}]))"),
     ]
 
@@ -131,7 +168,7 @@ def profile_queries(
         ]
     if profile is MetricsProfile.TRITON:
         return [
-            Query("triton:rate", triton_rate(ns, w)),
+            Query("triton:rate", f"{triton_rate(ns, w)} or {coverage(TRITON_SUCCESS, ns, s)}"),
             Query(
                 "triton:summary",
                 f"max by ({GROUP}, quantile) (last_over_time({TRITON_SUMMARY}{{{ns}}}[{age}]))",
@@ -163,24 +200,92 @@ def tagged_union(parts: Sequence[tuple[str, str]]) -> str:
     )
 
 
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def promql_problem(text: str) -> str | None:
+    """Why ``text`` cannot be PromQL (empty, an unclosed bracket or string), or ``None``.
+
+    A parse check, not a parser: it catches what would make a whole batched union fail
+    (``sum((``); what it lets through, Prometheus judges (``source`` splits the union then).
+    Purely computational.
+    """
+    if not text.strip():
+        return "empty query"
+    opened: list[tuple[str, int]] = []
+    quote: str | None = None
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote is not None:
+            if c == "\\" and quote != "`":
+                i += 1  # the escaped character
+            elif c == quote:
+                quote = None
+        elif c in "\"'`":
+            quote = c
+        elif c == "#":  # a comment runs to the end of the line
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        elif c in "([{":
+            opened.append((c, i))
+        elif c in _CLOSING:
+            if not opened or opened[-1][0] != _CLOSING[c]:
+                return f"unexpected {c!r} at character {i + 1}"
+            opened.pop()
+        i += 1
+    if quote is not None:
+        return f"unterminated {quote} string"
+    if opened:
+        c, at = opened[-1]
+        return f"unclosed {c!r} at character {at + 1}"
+    return None
+
+
+def tagged_query(key: str, parts: Sequence[tuple[str, str]]) -> Query | None:
+    """The tagged union of the parts that parse (``None`` when none does)."""
+    good = tuple((w, q) for w, q in parts if promql_problem(q) is None)
+    return Query(key, tagged_union(good), good) if good else None
+
+
+_CUSTOM = (("rate", "rate_query"), ("latency", "latency_query"), ("good_ratio", "good_ratio_query"))
+
+
+def _custom_parts(targets: Sequence[ObserveTarget]) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for t in targets:
+        if t.spec.metrics_profile is MetricsProfile.CUSTOM:
+            for signal, attr in _CUSTOM:
+                if q := getattr(t.spec, attr):
+                    out.setdefault(f"custom:{signal}", []).append((t.ref.key, q))
+        if t.spec.retrain:
+            out.setdefault("retrain:data", []).append((t.ref.key, t.spec.retrain.data_query))
+    return out
+
+
+def rejected_parts(targets: Sequence[ObserveTarget]) -> dict[str, dict[str, str]]:
+    """Per query key, the workloads whose own query does not parse, and why."""
+    out: dict[str, dict[str, str]] = {}
+    for key, parts in _custom_parts(targets).items():
+        for workload, q in parts:
+            if (problem := promql_problem(q)) is not None:
+                out.setdefault(key, {})[workload] = f"not valid PromQL: {problem}"
+    return out
+
+
 def custom_queries(targets: Sequence[ObserveTarget]) -> list[Query]:
     """The ``custom`` profile: one tagged union per signal over every target that has it."""
-    out = []
-    for signal, attr in (
-        ("rate", "rate_query"),
-        ("latency", "latency_query"),
-        ("good_ratio", "good_ratio_query"),
-    ):
-        parts = [(t.ref.key, q) for t in targets if (q := getattr(t.spec, attr))]
-        if parts:
-            out.append(Query(f"custom:{signal}", tagged_union(parts)))
-    return out
+    parts = _custom_parts([t for t in targets if t.spec.metrics_profile is MetricsProfile.CUSTOM])
+    queries = (
+        tagged_query(f"custom:{signal}", parts.get(f"custom:{signal}", ())) for signal, _ in _CUSTOM
+    )
+    return [q for q in queries if q is not None]
 
 
 def retrain_query(targets: Sequence[ObserveTarget]) -> Query | None:
     """Every model's cumulative sample count (``retrain-data-query``) in one query."""
     parts = [(t.ref.key, t.spec.retrain.data_query) for t in targets if t.spec.retrain]
-    return Query("retrain:data", tagged_union(parts)) if parts else None
+    return tagged_query("retrain:data", parts)
 
 
 def gpu_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Query]:
@@ -240,4 +345,4 @@ def rate_history_query(
     if profile is MetricsProfile.TRITON:
         return Query("triton:rate", triton_rate(ns, w))
     parts = [(t.ref.key, t.spec.rate_query) for t in targets if t.spec.rate_query]
-    return Query("custom:rate", tagged_union(parts)) if parts else None
+    return tagged_query("custom:rate", parts)

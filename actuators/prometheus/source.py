@@ -21,6 +21,17 @@ rate understates demand: rate and latency are then unavailable too. ``empty_resu
 counts unavailable signals. The loop turns unavailable rate or latency into a
 ``MetricsUnavailable`` hold, never a scale-down.
 
+Partial data (``coverage``): a rate whose window is not fully covered, or that misses a pod the
+cluster reports ready (the pod map), is never passed off as the rate: it is sized on the larger
+of the partial reading and the last full one (no older than ``partial_hold_s``), or it is
+unavailable; either way ``errors`` says so.
+
+Hostile queries: a ``custom`` (or retraining) query that does not parse is left out of the
+batch and fails only its own workload (``profiles.promql_problem``); when Prometheus refuses a
+batched union (HTTP 400/422), its parts are sent one by one, the ones that still fail fail
+their workload only, and a part refused as bad data is not batched again while it stays the
+same text.
+
 Warm start (``rate_history``): the request rate per step from ``query_range``, in chunks of at
 most ``max_points_per_query`` steps; a failed chunk leaves NaN steps (never zeros) and the
 call never raises.
@@ -39,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actuators.prometheus.client import PrometheusClient, PromSample, QueryError
+from actuators.prometheus.coverage import partial_reasons
 from actuators.prometheus.histogram import (
     GoodRatio,
     good_ratio,
@@ -49,10 +61,13 @@ from actuators.prometheus.histogram import (
 )
 from actuators.prometheus.podmap import LabelNames, PodMap, WorkloadResolver
 from actuators.prometheus.profiles import (
+    COVER_TAG,
     WORKLOAD_TAG,
     Query,
     QuerySettings,
     rate_history_query,
+    rejected_parts,
+    tagged_union,
     tick_queries,
 )
 from controller.domain import MetricsProfile, Observation, WorkloadMetrics
@@ -75,6 +90,8 @@ class SourceSettings:
     query_timeout_s: float = 5.0
     max_parallel: int = 8
     max_points_per_query: int = 1000
+    partial_hold_s: float = 300.0
+    """How long the last full rate may size a workload whose current reading is partial."""
 
     def queries(self) -> QuerySettings:
         return QuerySettings(window_s=self.window_s, max_age_s=self.max_age_s)
@@ -83,7 +100,8 @@ class SourceSettings:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     samples: tuple[PromSample, ...] = ()
-    error: str | None = None
+    error: str | None = None  # the whole query failed: every workload it feeds
+    failed: Mapping[str, str] = field(default_factory=dict)  # workload -> why; others answered
 
 
 @dataclass
@@ -91,6 +109,8 @@ class _Agg:
     """One workload's aggregates from the batch; ``None`` = not present, NaN = poisoned."""
 
     rate: float | None = None
+    rate_pods: set[str | None] = field(default_factory=set)
+    cover: dict[str | None, dict[str, float]] = field(default_factory=dict)
     buckets: dict[float, float] = field(default_factory=dict)
     in_flight: float | None = None
     summary: dict[float, float] = field(default_factory=dict)
@@ -126,6 +146,8 @@ class PrometheusMetricsSource:
         self.ticks_total = 0
         self.interpolated_thresholds: set[str] = set()
         self.last_errors: tuple[str, ...] = ()
+        self._last_full: dict[str, tuple[float, float]] = {}  # workload -> (rate, time)
+        self._refused: dict[str, str] = {}  # custom PromQL refused as bad data -> why
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -137,15 +159,46 @@ class PrometheusMetricsSource:
         """All targets' signals at ``now_s``; never raises (failures become ``errors``)."""
         self.ticks_total += 1
         try:
-            batch = tick_queries(targets, self.settings.queries())
+            batch, refused = self._without_refused(tick_queries(targets, self.settings.queries()))
             outcomes = self._run(batch, now_s)
-            resolver = WorkloadResolver(targets, self._pods())
-            aggs = self._aggregate(targets, outcomes, resolver)
-            by_workload = {t.ref.key: self._metrics(t, aggs[t.ref.key]) for t in targets}
+            for key, by_workload_why in rejected_parts(targets).items():
+                refused.setdefault(key, {}).update(by_workload_why)
+            for key, why in refused.items():
+                o = outcomes.get(key, _Outcome())
+                outcomes[key] = _Outcome(o.samples, o.error, {**o.failed, **why})
+            pods = self._pods()
+            ready: dict[str, set[str]] = {}
+            known: dict[str, set[str]] = {}
+            for (_, pod), info in pods.items():
+                known.setdefault(info.workload, set()).add(pod)
+                if info.ready:
+                    ready.setdefault(info.workload, set()).add(pod)
+            aggs = self._aggregate(targets, outcomes, WorkloadResolver(targets, pods))
+            notes: list[str] = []
+            by_workload = {
+                t.ref.key: self._metrics(
+                    t,
+                    aggs[t.ref.key],
+                    now_s,
+                    (ready.get(t.ref.key, set()), known.get(t.ref.key, set())),
+                    notes,
+                )
+                for t in targets
+            }
+            keys = {t.ref.key for t in targets}
+            self._last_full = {k: v for k, v in self._last_full.items() if k in keys}
             errors = tuple(
-                f"prometheus query {key} failed: {o.error}"
-                for key, o in outcomes.items()
-                if o.error is not None
+                [
+                    f"prometheus query {key} failed: {o.error}"
+                    for key, o in outcomes.items()
+                    if o.error is not None
+                ]
+                + [
+                    f"prometheus query {key} of {workload} failed: {why}"
+                    for key, o in outcomes.items()
+                    for workload, why in sorted(o.failed.items())
+                ]
+                + notes
             )
         except Exception as e:  # the port never raises: a failed read is an error entry
             log.exception("prometheus observe failed")
@@ -161,14 +214,66 @@ class PrometheusMetricsSource:
             for q in batch
         }
         out: dict[str, _Outcome] = {}
-        for key, fut in futures.items():
+        for q in batch:
             try:
-                out[key] = _Outcome(tuple(fut.result(timeout=timeout + 1.0)))
+                out[q.key] = _Outcome(tuple(futures[q.key].result(timeout=timeout + 1.0)))
             except QueryError as e:
-                out[key] = _Outcome(error=str(e))
+                if not str(e).startswith(("HTTP 400", "HTTP 422")) or not q.parts:
+                    out[q.key] = _Outcome(error=str(e))  # not the query's fault, or not split
+                elif len(q.parts) > 1:
+                    out[q.key] = self._split(q, now_s)
+                else:
+                    (workload, promql), why = q.parts[0], str(e)
+                    self._remember(promql, why)
+                    out[q.key] = _Outcome(failed={workload: why})
             except FutureTimeout:
-                out[key] = _Outcome(error="timed out")
+                out[q.key] = _Outcome(error="timed out")
         return out
+
+    def _split(self, query: Query, now_s: float) -> _Outcome:
+        """A tagged union Prometheus refused, part by part: the parts that answer count."""
+        timeout = self.settings.query_timeout_s
+        futures = []
+        for workload, promql in query.parts:
+            alone = tagged_union([(workload, promql)])
+            fut = self._pool.submit(self.client.query, alone, now_s, timeout_s=timeout)
+            futures.append((workload, promql, fut))
+        samples: list[PromSample] = []
+        failed: dict[str, str] = {}
+        for workload, promql, fut in futures:
+            try:
+                samples.extend(fut.result(timeout=timeout + 1.0))
+            except QueryError as e:
+                failed[workload] = str(e)
+                self._remember(promql, str(e))
+            except FutureTimeout:
+                failed[workload] = "timed out"
+        return _Outcome(tuple(samples), None, failed)
+
+    def _remember(self, promql: str, why: str) -> None:
+        """A part refused as bad data (HTTP 400: it does not parse) fails the same way again:
+        it is left out of the batch while it stays the same text."""
+        if why.startswith("HTTP 400"):
+            self._refused[promql] = why
+
+    def _without_refused(
+        self, batch: Sequence[Query]
+    ) -> tuple[list[Query], dict[str, dict[str, str]]]:
+        """The batch without the parts Prometheus refused before, and those parts' failures."""
+        in_use = {promql for q in batch for _, promql in q.parts}
+        self._refused = {p: why for p, why in self._refused.items() if p in in_use}
+        out: list[Query] = []
+        refused: dict[str, dict[str, str]] = {}
+        for q in batch:
+            bad = [(w, p) for w, p in q.parts if p in self._refused]
+            if not bad:
+                out.append(q)
+                continue
+            refused[q.key] = {w: self._refused[p] for w, p in bad}
+            good = tuple(part for part in q.parts if part not in bad)
+            if good:
+                out.append(Query(q.key, tagged_union(good), good))
+        return out, refused
 
     # ---- aggregation -------------------------------------------------------------------------
 
@@ -185,6 +290,9 @@ class PrometheusMetricsSource:
                 for agg in aggs.values():
                     agg.failed.add(key)
                 continue
+            for workload in outcome.failed:
+                if workload in aggs:
+                    aggs[workload].failed.add(key)
             for s in outcome.samples:
                 self._take(key, s, aggs, gpu, resolver)
         for workload, pods in gpu.items():
@@ -224,7 +332,12 @@ class PrometheusMetricsSource:
                 gpu.setdefault(workload, {}).setdefault(pod, {})[key] = s.value
             return
         if signal == "rate":
-            agg.rate = _add(agg.rate, s.value)
+            tag = s.labels.get(COVER_TAG)
+            if tag is not None:
+                agg.cover.setdefault(pod, {})[tag] = s.value
+            else:
+                agg.rate = _add(agg.rate, s.value)
+                agg.rate_pods.add(pod)
         elif signal == "buckets":
             le = parse_le(s.labels.get("le", ""))
             agg.buckets[le] = agg.buckets.get(le, 0.0) + s.value
@@ -238,7 +351,16 @@ class PrometheusMetricsSource:
 
     # ---- the rule for missing data -----------------------------------------------------------
 
-    def _metrics(self, target: ObserveTarget, agg: _Agg) -> WorkloadMetrics:
+    def _metrics(
+        self,
+        target: ObserveTarget,
+        agg: _Agg,
+        now_s: float,
+        pods: tuple[set[str], set[str]],
+        notes: list[str],
+    ) -> WorkloadMetrics:
+        """One workload's metrics; ``pods``: its ready pods and all its pods the cluster
+        reports (for the rule for partial data)."""
         key = target.ref.key
         spec = target.spec
         profile = spec.metrics_profile
@@ -261,6 +383,9 @@ class PrometheusMetricsSource:
             ratio = good_ratio(threshold_s, agg.buckets)
         if profile is MetricsProfile.VLLM and rate == 0 and agg.in_flight != 0:
             rate = None  # requests may be in flight while none completed: demand is unknown
+        if rate is not None and profile is not MetricsProfile.CUSTOM:
+            reasons = partial_reasons(agg.rate_pods, agg.cover, *pods)
+            rate = self._trusted(key, rate, reasons, now_s, notes)
         if ratio is not None and not ratio.exact:
             self._note_interpolated(key, spec.latency_target_ms, profile)
         values: dict[str, float | None] = {
@@ -287,6 +412,31 @@ class PrometheusMetricsSource:
         with self._lock:
             self.empty_results_total += sum(name in core for name in metrics.missing)
         return metrics
+
+    def _trusted(
+        self, key: str, rate: float, reasons: Sequence[str], now_s: float, notes: list[str]
+    ) -> float | None:
+        """A full reading as it is; a partial one never lower than the last full reading,
+        and unavailable without a recent one (``coverage``)."""
+        if not reasons:
+            self._last_full[key] = (rate, now_s)
+            return rate
+        why = "; ".join(reasons)
+        last = self._last_full.get(key)
+        hold = self.settings.partial_hold_s
+        if last is not None and 0.0 <= now_s - last[1] <= hold:
+            sized = max(rate, last[0])
+            notes.append(
+                f"prometheus: {key} rate partial ({why}): sized on {sized:.4g} rps, the larger "
+                f"of the partial {rate:.4g} and the last full {last[0]:.4g} "
+                f"({now_s - last[1]:.0f} s ago)"
+            )
+            return sized
+        notes.append(
+            f"prometheus: {key} rate partial ({why}): unavailable, no full reading in the "
+            f"last {hold:g} s"
+        )
+        return None
 
     def _note_interpolated(self, key: str, target_ms: float, profile: MetricsProfile) -> None:
         """Say once per workload that its SLO threshold is not a bucket bound."""

@@ -36,6 +36,7 @@ SCRAPE_S = 0.25
 WINDOW_S = 1.5
 QUERY_TIMEOUT_S = 0.8
 WEB = "default/web"
+WEB_PODS = ("web-0", "web-1")  # the pods FakeCluster reports for its two replicas
 
 
 @dataclass
@@ -82,9 +83,9 @@ def healthy(d: Decision) -> bool:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     binaries = require_prometheus()
-    synthetic = Synthetic(
-        http=[Pod("default", "web-0", 20.0, latency_max_s=0.2)],
-        dcgm={"web-0": ("default", 50.0, 9000.0)},
+    synthetic = Synthetic(  # both ready pods of web report: a full reading of 20 rps
+        http=[Pod("default", p, 10.0, latency_max_s=0.2) for p in WEB_PODS],
+        dcgm={p: ("default", 50.0, 9000.0) for p in WEB_PODS},
     )
     workdir: Path = tmp_path_factory.mktemp("faults")
     with (
@@ -143,7 +144,7 @@ def assert_recovers(rig: Rig) -> None:
 
 def test_missing_series_holds_then_recovers(rig: Rig) -> None:
     before = rig.unavailable_total()
-    rig.synthetic.missing.add("web-0")
+    rig.synthetic.missing.update(WEB_PODS)
     try:
         assert_holds_and_reports(rig, before)
         assert rig.api.get(f"/api/v1/workloads/{WEB}").json()["metrics"]["request_rate_rps"] is None

@@ -97,6 +97,7 @@ class Injected:
     reason: str
     message: str
     times: int
+    verb: str | None = None  # only requests of this verb ("watch", "list", "get"...); None: any
 
 
 __all__ = ["Injected", "Request", "Rule", "authorize", "request_verb", "rules_from_role"]

@@ -126,11 +126,25 @@ class FakeApiServer(Subresources, Watches):
             self._events.clear()
 
     def fail_next(
-        self, method: str, resource: str, code: int, reason: str, message: str, times: int = 1
+        self,
+        method: str,
+        resource: str,
+        code: int,
+        reason: str,
+        message: str,
+        times: int = 1,
+        *,
+        verb: str | None = None,
     ) -> None:
-        """Answer the next ``times`` matching requests with this error (fault injection)."""
+        """Answer the next ``times`` matching requests with this error (fault injection);
+        ``verb`` narrows the match (``"watch"``: watches only, not lists nor gets)."""
         with self._cond:
-            self._injected.append(Injected(method, resource, code, reason, message, times))
+            self._injected.append(Injected(method, resource, code, reason, message, times, verb))
+
+    def clear_faults(self) -> None:
+        """Forget every fault ``fail_next`` set that has not been used up."""
+        with self._cond:
+            self._injected.clear()
 
     def writes(self) -> list[Request]:
         return [r for r in self.requests if r.is_write]
@@ -216,7 +230,12 @@ class FakeApiServer(Subresources, Watches):
     def _inject(self, req: Request) -> None:
         with self._cond:
             for inj in self._injected:
-                if inj.times > 0 and inj.method == req.method and inj.resource == req.resource:
+                if (
+                    inj.times > 0
+                    and inj.method == req.method
+                    and inj.resource == req.resource
+                    and inj.verb in (None, req.verb)
+                ):
                     inj.times -= 1
                     raise ApiFailureError(inj.code, inj.reason, inj.message)
 

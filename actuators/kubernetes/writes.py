@@ -1,0 +1,104 @@
+"""What ``KubernetesCluster`` writes, computed: Event messages, the last-decision annotation
+patch, a pod template patch applied locally, RFC 3339 times. Purely computational."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from actuators.kubernetes import objects as k8s
+from controller.domain import Condition, Inventory
+
+JsonObj = dict[str, Any]
+
+
+EVENT_MESSAGE_LIMIT = 1024
+"""Characters of an Event's message that sloscale writes (the API server's limit for the
+``note`` of events.k8s.io/v1); a longer condition set is summarised."""
+
+
+def event_message(change: str, conditions: Sequence[Condition]) -> str:
+    """An Event's message: the change, then every condition of the decision.
+
+    When the whole set does not fit ``EVENT_MESSAGE_LIMIT``, each condition is named by its
+    type, status and reason only, and the message points to the last-decision annotation,
+    which holds the set whole. Purely computational.
+    """
+    if not conditions:
+        return change[:EVENT_MESSAGE_LIMIT]
+    whole = "; ".join(
+        f"{c.type}={c.as_dict()['status']} {c.reason}: {c.message}" for c in conditions
+    )
+    full = f"{change}; {whole}"
+    if len(full) <= EVENT_MESSAGE_LIMIT:
+        return full
+    names = ", ".join(f"{c.type}={c.as_dict()['status']} {c.reason}" for c in conditions)
+    short = f"{change}; {names} (messages in annotation {k8s.LAST_DECISION})"
+    return short[:EVENT_MESSAGE_LIMIT]
+
+
+def note_patch(obj: Mapping[str, Any], note: str) -> JsonObj:
+    """The metadata patch that writes ``note`` as the last decision, or nothing when the
+    object already records the same decision (all but its time): the annotation is written
+    only when it changes."""
+    old = k8s.annotations_of(obj).get(k8s.LAST_DECISION)
+    if old is not None and _without_time(old) == _without_time(note):
+        return {}
+    return {"annotations": {k8s.LAST_DECISION: note}}
+
+
+def _without_time(note: str) -> object:
+    try:
+        parsed = json.loads(note)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict):
+        parsed.pop("time", None)
+    return parsed
+
+
+def apply_template_patch(template: Mapping[str, Any], patch: Mapping[str, Any]) -> JsonObj:
+    """Apply a ``dialects.slice_patch`` locally (maps merge, ``None`` deletes, containers by
+    name): enough to tell whether the patch changes anything. Purely computational."""
+    out = copy.deepcopy(dict(template))
+    ann = (patch.get("metadata") or {}).get("annotations") or {}
+    if ann:
+        target = out.setdefault("metadata", {}).setdefault("annotations", {})
+        _merge(target, ann)
+    for pc in (patch.get("spec") or {}).get("containers") or []:
+        for c in out.get("spec", {}).get("containers") or []:
+            if c.get("name") == pc.get("name"):
+                _merge(c.setdefault("resources", {}), pc.get("resources") or {})
+    return out
+
+
+def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, Mapping):
+            sub = target.get(k)
+            if not isinstance(sub, dict):
+                sub = target[k] = {}
+            _merge(sub, v)
+        else:
+            target[k] = v
+
+
+def fits(inv: Inventory, share_pct: int, memory_mib: int) -> bool:
+    """Whether one more pod of this slice can be placed now (any card with room)."""
+    used_pct, used_mib = inv.used_pct_by_card(), inv.used_mib_by_card()
+    return any(
+        c.capacity_pct - used_pct[c.card_id] >= share_pct
+        and (c.memory_mib == 0 or c.memory_mib - used_mib[c.card_id] >= memory_mib)
+        for c in inv.cards
+    )
+
+
+def rfc3339(t_s: float, *, micro: bool = True) -> str:
+    dt = datetime.fromtimestamp(t_s, UTC)
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ"
+    return dt.strftime(fmt)
