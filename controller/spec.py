@@ -30,6 +30,13 @@ Choices the schema leaves open, fixed here:
   other duration must be positive;
 - durations follow Prometheus: units ``ms s m h d w y``, largest first, each at most once
   (``1h30m``); a plain number is seconds.
+
+Every value is bounded, so that no annotation can make the planner allocate, divide or loop
+without limit (a value out of range is a ``SpecError`` like any other): replicas at most
+``MAX_REPLICAS``, the quantile in ``QUANTILE_RANGE``, the objective in ``OBJECTIVE_RANGE_PCT``,
+the latency target at most ``MAX_LATENCY_TARGET_MS``, the window in ``WINDOW_RANGE_S``, every
+other duration at most ``MAX_DURATION_S`` and sample thresholds at most ``MAX_SAMPLES``
+(slices and priorities were bounded already). The README's annotation table states them.
 """
 
 from __future__ import annotations
@@ -57,6 +64,13 @@ __all__ = [
     "ANNOTATION_PREFIX",
     "KNOWN_DEPLOYMENT_KEYS",
     "KNOWN_JOB_KEYS",
+    "MAX_DURATION_S",
+    "MAX_LATENCY_TARGET_MS",
+    "MAX_REPLICAS",
+    "MAX_SAMPLES",
+    "OBJECTIVE_RANGE_PCT",
+    "QUANTILE_RANGE",
+    "WINDOW_RANGE_S",
     "ParseResult",
     "format_errors",
     "parse_duration_s",
@@ -111,6 +125,25 @@ _CUSTOM_QUERY_NAMES = ("latency-query", "rate-query", "good-ratio-query")
 _RETRAIN_REQUIRED_NAMES = ("retrain-data-query", "retrain-threshold", "retrain-job-template")
 _RETRAIN_OPTIONAL_NAMES = ("retrain-cooldown", "retrain-urgent-threshold", "retrain-deadline")
 _MAX_PRIORITY = 1_000_000_000  # a Kubernetes PriorityClass value's bound
+
+MAX_REPLICAS = 1000
+"""The ceiling on ``min-replicas`` and ``max-replicas``: the planner's work and memory grow
+with the replicas it considers, and no GPU pool holds more pods of one Deployment."""
+QUANTILE_RANGE = (0.5, 0.9999)
+"""``latency-quantile`` bounds, both included: below the median the quantile says nothing of
+the tail, past four nines a histogram cannot resolve it (and the latency model's arithmetic
+degenerates towards 0 and 1)."""
+OBJECTIVE_RANGE_PCT = (50.0, 99.999)
+"""``objective`` bounds in %, both included: under half the requests good is no objective,
+and past five nines the error budget is too small to count within a window."""
+MAX_LATENCY_TARGET_MS = 3_600_000.0
+"""``latency-target-ms`` ceiling: an hour."""
+WINDOW_RANGE_S = (300.0, 366 * 86400.0)
+"""``window`` bounds, both included: one error-budget bucket (5 min) to a year (366 d)."""
+MAX_DURATION_S = 366 * 86400.0
+"""The ceiling on every other duration (cooldowns, deadlines, idle times, runtimes)."""
+MAX_SAMPLES = 1e15
+"""The ceiling on ``retrain-threshold`` and ``retrain-urgent-threshold``."""
 
 SpecT = TypeVar("SpecT", SloSpec, JobSpec)
 T = TypeVar("T")
@@ -262,21 +295,39 @@ def _positive(text: str) -> float:
     return value
 
 
-def _open_interval(low: float, high: float) -> Callable[[str], float]:
+def _positive_at_most(high: float) -> Callable[[str], float]:
     def convert(text: str) -> float:
-        value = _number(text)
-        if not low < value < high:
-            raise ValueError(f"must be in ({low:g}, {high:g}), bounds excluded")
+        value = _positive(text)
+        if value > high:
+            raise ValueError(f"must be at most {high:g}")
         return value
 
     return convert
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
+def _open_interval(
+    low: float, high: float, supported: tuple[float, float]
+) -> Callable[[str], float]:
+    """A number in (``low``, ``high``) and, within it, in the ``supported`` range."""
+
+    def convert(text: str) -> float:
+        value = _number(text)
+        if not low < value < high:
+            raise ValueError(f"must be in ({low:g}, {high:g}), bounds excluded")
+        if not supported[0] <= value <= supported[1]:
+            raise ValueError(f"must be in [{supported[0]:g}, {supported[1]:g}] (supported range)")
+        return value
+
+    return convert
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
         value = _integer(text)
         if value < low:
             raise ValueError(f"must be an integer >= {low}")
+        if value > high:
+            raise ValueError(f"must be at most {high} (the controller's ceiling)")
         return value
 
     return convert
@@ -299,11 +350,26 @@ def _step_pct(text: str) -> int:
     return value
 
 
-def _duration(*, allow_zero: bool) -> Callable[[str], float]:
+def _duration(
+    *, allow_zero: bool, low_s: float = 0.0, high_s: float = MAX_DURATION_S
+) -> Callable[[str], float]:
     def convert(text: str) -> float:
-        return _duration_s(text, allow_zero=allow_zero)
+        seconds = _duration_s(text, allow_zero=allow_zero)
+        if seconds < low_s:
+            raise ValueError(f"must be at least {_format_s(low_s)}")
+        if seconds > high_s:
+            raise ValueError(f"must be at most {_format_s(high_s)}")
+        return seconds
 
     return convert
+
+
+def _format_s(seconds: float) -> str:
+    """A bound in its largest whole unit (``366d``, ``5m``)."""
+    for unit in ("d", "h", "m"):
+        if seconds % _UNIT_S[unit] == 0:
+            return f"{seconds / _UNIT_S[unit]:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _priority(text: str) -> int:
@@ -463,10 +529,20 @@ def parse_slo_spec(
     defaults = SloSpec(latency_target_ms=1.0)
     if not reader.has("latency-target-ms"):
         reader.error("latency-target-ms", "is required but missing")
-    target_ms = reader.get("latency-target-ms", _positive, defaults.latency_target_ms)
-    quantile = reader.get("latency-quantile", _open_interval(0, 1), defaults.latency_quantile)
-    objective_pct = reader.get("objective", _open_interval(0, 100), defaults.objective_pct)
-    window_s = reader.get("window", _duration(allow_zero=False), defaults.window_s)
+    target_ms = reader.get(
+        "latency-target-ms", _positive_at_most(MAX_LATENCY_TARGET_MS), defaults.latency_target_ms
+    )
+    quantile = reader.get(
+        "latency-quantile", _open_interval(0, 1, QUANTILE_RANGE), defaults.latency_quantile
+    )
+    objective_pct = reader.get(
+        "objective", _open_interval(0, 100, OBJECTIVE_RANGE_PCT), defaults.objective_pct
+    )
+    window_s = reader.get(
+        "window",
+        _duration(allow_zero=False, low_s=WINDOW_RANGE_S[0], high_s=WINDOW_RANGE_S[1]),
+        defaults.window_s,
+    )
     priority = reader.get("priority", _priority, defaults.priority)
     replicas_min, replicas_max = _read_replicas(reader, defaults)
     slice_min, slice_max, slice_step = _read_slices(reader)
@@ -500,9 +576,9 @@ def parse_slo_spec(
 
 
 def _read_replicas(reader: _Reader, defaults: SloSpec) -> tuple[int, int]:
-    """``min-replicas`` >= 0, ``max-replicas`` >= 1, and min <= max."""
-    low = reader.get("min-replicas", _int_at_least(0), defaults.min_replicas)
-    high = reader.get("max-replicas", _int_at_least(1), defaults.max_replicas)
+    """``min-replicas`` >= 0, ``max-replicas`` >= 1, both at most ``MAX_REPLICAS``, min <= max."""
+    low = reader.get("min-replicas", _int_in(0, MAX_REPLICAS), defaults.min_replicas)
+    high = reader.get("max-replicas", _int_in(1, MAX_REPLICAS), defaults.max_replicas)
     if reader.valid("min-replicas", "max-replicas") and low > high:
         reader.error(
             reader.blame("min-replicas", "max-replicas"),
@@ -564,10 +640,10 @@ def _read_retrain(reader: _Reader) -> RetrainSpec | None:
     present = [n for n in _RETRAIN_REQUIRED_NAMES if reader.has(n)]
     optional = [n for n in _RETRAIN_OPTIONAL_NAMES if reader.has(n)]
     data_query = reader.get("retrain-data-query", _text, "")
-    threshold = reader.get("retrain-threshold", _positive, 0.0)
+    threshold = reader.get("retrain-threshold", _positive_at_most(MAX_SAMPLES), 0.0)
     template = reader.get("retrain-job-template", _job_template, "")
     cooldown_s = reader.get("retrain-cooldown", _duration(allow_zero=True), 6 * 3600.0)
-    urgent = reader.get("retrain-urgent-threshold", _positive, None)
+    urgent = reader.get("retrain-urgent-threshold", _positive_at_most(MAX_SAMPLES), None)
     deadline_s = reader.get("retrain-deadline", _duration(allow_zero=False), None)
 
     if not present:
