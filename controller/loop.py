@@ -6,7 +6,8 @@ Each phase is timed once and hands what it found to the next as a value (``_Disc
 capacity, planner memory, error budget, forecasts, job histories) is kept, in one typed record
 per workload and per job (``controller.state``). Every decision has a reason, and no exception
 escapes a tick: a failed read holds the current state (fail static) with reason
-``MetricsUnavailable``.
+``MetricsUnavailable``. Workloads are isolated: an exception while observing or planning one
+holds that one alone, with a decision saying why, and the others are planned on the same tick.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from controller.forecast import (
     ForecastSettings,
 )
 from controller.placement.preemption import work_at_risk_gpu_s
-from controller.plan import PlannerConfig, hold_all, plan
+from controller.plan import PlannerConfig, hold, hold_all, plan
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
 from controller.policy.reclaim import idle_since
 from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget, RateHistorySource
@@ -177,6 +178,7 @@ class _Observed:
     observation: Observation
     sli: Mapping[str, SliSample]  # per workload with a rate and a good ratio this tick
     job_idle_since: Mapping[str, float]  # measured this tick and idle: since when
+    failed: Mapping[str, str] = field(default_factory=dict)  # workloads held: the error
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +249,9 @@ class Controller:
         with timer.phase("discover"):
             seen = self._guard(errors, "discover", self._discover)
         with timer.phase("observe"):
-            observed = self._guard(errors, "observe", self._observe, seen, now) if seen else None
+            observed = (
+                self._guard(errors, "observe", self._observe, errors, seen, now) if seen else None
+            )
         with timer.phase("forecast"):
             forecast_stats = self._forecast(errors, seen, observed, now)
         with timer.phase("plan"):
@@ -328,33 +332,49 @@ class Controller:
         return spec
 
     # --- observe ----------------------------------------------------------------------------
-    def _observe(self, seen: _Discovered, now: float) -> _Observed:
+    def _observe(self, errors: list[str], seen: _Discovered, now: float) -> _Observed:
+        """Read every target at once; then learn from each workload's metrics, a workload
+        whose learning raises held alone (``_Observed.failed``)."""
         targets = [ObserveTarget(dep.ref, spec) for dep, spec in seen.specs.values()]
         watched = self._idle_watched_jobs(seen.jobs)
         targets += [ObserveTarget(job.ref, JOB_OBSERVE_SPEC) for job in watched]
         obs = self.metrics.observe(targets, now)
         job_idle_since = self._track_job_idleness(watched, obs, now)
         sli: dict[str, SliSample] = {}
+        failed: dict[str, str] = {}
         for key, (dep, spec) in seen.specs.items():
-            tr = self.state.workload(key)
-            m = obs.get(key)
-            tr.last_metrics = m
-            tr.idle_since_s = idle_since(tr.idle_since_s, m.gpu_util, now)
-            current = Allocation(dep.replicas, dep.slice_pct)
-            if dep.slice_pct != tr.slice_pct or dep.rollout_in_progress:
-                tr.slice_pct, tr.slice_settled_s = dep.slice_pct, math.inf
-            elif tr.slice_settled_s == math.inf:
-                tr.slice_settled_s = now  # the rollout has just finished
-            one_slice = now - tr.slice_settled_s >= m.window_s
-            tr.capacity = update_capacity(
-                tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile, one_slice
-            )
-            # a tick counts for the configured interval: the budget's arithmetic, which decides
-            sample = sli_sample(now, m.request_rate_rps, m.good_ratio, self.config.interval_s)
-            if sample is not None and tr.budget is not None:
-                tr.budget.add(sample)
+            try:
+                sample = self._learn(key, dep, spec, obs.get(key), now)
+            except Exception as e:  # one workload's failure must not hold the others
+                failed[key] = _failure(errors, "observe", key, e)
+                continue
+            if sample is not None:
                 sli[key] = sample
-        return _Observed(obs, sli, job_idle_since)
+        return _Observed(obs, sli, job_idle_since, failed)
+
+    def _learn(
+        self, key: str, dep: DeploymentState, spec: SloSpec, m: WorkloadMetrics, now: float
+    ) -> SliSample | None:
+        """One workload's capacity, idleness, slice tracker and error budget from its metrics;
+        the SLI sample its budget counted (``None``: none this tick)."""
+        tr = self.state.workload(key)
+        tr.last_metrics = m
+        tr.idle_since_s = idle_since(tr.idle_since_s, m.gpu_util, now)
+        current = Allocation(dep.replicas, dep.slice_pct)
+        if dep.slice_pct != tr.slice_pct or dep.rollout_in_progress:
+            tr.slice_pct, tr.slice_settled_s = dep.slice_pct, math.inf
+        elif tr.slice_settled_s == math.inf:
+            tr.slice_settled_s = now  # the rollout has just finished
+        one_slice = now - tr.slice_settled_s >= m.window_s
+        tr.capacity = update_capacity(
+            tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile, one_slice
+        )
+        # a tick counts for the configured interval: the budget's arithmetic, which decides
+        sample = sli_sample(now, m.request_rate_rps, m.good_ratio, self.config.interval_s)
+        if sample is None or tr.budget is None:
+            return None
+        tr.budget.add(sample)
+        return sample
 
     def _idle_watched_jobs(self, jobs: Sequence[tuple[JobState, JobSpec]]) -> list[JobState]:
         """Running Jobs annotated ``reclaim-idle-after``: their GPU utilisation is read too."""
@@ -453,7 +473,7 @@ class Controller:
         """The planner's plan, or with no plan every workload held for this tick."""
         if seen is None:
             return _Planned()
-        planned = self._guard(errors, "plan", self._plan_tick, seen, observed)
+        planned = self._guard(errors, "plan", self._plan_tick, errors, seen, observed)
         if planned is not None:
             return planned
         held = hold_all(
@@ -461,46 +481,61 @@ class Controller:
         )
         return _Planned(decisions=held)
 
-    def _plan_tick(self, seen: _Discovered, observed: _Observed | None) -> _Planned:
+    def _plan_tick(
+        self, errors: list[str], seen: _Discovered, observed: _Observed | None
+    ) -> _Planned:
         now = seen.snapshot.time_s
-        workloads = self._workload_inputs(seen.specs, observed, now)
+        failed = dict(observed.failed) if observed is not None else {}
+        held = [
+            hold(seen.specs[key][0], now, Reason.METRICS_UNAVAILABLE, f"observing failed: {error}")
+            for key, error in failed.items()
+        ]
+        workloads = []
+        for key, (dep, spec) in seen.specs.items():
+            if key in failed:
+                continue
+            try:
+                workloads.append(self._workload_input(key, dep, spec, observed, now))
+            except Exception as e:  # one workload's failure must not hold the others
+                message = f"planning failed: {_failure(errors, 'plan', key, e)}"
+                held.append(hold(dep, now, Reason.METRICS_UNAVAILABLE, message))
         jobs = self._job_inputs(seen.jobs, observed, now)
         result = plan(workloads, jobs, seen.snapshot, self.config.planner)
+        for key, error in result.failures.items():
+            log.error("planning %s failed, holding it: %s", key, error)
+            errors.append(f"plan {key}: {error}")
         self._remember_memories(result.memories)
         self._record_preemptions(result.plan.jobs, now)
         self._remember_job_decisions(result.decisions)
         return _Planned(
             result.plan,
-            result.decisions + self._invalid_spec_decisions(now),
+            result.decisions + tuple(held) + self._invalid_spec_decisions(now),
             work_at_risk_gpu_h(result.plan.jobs, jobs, now),
         )
 
-    def _workload_inputs(
+    def _workload_input(
         self,
-        specs: Mapping[str, tuple[DeploymentState, SloSpec]],
+        key: str,
+        dep: DeploymentState,
+        spec: SloSpec,
         observed: _Observed | None,
         now: float,
-    ) -> list[WorkloadInput]:
-        inputs = []
-        for key, (dep, spec) in specs.items():
-            tr = self.state.workload(key)
-            metrics = observed.observation.get(key) if observed is not None else WorkloadMetrics()
-            inputs.append(
-                WorkloadInput(
-                    spec=spec,
-                    state=dep,
-                    metrics=metrics,
-                    rate_forecast_rps=tr.forecast.mean_rps if tr.forecast else None,
-                    rate_upper_rps=tr.forecast.upper_rps if tr.forecast else None,
-                    rate_profile_rps=tr.rate_profile_rps,
-                    capacity=tr.capacity,
-                    memory=tr.memory,
-                    budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
-                    resume_rate_rps=self._resume_rate(key, now),
-                    idle_since_s=tr.idle_since_s,
-                )
-            )
-        return inputs
+    ) -> WorkloadInput:
+        tr = self.state.workload(key)
+        metrics = observed.observation.get(key) if observed is not None else WorkloadMetrics()
+        return WorkloadInput(
+            spec=spec,
+            state=dep,
+            metrics=metrics,
+            rate_forecast_rps=tr.forecast.mean_rps if tr.forecast else None,
+            rate_upper_rps=tr.forecast.upper_rps if tr.forecast else None,
+            rate_profile_rps=tr.rate_profile_rps,
+            capacity=tr.capacity,
+            memory=tr.memory,
+            budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
+            resume_rate_rps=self._resume_rate(key, now),
+            idle_since_s=tr.idle_since_s,
+        )
 
     def _resume_rate(self, key: str, now: float) -> float | None:
         """The upper band of the rate over the planner's resume horizon (not scored: the
@@ -748,6 +783,14 @@ class Controller:
             log.exception("phase %s failed", phase)
             errors.append(f"{phase}: {type(e).__name__}: {e}")
             return None
+
+
+def _failure(errors: list[str], phase: str, key: str, e: Exception) -> str:
+    """Log and report one workload's failure in ``phase``; the error as ``Type: message``."""
+    log.error("%s %s failed, holding it", phase, key, exc_info=e)
+    error = f"{type(e).__name__}: {e}"
+    errors.append(f"{phase} {key}: {error}")
+    return error
 
 
 def work_at_risk_gpu_h(

@@ -8,13 +8,18 @@ a spec error for its own workload (``InvalidSpec``, in the API as for any bad an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from controller.domain import Decision, Reason, WorkloadMetrics
+from controller import loop
+from controller.domain import Decision, Reason, SloSpec, WorkloadMetrics
 from controller.loop import Controller, LoopConfig
+from controller.spec import ParseResult
 from sloscale.api import create_app
 from sloscale.cli import main as cli
 from sloscale.telemetry import MetricsRecorder
@@ -82,3 +87,35 @@ def test_validate_rejects_a_hostile_annotation(
     assert cli(["validate", str(manifest)]) == 1
     out = capsys.readouterr().out
     assert "default/bad" in out and ("supported range" in out or "ceiling" in out)
+
+
+def test_a_workload_whose_observation_or_planning_raises_is_held_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should a value ever slip past the parser, it still holds only its own workload.
+
+    The parser is bypassed here so that ``default/bad`` reaches the loop with quantile 1e-300:
+    the first tick, planning it divides by zero; the next ones, learning its latency model
+    takes the log of zero. Each time it alone is held, with a decision saying why.
+    """
+    real = loop.parse_slo_spec
+
+    def bypassed(key: str, annotations: Mapping[str, str], **kw: Any) -> ParseResult[SloSpec]:
+        result = real(key, annotations, **kw)
+        if key != "default/bad" or result.spec is None:
+            return result
+        return ParseResult(replace(result.spec, latency_quantile=1e-300))
+
+    monkeypatch.setattr(loop, "parse_slo_spec", bypassed)
+    alone, _ = healthy_decisions(None)
+    beside, ctl = healthy_decisions({})
+    assert beside == alone
+    report = ctl.last_report
+    assert report is not None
+    bad = [d for d in report.decisions if d.target == "default/bad"]
+    assert [d.reason for d in bad] == [Reason.METRICS_UNAVAILABLE]
+    assert bad[0].message.startswith("observing failed: ValueError")
+    assert bad[0].desired == bad[0].current  # held
+    assert [e.split(":")[0] for e in report.errors] == ["observe default/bad"]
+    first = next(d for d in ctl.decision_log if d.target == "default/bad")
+    assert first.message.startswith("planning failed: ZeroDivisionError")
