@@ -135,3 +135,14 @@ def test_format_errors_one_line_per_error() -> None:
 
 def test_format_errors_empty() -> None:
     assert format_errors(()) == ""
+
+
+def test_a_job_priority_above_high_is_capped_with_a_warning() -> None:
+    annotations = ann(priority="critical", preemptible="false")
+    result = parse_job_spec("team-b/train", annotations, cap_priority=True)
+    assert result.spec == JobSpec(priority=PRIORITY_NAMES["high"], preemptible=False)
+    (warning,) = result.warnings
+    assert warning.workload == "team-b/train" and warning.key == P + "priority"
+    assert parse_job_spec("team-b/train", annotations).spec == JobSpec(
+        priority=PRIORITY_NAMES["critical"], preemptible=False
+    )

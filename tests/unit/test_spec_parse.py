@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.domain import MetricsProfile, RetrainSpec, SliceDialect, SloSpec
+from controller.domain import PRIORITY_NAMES, MetricsProfile, RetrainSpec, SliceDialect, SloSpec
 from controller.spec import ParseResult, parse_duration_s, parse_slo_spec
 from tests.unit.spec_helpers import BASE, RETRAIN, WORKLOAD, P, ann, ok_spec, only_error, parse
 
@@ -266,3 +266,37 @@ RETRAIN_OK = [
 @pytest.mark.parametrize(("extra", "expected"), RETRAIN_OK)
 def test_retrain_accepted(extra: dict[str, str], expected: RetrainSpec) -> None:
     assert ok_spec({**RETRAIN, **extra}).retrain == expected
+
+
+# --------------------------------------------------------------------------------------------
+# The priority cap: above high only where the operator allows it
+# --------------------------------------------------------------------------------------------
+
+CAPPED = [
+    pytest.param("critical", 1000, id="critical"),
+    pytest.param("5000", 5000, id="integer-above-critical"),
+    pytest.param("101", 101, id="integer-just-above-high"),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), CAPPED)
+def test_a_priority_above_high_is_capped_with_a_warning(text: str, value: int) -> None:
+    result = parse(ann(priority=text), cap_priority=True)
+    assert result.errors == () and result.spec is not None
+    assert result.spec.priority == PRIORITY_NAMES["high"] == 100
+    (warning,) = result.warnings
+    assert (warning.workload, warning.key, warning.value) == (WORKLOAD, P + "priority", text)
+    assert warning.message.startswith(f"priority {value} capped to high (100)")
+    assert "--critical-namespaces" in warning.message
+    assert ok_spec(ann(priority=text)).priority == value  # where allowed: honoured
+
+
+@pytest.mark.parametrize("text", ["high", "100", "normal", "-5", "low"])
+def test_a_priority_up_to_high_is_never_capped(text: str) -> None:
+    result = parse(ann(priority=text), cap_priority=True)
+    assert result.warnings == () and result.spec == ok_spec(ann(priority=text))
+
+
+def test_a_capped_priority_is_no_warning_when_the_spec_has_errors() -> None:
+    result = parse(ann(priority="critical", objective="100"), cap_priority=True)
+    assert result.spec is None and result.warnings == () and len(result.errors) == 1
