@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypeVar
 
-from controller.capacity import CapacityModel, update_capacity
+from controller.capacity import update_capacity
 from controller.domain import (
     Allocation,
     ApplyResult,
@@ -40,29 +40,36 @@ from controller.domain import (
     RetrainAction,
     SliceDialect,
     SloSpec,
-    SpecError,
     WorkloadMetrics,
+    WorkloadRef,
     available,
 )
 from controller.forecast import (
     NO_MODEL,
     ForecastBank,
     ForecastPhaseStats,
-    ForecastScore,
     ForecastSettings,
 )
-from controller.placement.preemption import work_at_risk_gpu_s
 from controller.plan import PlannerConfig, hold, hold_all, plan
-from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
+from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput, spec_warnings
 from controller.policy.reclaim import idle_since
 from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget, RateHistorySource
-from controller.prediction import RateForecast
+from controller.report import (
+    JobStatus,
+    Recorder,
+    TickReport,
+    WorkloadStatus,
+    applied_losses,
+    job_statuses,
+    mark_applied,
+    work_at_risk_gpu_h,
+    workload_statuses,
+)
 from controller.retrain import (
     RETRAIN_REASONS,
     Model,
     RetrainBook,
     RetrainConfig,
-    RetrainStatus,
     forecast_growth,
 )
 from controller.slo import ErrorBudget, SliSample, sli_sample
@@ -90,75 +97,10 @@ class LoopConfig:
     decision_log_size: int = 5000
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadStatus:
-    """One workload as the API shows it after a tick."""
-
-    key: str
-    spec: SloSpec | None
-    errors: tuple[SpecError, ...]
-    current: Allocation
-    ready_replicas: int
-    desired: Allocation | None
-    metrics: WorkloadMetrics
-    forecast: RateForecast | None
-    forecast_score: ForecastScore
-    sli: float | None
-    budget_remaining: float
-    capacity: CapacityModel
-    last_decision: Decision | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobStatus:
-    """One low-priority job as the API shows it: what sloscale knows and did to it.
-
-    A job's progress is not observable on Kubernetes (a Job reports only completions), so
-    the lost work is sloscale's own estimate at each preemption: GPU time since the last
-    checkpoint by the job's ``checkpoint-interval`` (all of it since the start without one).
-    """
-
-    key: str
-    phase: str
-    priority: int
-    preemptible: bool
-    pods: int
-    share_pct_per_pod: int
-    started_at_s: float | None
-    preemptions_last_day: int
-    estimated_lost_gpu_h: float
-    last_decision: Decision | None
-
-
-@dataclass(frozen=True, slots=True)
-class TickReport:
-    """Everything one tick did, for the recorders (metrics, API, logs)."""
-
-    time_s: float
-    phase_s: Mapping[str, float]
-    decisions: tuple[Decision, ...]
-    results: tuple[ApplyResult, ...]
-    workloads: tuple[WorkloadStatus, ...]
-    plan: Plan
-    dry_run: bool
-    errors: tuple[str, ...] = ()
-    forecast_stats: ForecastPhaseStats = field(default_factory=ForecastPhaseStats)
-    snapshot: ClusterSnapshot | None = None  # what discover saw (None: discovery failed)
-    retraining: tuple[RetrainStatus, ...] = ()  # every model with retraining settings
-    jobs: tuple[JobStatus, ...] = ()
-    lost_gpu_h: Mapping[str, float] = field(default_factory=dict)  # per job, this tick
-    sli_samples: Mapping[str, SliSample] = field(default_factory=dict)
-    """Per workload, this tick's good and total requests as its error budget counted them
-    (none where the rate or the good ratio was unavailable)."""
-
-
-class Recorder:
-    """Receives every tick's report; subclasses export it (``/metrics``, status, logs)."""
-
-    def record(self, report: TickReport) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    critical_namespaces: frozenset[str] | None = frozenset()
+    """The namespaces whose workloads may have a priority above ``high`` (``critical``);
+    elsewhere it is capped to ``high`` with a warning. ``None``: every namespace may (the
+    simulator's tools); by default none may (``sloscale run --critical-namespaces``)."""
 
 
 # --- what one phase hands the next (values of one tick; nothing here outlives it) -------------
@@ -294,7 +236,7 @@ class Controller:
         jobs = tuple(
             (job, spec)
             for job in snapshot.jobs
-            if (spec := self._job_spec(job.ref.key, job.annotations)) is not None
+            if (spec := self._job_spec(job.ref, job.annotations)) is not None
         )
         return _Discovered(snapshot, specs, jobs)
 
@@ -308,28 +250,44 @@ class Controller:
             tr = self.state.workload(key)
             if tr.parsed is None or dict(dep.annotations) != dict(tr.parsed.annotations):
                 result = parse_slo_spec(
-                    key, dep.annotations, default_dialect=self.config.default_dialect
+                    key,
+                    dep.annotations,
+                    default_dialect=self.config.default_dialect,
+                    cap_priority=self._caps_priority(dep.ref.namespace),
                 )
-                tr.parsed = ParsedSlo(dict(dep.annotations), result.spec, result.errors)
+                tr.parsed = ParsedSlo(
+                    dict(dep.annotations), result.spec, result.errors, result.warnings
+                )
                 for e in result.errors:
                     log.warning("invalid SLO spec: %s", e)
+                for e in result.warnings:
+                    log.warning("SLO spec taken in part: %s", e)
                 if result.spec is not None:
                     tr.budget = ErrorBudget(result.spec.window_s, result.spec.objective_ratio)
             if tr.spec is not None and not tr.errors:
                 specs[key] = (dep, tr.spec)
         return specs
 
-    def _job_spec(self, key: str, annotations: Mapping[str, str]) -> JobSpec | None:
+    def _job_spec(self, ref: WorkloadRef, annotations: Mapping[str, str]) -> JobSpec | None:
         """A Job's parsed annotations, cached until they change; a bad one is logged once."""
-        record = self.state.job(key)
+        record = self.state.job(ref.key)
         if record.parsed is not None and dict(record.parsed.annotations) == dict(annotations):
             return record.parsed.spec
-        parsed = parse_job_spec(key, annotations)
+        parsed = parse_job_spec(
+            ref.key, annotations, cap_priority=self._caps_priority(ref.namespace)
+        )
         for e in parsed.errors:
             log.warning("invalid job annotations: %s", e)
+        for e in parsed.warnings:
+            log.warning("job annotations taken in part: %s", e)
         spec = None if parsed.errors else parsed.spec
-        record.parsed = ParsedJob(dict(annotations), spec)
+        record.parsed = ParsedJob(dict(annotations), spec, parsed.warnings)
         return spec
+
+    def _caps_priority(self, namespace: str) -> bool:
+        """Whether priorities above ``high`` are capped in ``namespace``."""
+        allowed = self.config.critical_namespaces
+        return allowed is not None and namespace not in allowed
 
     # --- observe ----------------------------------------------------------------------------
     def _observe(self, errors: list[str], seen: _Discovered, now: float) -> _Observed:
@@ -535,6 +493,7 @@ class Controller:
             budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
             resume_rate_rps=self._resume_rate(key, now),
             idle_since_s=tr.idle_since_s,
+            warnings=spec_warnings(tr.warnings),
         )
 
     def _resume_rate(self, key: str, now: float) -> float | None:
@@ -563,6 +522,7 @@ class Controller:
                     record.last_preempted_s,
                     record.preemptions_within(now),
                     idle.get(job.ref.key),
+                    spec_warnings(record.warnings),
                 )
             )
         return inputs
@@ -653,7 +613,7 @@ class Controller:
         if not the_plan.is_empty():
             applied = self._guard(errors, "act", self._apply, the_plan)
             results = tuple(applied or ())
-            decisions = self._mark_applied(decisions, results)
+            decisions = mark_applied(decisions, results, dry_run=self.config.dry_run)
         decisions += self.retraining.applied(the_plan.retrain, results)
         lost = {} if self.config.dry_run else applied_losses(planned.at_risk_gpu_h, results)
         for key, hours in lost.items():
@@ -663,31 +623,6 @@ class Controller:
     def _apply(self, the_plan: Plan) -> Sequence[ApplyResult]:
         return self.cluster.apply(the_plan, dry_run=self.config.dry_run)
 
-    def _mark_applied(
-        self, decisions: tuple[Decision, ...], results: tuple[ApplyResult, ...]
-    ) -> tuple[Decision, ...]:
-        outcome = {r.target: r for r in results}
-        out = []
-        for d in decisions:
-            r = outcome.get(d.target)
-            if r is None:
-                out.append(d)
-            elif r.ok:
-                out.append(replace(d, applied=not self.config.dry_run))
-            else:
-                failed = Condition(ConditionType.APPLIED, False, Reason.APPLY_FAILED, r.message)
-                conditions = (*d.conditions, failed)
-                out.append(
-                    replace(
-                        d,
-                        reason=Reason.APPLY_FAILED,
-                        message=f"{d.reason}: {r.message}",
-                        applied=False,
-                        conditions=conditions,
-                    )
-                )
-        return tuple(out)
-
     # --- record -----------------------------------------------------------------------------
     def _record(
         self, seen: _Discovered | None, acted: _Acted, now: float
@@ -695,60 +630,13 @@ class Controller:
         """Remember and log the decisions; every workload's and job's status after the tick."""
         self._log_decisions(acted.decisions)
         snapshot = seen.snapshot if seen is not None else None
-        return self._statuses(snapshot), self._job_statuses(snapshot, now)
-
-    def _statuses(self, snapshot: ClusterSnapshot | None) -> tuple[WorkloadStatus, ...]:
-        if snapshot is None:
-            return self.last_report.workloads if self.last_report else ()
-        out = []
-        for dep in snapshot.deployments:
-            tr = self.state.find_workload(dep.ref.key)
-            if tr is None:
-                continue
-            out.append(
-                WorkloadStatus(
-                    key=dep.ref.key,
-                    spec=tr.spec,
-                    errors=tr.errors,
-                    current=Allocation(dep.replicas, dep.slice_pct),
-                    ready_replicas=dep.ready_replicas,
-                    desired=tr.last_decision.desired if tr.last_decision else None,
-                    metrics=tr.last_metrics,
-                    forecast=tr.forecast,
-                    forecast_score=self.forecasts.score(dep.ref.key),
-                    sli=tr.budget.sli() if tr.budget else None,
-                    budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
-                    capacity=tr.capacity,
-                    last_decision=tr.last_decision,
-                )
-            )
-        return tuple(out)
-
-    def _job_statuses(self, snapshot: ClusterSnapshot | None, now: float) -> tuple[JobStatus, ...]:
-        if snapshot is None:
-            return self.last_report.jobs if self.last_report else ()
-        out = []
-        for job in snapshot.jobs:
-            key = job.ref.key
-            record = self.state.find_job(key)
-            if record is None or record.spec is None:
-                continue
-            spec = record.spec
-            out.append(
-                JobStatus(
-                    key=key,
-                    phase=job.phase.value,
-                    priority=spec.priority,
-                    preemptible=spec.preemptible,
-                    pods=job.pods,
-                    share_pct_per_pod=job.share_pct_per_pod,
-                    started_at_s=job.started_at_s,
-                    preemptions_last_day=len(record.preemptions_within(now)),
-                    estimated_lost_gpu_h=record.lost_gpu_h,
-                    last_decision=record.last_decision,
-                )
-            )
-        return tuple(out)
+        if snapshot is None:  # discovery failed: what the last tick showed
+            last = self.last_report
+            return (last.workloads, last.jobs) if last else ((), ())
+        return (
+            workload_statuses(snapshot, self.state, self.forecasts),
+            job_statuses(snapshot, self.state, now),
+        )
 
     def _log_decisions(self, decisions: tuple[Decision, ...]) -> None:
         """Keep each workload's last decision; log changes and reason transitions."""
@@ -791,28 +679,6 @@ def _failure(errors: list[str], phase: str, key: str, e: Exception) -> str:
     error = f"{type(e).__name__}: {e}"
     errors.append(f"{phase} {key}: {error}")
     return error
-
-
-def work_at_risk_gpu_h(
-    actions: Sequence[JobAction], jobs: Sequence[JobInput], now: float
-) -> dict[str, float]:
-    """Per job this plan suspends, the work a preemption now throws away (GPU-hours)."""
-    by_key = {j.key: j for j in jobs}
-    at_risk: dict[str, float] = {}
-    for act in actions:
-        job = by_key.get(act.ref.key) if act.suspend else None
-        if job is not None:
-            held = job.state.pods * job.state.share_pct_per_pod
-            at_risk[act.ref.key] = work_at_risk_gpu_s(job, held, now) / 3600.0
-    return at_risk
-
-
-def applied_losses(
-    at_risk_gpu_h: Mapping[str, float], results: Sequence[ApplyResult]
-) -> dict[str, float]:
-    """The work at risk of the preemptions that the cluster carried out."""
-    ok = {r.target for r in results if r.ok}
-    return {k: h for k, h in at_risk_gpu_h.items() if k in ok}
 
 
 __all__ = [

@@ -91,6 +91,8 @@ def plan(
         try:
             inp = _remember_peak(given, now, cfg)
             prop, memory = _propose(inp, now, cfg)
+            if inp.warnings:
+                prop = replace(prop, conditions=(*inp.warnings, *prop.conditions))
             options = alternatives(inp, memory.headroom, prop, cfg.headroom)
         except Exception as e:  # a fuse: one workload's failure must not hold the others
             failures[given.key] = f"{type(e).__name__}: {e}"
@@ -98,7 +100,7 @@ def plan(
         planned.append(inp)
         proposals[inp.key], memories[inp.key], fallbacks[inp.key] = prop, memory, options
     fitted = fit(proposals, planned, jobs, snapshot, cfg.resume, fallbacks)
-    result = _result(planned, fitted, memories, now)
+    result = _result(planned, _with_job_warnings(fitted, jobs), memories, now)
     if not failures:
         return result
     held = tuple(
@@ -157,6 +159,17 @@ def _result(
         {k: p.allocation for k, p in fitted.proposals.items()},
         fitted.placements,
     )
+
+
+def _with_job_warnings(fitted: FitResult, jobs: Sequence[JobInput]) -> FitResult:
+    """Each job action with its job's spec warnings first (the Event carries them)."""
+    warned = {j.key: j.warnings for j in jobs if j.warnings}
+    if not warned:
+        return fitted
+    actions = [
+        replace(a, conditions=(*warned.get(a.ref.key, ()), *a.conditions)) for a in fitted.actions
+    ]
+    return replace(fitted, actions=actions)
 
 
 def _propose(

@@ -11,15 +11,19 @@ nesting deeper than any manifest needs; an object whose ``metadata`` or ``annota
 a mapping is an error, and so is an annotation value that is not a string (``true`` or ``5``
 unquoted: the API server rejects those).
 
-Exit codes: 0 clean, 1 annotation errors or malformed objects, 2 a file that cannot be read
-or parsed.
+A priority above ``high`` outside the namespaces of ``--critical-namespaces`` (the
+controller's flag, none by default) is capped as the controller caps it: a ``warning:`` line,
+not an error.
+
+Exit codes: 0 clean (warnings or not), 1 annotation errors or malformed objects, 2 a file that
+cannot be read or parsed.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -161,21 +165,37 @@ def check_object(obj: Mapping[str, Any], default_dialect: SliceDialect) -> tuple
     Raises:
         ManifestError: the object's metadata (or a CronJob's template) is not a mapping.
     """
+    return check(obj, default_dialect, None)[0]
+
+
+def check(
+    obj: Mapping[str, Any], default_dialect: SliceDialect, critical_namespaces: Set[str] | None
+) -> tuple[tuple[SpecError, ...], tuple[SpecError, ...]]:
+    """The errors and the warnings of one object, as the controller would find them with
+    ``critical_namespaces`` (``None``: every namespace may use ``critical``).
+
+    Raises:
+        ManifestError: the object's metadata (or a CronJob's template) is not a mapping.
+    """
     kind = obj.get("kind")
     meta = _mapping(obj.get("metadata"), f"{kind or 'object'}: metadata")
-    key = f"{meta.get('namespace') or 'default'}/{meta.get('name') or '?'}"
+    namespace = str(meta.get("namespace") or "default")
+    key = f"{namespace}/{meta.get('name') or '?'}"
+    cap = critical_namespaces is not None and namespace not in critical_namespaces
     if kind == "CronJob":
         spec = _mapping(obj.get("spec"), f"{key}: spec")
         template = _mapping(spec.get("jobTemplate"), f"{key}: spec.jobTemplate")
         meta = _mapping(template.get("metadata"), f"{key}: spec.jobTemplate.metadata")
     ann, errors = _annotations(meta, key)
     if kind == "Deployment":
-        return (*errors, *parse_slo_spec(key, ann, default_dialect=default_dialect).errors)
+        slo = parse_slo_spec(key, ann, default_dialect=default_dialect, cap_priority=cap)
+        return (*errors, *slo.errors), slo.warnings
     if kind == "CronJob" or (
         kind in ("Job", "Pod") and any(k.startswith(ANNOTATION_PREFIX) for k in ann)
     ):
-        return (*errors, *parse_job_spec(key, ann).errors)
-    return tuple(errors)
+        job = parse_job_spec(key, ann, cap_priority=cap)
+        return (*errors, *job.errors), job.warnings
+    return tuple(errors), ()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -190,7 +210,15 @@ def main(argv: Sequence[str]) -> int:
         default=SliceDialect.HAMI,
         help="the controller's default dialect (hami)",
     )
+    parser.add_argument(
+        "--critical-namespaces",
+        default="",
+        metavar="NS,...",
+        help="the controller's --critical-namespaces: where a priority above high is honoured "
+        "(default: none; elsewhere a warning says it is capped)",
+    )
     args = parser.parse_args(list(argv))
+    critical = frozenset(ns.strip() for ns in args.critical_namespaces.split(",") if ns.strip())
     status = EXIT_OK
     for name in args.files:
         try:
@@ -200,24 +228,31 @@ def main(argv: Sequence[str]) -> int:
             print(f"{name}: cannot read: {e}".replace("\n", " "), file=sys.stderr)
             status = EXIT_UNREADABLE
             continue
-        status = max(status, _check_docs(name, docs, args.slice_dialect))
+        status = max(status, _check_docs(name, docs, args.slice_dialect, critical))
     return status
 
 
-def _check_docs(name: str, docs: Sequence[Any], dialect: SliceDialect) -> int:
-    """Print every error of a file's documents, one line each; the exit status they make."""
+def _check_docs(name: str, docs: Sequence[Any], dialect: SliceDialect, critical: Set[str]) -> int:
+    """Print every error (and warning) of a file's documents, one line each; the exit status
+    they make."""
     lines: list[str] = []
+    warnings: list[str] = []
     for index, doc in enumerate(docs, start=1):
         try:
             for obj in _objects(doc):
                 try:
-                    lines += format_errors(check_object(obj, dialect)).splitlines()
+                    errors, warned = check(obj, dialect, critical)
                 except ManifestError as e:
                     lines.append(f"document {index}: {e}")
+                    continue
+                lines += format_errors(errors).splitlines()
+                warnings += format_errors(warned).splitlines()
         except ManifestError as e:
             lines.append(f"document {index}: {e}")
     for line in lines:
         print(f"{name}: {line}".replace("\n", " "))
+    for line in warnings:
+        print(f"{name}: warning: {line}".replace("\n", " "))
     return EXIT_INVALID if lines else EXIT_OK
 
 

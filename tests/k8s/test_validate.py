@@ -142,3 +142,21 @@ def test_an_unquoted_boolean_annotation_is_an_error(
             "strings, not a YAML boolean: quote it"
         ],
     )
+
+
+def test_critical_outside_the_allowed_namespaces_is_a_warning_as_in_the_controller(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        DEPLOYMENT + "metadata:\n  name: web\n  namespace: team-a\n  annotations:\n"
+        '    sloscale.io/enabled: "true"\n'
+        '    sloscale.io/latency-target-ms: "250"\n'
+        '    sloscale.io/priority: "critical"\n'
+    )
+    code, lines = validate_text(tmp_path, capsys, text)
+    assert code == 0 and len(lines) == 1
+    assert lines[0].startswith("warning: team-a/web: annotation sloscale.io/priority='critical'")
+    assert "capped to high (100)" in lines[0]
+    f = tmp_path / "odd.yaml"
+    assert cli(["validate", "--critical-namespaces", "ops,team-a", str(f)]) == 0
+    assert capsys.readouterr().out == ""
