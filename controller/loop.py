@@ -50,6 +50,7 @@ from controller.forecast import (
     ForecastPhaseStats,
     ForecastSettings,
 )
+from controller.placement.preemption import applied_losses, work_at_risk_gpu_h
 from controller.plan import PlannerConfig, hold, hold_all, plan
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput, spec_warnings
 from controller.policy.reclaim import idle_since
@@ -59,10 +60,8 @@ from controller.report import (
     Recorder,
     TickReport,
     WorkloadStatus,
-    applied_losses,
     job_statuses,
     mark_applied,
-    work_at_risk_gpu_h,
     workload_statuses,
 )
 from controller.retrain import (
@@ -81,7 +80,6 @@ log = logging.getLogger("sloscale.loop")
 T = TypeVar("T")
 P = ParamSpec("P")
 
-PHASES = ("discover", "observe", "forecast", "plan", "retrain", "act", "record")
 JOB_OBSERVE_SPEC = SloSpec(latency_target_ms=1.0)
 """What a Job is observed with: only its GPU utilisation is read (for ``reclaim-idle-after``);
 its request signals are simply absent."""
@@ -681,12 +679,4 @@ def _failure(errors: list[str], phase: str, key: str, e: Exception) -> str:
     return error
 
 
-__all__ = [
-    "PHASES",
-    "Controller",
-    "JobStatus",
-    "LoopConfig",
-    "Recorder",
-    "TickReport",
-    "WorkloadStatus",
-]
+__all__ = ["Controller", "LoopConfig"]

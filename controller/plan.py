@@ -46,6 +46,7 @@ from controller.policy.stabilise import (
     apply_scale_down_delay,
     apply_step_limit,
     apply_tolerance,
+    hold_recommendation,
 )
 from controller.policy.verdict import Proposal
 
@@ -89,7 +90,7 @@ def plan(
     failures: dict[str, str] = {}
     for given in inputs:
         try:
-            inp = _remember_peak(given, now, cfg)
+            inp = _first_sight(_remember_peak(given, now, cfg), now)
             prop, memory = _propose(inp, now, cfg)
             if inp.warnings:
                 prop = replace(prop, conditions=(*inp.warnings, *prop.conditions))
@@ -186,8 +187,11 @@ def _propose(
     )
     prop = size(inp, headroom, cfg, now_s)
     if prop.reason is Reason.METRICS_UNAVAILABLE:
-        # an idle service has no latency to read, but its idleness is measured
-        return apply_idle_reclaim(inp, prop, now_s), replace(inp.memory, headroom=headroom)
+        # blind: what runs is this tick's recommendation, so the window is never empty when
+        # data returns; an idle service has no latency to read, but its idleness is measured
+        history = hold_recommendation(inp, now_s, cfg.stabilise)
+        memory = replace(inp.memory, recommendations=history, headroom=headroom)
+        return apply_idle_reclaim(inp, prop, now_s), memory
     prop = apply_tolerance(inp, prop, cfg.stabilise)
     prop, history = apply_scale_down_delay(inp, prop, now_s, cfg.stabilise)
     prop = apply_step_limit(inp, prop, cfg.stabilise)
@@ -200,6 +204,16 @@ def _remember_peak(inp: WorkloadInput, now_s: float, cfg: PlannerConfig) -> Work
     rate = inp.metrics.request_rate_rps
     slices = remember_peak(inp.memory.slices, rate, now_s, cfg.slices)
     return replace(inp, memory=replace(inp.memory, slices=slices))
+
+
+def _first_sight(inp: WorkloadInput, now_s: float) -> WorkloadInput:
+    """A workload the planner has no memory of starts its window with what runs (as the
+    HPA's recordInitialRecommendation does): after a start or a restart, no scale-down
+    before a whole window of data says so."""
+    if inp.memory.recommendations:
+        return inp
+    seeded = ((now_s, inp.current),)
+    return replace(inp, memory=replace(inp.memory, recommendations=seeded))
 
 
 def _resized(memory: PlannerMemory, now_s: float) -> PlannerMemory:

@@ -1,11 +1,9 @@
-"""What a tick reports: each workload's and job's status after it, and the report itself.
+"""What one tick tells its recorders (``/metrics``, the API, logs): the ``TickReport`` with
+every workload's and job's status, and the ``Recorder`` interface that receives it.
 
-The loop (``controller.loop``) builds a ``TickReport`` at the end of every tick and hands it
-to each ``Recorder`` (``/metrics``, the API, logs). The statuses are read from the loop's
-per-object records (``controller.state``) and the snapshot the tick discovered; the lost
-work of preemptions and what the cluster did with each decision are accounted here too.
-Purely computational, no I/O.
-"""
+The statuses are built here from the loop's per-object records (``controller.state``) and the
+snapshot the tick discovered, and so is what the cluster did with each decision
+(``mark_applied``). Purely computational, no I/O."""
 
 from __future__ import annotations
 
@@ -20,7 +18,6 @@ from controller.domain import (
     Condition,
     ConditionType,
     Decision,
-    JobAction,
     Plan,
     Reason,
     SloSpec,
@@ -28,12 +25,13 @@ from controller.domain import (
     WorkloadMetrics,
 )
 from controller.forecast import ForecastBank, ForecastPhaseStats, ForecastScore
-from controller.placement.preemption import work_at_risk_gpu_s
-from controller.policy.inputs import JobInput
 from controller.prediction import RateForecast
 from controller.retrain import RetrainStatus
 from controller.slo import SliSample
 from controller.state import StateStore
+
+PHASES = ("discover", "observe", "forecast", "plan", "retrain", "act", "record")
+"""The phases of a tick, in order; each is timed once (``TickReport.phase_s``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,20 +162,6 @@ def job_statuses(snapshot: ClusterSnapshot, state: StateStore, now: float) -> tu
     return tuple(out)
 
 
-def work_at_risk_gpu_h(
-    actions: Sequence[JobAction], jobs: Sequence[JobInput], now: float
-) -> dict[str, float]:
-    """Per job this plan suspends, the work a preemption now throws away (GPU-hours)."""
-    by_key = {j.key: j for j in jobs}
-    at_risk: dict[str, float] = {}
-    for act in actions:
-        job = by_key.get(act.ref.key) if act.suspend else None
-        if job is not None:
-            held = job.state.pods * job.state.share_pct_per_pod
-            at_risk[act.ref.key] = work_at_risk_gpu_s(job, held, now) / 3600.0
-    return at_risk
-
-
 def mark_applied(
     decisions: Sequence[Decision], results: Sequence[ApplyResult], *, dry_run: bool
 ) -> tuple[Decision, ...]:
@@ -203,24 +187,3 @@ def mark_applied(
                 )
             )
     return tuple(out)
-
-
-def applied_losses(
-    at_risk_gpu_h: Mapping[str, float], results: Sequence[ApplyResult]
-) -> dict[str, float]:
-    """The work at risk of the preemptions that the cluster carried out."""
-    ok = {r.target for r in results if r.ok}
-    return {k: h for k, h in at_risk_gpu_h.items() if k in ok}
-
-
-__all__ = [
-    "JobStatus",
-    "Recorder",
-    "TickReport",
-    "WorkloadStatus",
-    "applied_losses",
-    "job_statuses",
-    "mark_applied",
-    "work_at_risk_gpu_h",
-    "workload_statuses",
-]

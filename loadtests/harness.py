@@ -33,8 +33,9 @@ from typing import Any, TextIO
 import numpy as np
 
 from controller.forecast import ForecastSettings
-from controller.loop import LoopConfig, Recorder, TickReport
+from controller.loop import LoopConfig
 from controller.plan import PlannerConfig
+from controller.report import Recorder, TickReport
 from loadtests.checks import (
     CheckResult,
     PodLife,

@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from controller.domain import Decision
-from controller.loop import Controller, WorkloadStatus
+from controller.loop import Controller
+from controller.report import WorkloadStatus
 from controller.retrain import RetrainStatus
 from sloscale.telemetry import MetricsRecorder
 

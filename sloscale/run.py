@@ -33,8 +33,9 @@ from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.http import SimMetricsServer
 from actuators.sim.scenarios import demo_world
 from controller.domain import SliceDialect
-from controller.loop import Controller, LoopConfig, Recorder
+from controller.loop import Controller, LoopConfig
 from controller.ports import Cluster
+from controller.report import Recorder
 from sloscale.api import ApiServer, create_app
 from sloscale.telemetry import MetricsRecorder
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from controller.domain import ClusterSnapshot, Inventory, JobPhase, Reason, available
-from controller.loop import PHASES, Recorder, TickReport, WorkloadStatus
+from controller.report import PHASES, Recorder, TickReport, WorkloadStatus
 
 # Reasons that can come with a changed allocation or job state. Their change counters start at
 # zero per workload and per job: ``increase()`` cannot see a series' first sample, so a counter

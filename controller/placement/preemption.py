@@ -11,9 +11,10 @@ priority is never a victim; one still inside its minimum runtime is one only for
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from controller.domain import ApplyResult, JobAction
 from controller.placement.pool import Slice, SlicePool
 from controller.policy.inputs import DAY_S, JobInput
 
@@ -158,3 +159,25 @@ def _fragment_victim(
         if any(card in useful for card, _, _ in v.allocations):
             return v
     return None
+
+
+def work_at_risk_gpu_h(
+    actions: Sequence[JobAction], jobs: Sequence[JobInput], now: float
+) -> dict[str, float]:
+    """Per job this plan suspends, the work a preemption now throws away (GPU-hours)."""
+    by_key = {j.key: j for j in jobs}
+    at_risk: dict[str, float] = {}
+    for act in actions:
+        job = by_key.get(act.ref.key) if act.suspend else None
+        if job is not None:
+            held = job.state.pods * job.state.share_pct_per_pod
+            at_risk[act.ref.key] = work_at_risk_gpu_s(job, held, now) / 3600.0
+    return at_risk
+
+
+def applied_losses(
+    at_risk_gpu_h: Mapping[str, float], results: Sequence[ApplyResult]
+) -> dict[str, float]:
+    """The work at risk of the preemptions that the cluster carried out."""
+    ok = {r.target for r in results if r.ok}
+    return {k: h for k, h in at_risk_gpu_h.items() if k in ok}

@@ -162,6 +162,14 @@ def apply_scale_down_delay(
     return proposal, history
 
 
+def hold_recommendation(inp: WorkloadInput, now_s: float, cfg: StabiliseConfig) -> Recommendations:
+    """The window's recommendations after a blind tick: the current allocation is this tick's
+    recommendation (the data does not justify a change), so a scale-down after an outage
+    waits for a whole window of fresh data."""
+    history = recent(inp.memory.recommendations, now_s, scale_down_delay_s(inp, cfg))
+    return (*history, (now_s, inp.current))
+
+
 def apply_step_limit(inp: WorkloadInput, proposal: Proposal, cfg: StabiliseConfig) -> Proposal:
     """Scale up by at most ``max(ratio x current, current + pods)`` per tick, as the HPA does."""
     current, desired = inp.current, proposal.allocation

@@ -17,7 +17,8 @@ from controller.domain import (
     WorkloadMetrics,
     WorkloadRef,
 )
-from controller.loop import Controller, LoopConfig, TickReport
+from controller.loop import Controller, LoopConfig
+from controller.report import TickReport
 from controller.slo import SliSample
 from sloscale.telemetry import MetricsRecorder, fragmentation, pool_free_pct
 from tests.fakes import FakeClock, FakeCluster, FakeMetrics, slo_annotations

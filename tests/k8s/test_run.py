@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.domain import Reason
-from controller.loop import Recorder, TickReport
+from controller.report import Recorder, TickReport
 from sloscale.run import RunOptions, run
 from tests.k8s.conftest import deployment, gpu_node
 from tests.k8s.fakeapi import FakeApiServer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.domain import Reason
-from controller.loop import Recorder, TickReport
+from controller.report import Recorder, TickReport
 from sloscale.run import RunOptions, run
 from tests.support.prometheus import PrometheusServer, free_port, require_prometheus
 

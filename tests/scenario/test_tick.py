@@ -7,7 +7,8 @@ import pytest
 
 from controller import loop
 from controller.domain import Allocation, Reason, WorkloadMetrics
-from controller.loop import PHASES, Controller, LoopConfig
+from controller.loop import Controller, LoopConfig
+from controller.report import PHASES
 from tests.fakes import FakeClock, FakeCluster, FakeMetrics, slo_annotations
 
 INTERVAL_S = 15.0

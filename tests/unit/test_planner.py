@@ -288,7 +288,7 @@ class TestSize:
             workload(replicas=2, slice_pct=20, rate=4.0), rate_profile_rps=self.IDLE_THEN_TRICKLE
         )
         assert size(inp, NO_HEADROOM, self.AT_TARGET).allocation == Allocation(2, 30)
-        # under slice_burst_ratio times the share, the profile's slice scales out instead
+        # under SliceConfig.burst_ratio times the share, the profile's slice scales out instead
         lax = with_slices(self.AT_TARGET, burst_ratio=5.0)
         assert size(inp, NO_HEADROOM, lax).allocation == Allocation(6, 20)
 

@@ -6,6 +6,7 @@ import pytest
 
 from controller.capacity import CapacityModel
 from controller.domain import (
+    Allocation,
     Card,
     Inventory,
     JobPhase,
@@ -25,7 +26,7 @@ from controller.placement.preemption import (
 )
 from controller.placement.resume import resume_cooldown_s
 from controller.plan import plan
-from controller.policy.inputs import JobInput
+from controller.policy.inputs import JobInput, PlannerMemory
 from controller.policy.reclaim import idle_since
 from tests.unit.test_planner import LEARNT, snapshot, workload
 
@@ -172,12 +173,14 @@ class TestDrainOrder:
             SliceAllocation(j.key, "train-0", CARDS[0].card_id, 40, 1024),
         )
         snap = replace(snapshot(inp, jobs=(j.state,)), inventory=Inventory(CARDS, alloc))
-        down = replace(inp, spec=replace(inp.spec, min_replicas=2))
+        # planned before, its scale-down window long past (a first sight would hold 3)
+        seen = PlannerMemory(((-3600.0, Allocation(3, 30)),))
+        down = replace(inp, spec=replace(inp.spec, min_replicas=2), memory=seen)
         result = plan([down], [j], snap)
         (action,) = result.plan.scale
         assert action.target.replicas == 2
         assert action.remove_pods == ("chat-b",)
-        one = plan([replace(inp, spec=replace(inp.spec, min_replicas=1))], [j], snap)
+        one = plan([replace(down, spec=replace(inp.spec, min_replicas=1))], [j], snap)
         assert one.plan.scale[0].remove_pods == ("chat-b", "chat-c")  # emptiest card first
         assert sorted(c for c, _, _ in result.placements[inp.key]) == [CARDS[0].card_id] * 2
 
