@@ -361,6 +361,7 @@ class Reason(StrEnum):
     RETRAIN_BLOCKED = "RetrainBlocked"
     LEARNING = "Learning"
     APPLY_FAILED = "ApplyFailed"
+    PRIORITY_CAPPED = "PriorityCapped"
 
 
 class ConditionType(StrEnum):
@@ -370,7 +371,8 @@ class ConditionType(StrEnum):
     ``AbleToScale`` (stabilise: the dead band and the scale-down delay), ``ScalingLimited``
     (the step limit and the bounds), ``CapacityAvailable`` (fit: the pool holds the
     allocation), ``IdleReclaim``, and for jobs ``Preemption`` and ``Resume``; the loop adds
-    ``SpecValid`` and ``Applied``.
+    ``SpecValid`` (false: an invalid spec; true with ``PriorityCapped``: a spec taken only in
+    part) and ``Applied``.
     """
 
     SCALING_ACTIVE = "ScalingActive"

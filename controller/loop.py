@@ -6,7 +6,8 @@ Each phase is timed once and hands what it found to the next as a value (``_Disc
 capacity, planner memory, error budget, forecasts, job histories) is kept, in one typed record
 per workload and per job (``controller.state``). Every decision has a reason, and no exception
 escapes a tick: a failed read holds the current state (fail static) with reason
-``MetricsUnavailable``.
+``MetricsUnavailable``. Workloads are isolated: an exception while observing or planning one
+holds that one alone, with a decision saying why, and the others are planned on the same tick.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from controller.domain import (
     SliceDialect,
     SloSpec,
     WorkloadMetrics,
+    WorkloadRef,
     available,
 )
 from controller.forecast import (
@@ -49,11 +51,19 @@ from controller.forecast import (
     ForecastSettings,
 )
 from controller.placement.preemption import applied_losses, work_at_risk_gpu_h
-from controller.plan import PlannerConfig, hold_all, plan
-from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
+from controller.plan import PlannerConfig, hold, hold_all, plan
+from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput, spec_warnings
 from controller.policy.reclaim import idle_since
 from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget, RateHistorySource
-from controller.report import JobStatus, Recorder, TickReport, WorkloadStatus
+from controller.report import (
+    JobStatus,
+    Recorder,
+    TickReport,
+    WorkloadStatus,
+    job_statuses,
+    mark_applied,
+    workload_statuses,
+)
 from controller.retrain import (
     RETRAIN_REASONS,
     Model,
@@ -85,6 +95,10 @@ class LoopConfig:
     decision_log_size: int = 5000
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    critical_namespaces: frozenset[str] | None = frozenset()
+    """The namespaces whose workloads may have a priority above ``high`` (``critical``);
+    elsewhere it is capped to ``high`` with a warning. ``None``: every namespace may (the
+    simulator's tools); by default none may (``sloscale run --critical-namespaces``)."""
 
 
 # --- what one phase hands the next (values of one tick; nothing here outlives it) -------------
@@ -104,6 +118,7 @@ class _Observed:
     observation: Observation
     sli: Mapping[str, SliSample]  # per workload with a rate and a good ratio this tick
     job_idle_since: Mapping[str, float]  # measured this tick and idle: since when
+    failed: Mapping[str, str] = field(default_factory=dict)  # workloads held: the error
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +189,9 @@ class Controller:
         with timer.phase("discover"):
             seen = self._guard(errors, "discover", self._discover)
         with timer.phase("observe"):
-            observed = self._guard(errors, "observe", self._observe, seen, now) if seen else None
+            observed = (
+                self._guard(errors, "observe", self._observe, errors, seen, now) if seen else None
+            )
         with timer.phase("forecast"):
             forecast_stats = self._forecast(errors, seen, observed, now)
         with timer.phase("plan"):
@@ -217,7 +234,7 @@ class Controller:
         jobs = tuple(
             (job, spec)
             for job in snapshot.jobs
-            if (spec := self._job_spec(job.ref.key, job.annotations)) is not None
+            if (spec := self._job_spec(job.ref, job.annotations)) is not None
         )
         return _Discovered(snapshot, specs, jobs)
 
@@ -231,57 +248,89 @@ class Controller:
             tr = self.state.workload(key)
             if tr.parsed is None or dict(dep.annotations) != dict(tr.parsed.annotations):
                 result = parse_slo_spec(
-                    key, dep.annotations, default_dialect=self.config.default_dialect
+                    key,
+                    dep.annotations,
+                    default_dialect=self.config.default_dialect,
+                    cap_priority=self._caps_priority(dep.ref.namespace),
                 )
-                tr.parsed = ParsedSlo(dict(dep.annotations), result.spec, result.errors)
+                tr.parsed = ParsedSlo(
+                    dict(dep.annotations), result.spec, result.errors, result.warnings
+                )
                 for e in result.errors:
                     log.warning("invalid SLO spec: %s", e)
+                for e in result.warnings:
+                    log.warning("SLO spec taken in part: %s", e)
                 if result.spec is not None:
                     tr.budget = ErrorBudget(result.spec.window_s, result.spec.objective_ratio)
             if tr.spec is not None and not tr.errors:
                 specs[key] = (dep, tr.spec)
         return specs
 
-    def _job_spec(self, key: str, annotations: Mapping[str, str]) -> JobSpec | None:
+    def _job_spec(self, ref: WorkloadRef, annotations: Mapping[str, str]) -> JobSpec | None:
         """A Job's parsed annotations, cached until they change; a bad one is logged once."""
-        record = self.state.job(key)
+        record = self.state.job(ref.key)
         if record.parsed is not None and dict(record.parsed.annotations) == dict(annotations):
             return record.parsed.spec
-        parsed = parse_job_spec(key, annotations)
+        parsed = parse_job_spec(
+            ref.key, annotations, cap_priority=self._caps_priority(ref.namespace)
+        )
         for e in parsed.errors:
             log.warning("invalid job annotations: %s", e)
+        for e in parsed.warnings:
+            log.warning("job annotations taken in part: %s", e)
         spec = None if parsed.errors else parsed.spec
-        record.parsed = ParsedJob(dict(annotations), spec)
+        record.parsed = ParsedJob(dict(annotations), spec, parsed.warnings)
         return spec
 
+    def _caps_priority(self, namespace: str) -> bool:
+        """Whether priorities above ``high`` are capped in ``namespace``."""
+        allowed = self.config.critical_namespaces
+        return allowed is not None and namespace not in allowed
+
     # --- observe ----------------------------------------------------------------------------
-    def _observe(self, seen: _Discovered, now: float) -> _Observed:
+    def _observe(self, errors: list[str], seen: _Discovered, now: float) -> _Observed:
+        """Read every target at once; then learn from each workload's metrics, a workload
+        whose learning raises held alone (``_Observed.failed``)."""
         targets = [ObserveTarget(dep.ref, spec) for dep, spec in seen.specs.values()]
         watched = self._idle_watched_jobs(seen.jobs)
         targets += [ObserveTarget(job.ref, JOB_OBSERVE_SPEC) for job in watched]
         obs = self.metrics.observe(targets, now)
         job_idle_since = self._track_job_idleness(watched, obs, now)
         sli: dict[str, SliSample] = {}
+        failed: dict[str, str] = {}
         for key, (dep, spec) in seen.specs.items():
-            tr = self.state.workload(key)
-            m = obs.get(key)
-            tr.last_metrics = m
-            tr.idle_since_s = idle_since(tr.idle_since_s, m.gpu_util, now)
-            current = Allocation(dep.replicas, dep.slice_pct)
-            if dep.slice_pct != tr.slice_pct or dep.rollout_in_progress:
-                tr.slice_pct, tr.slice_settled_s = dep.slice_pct, math.inf
-            elif tr.slice_settled_s == math.inf:
-                tr.slice_settled_s = now  # the rollout has just finished
-            one_slice = now - tr.slice_settled_s >= m.window_s
-            tr.capacity = update_capacity(
-                tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile, one_slice
-            )
-            # a tick counts for the configured interval: the budget's arithmetic, which decides
-            sample = sli_sample(now, m.request_rate_rps, m.good_ratio, self.config.interval_s)
-            if sample is not None and tr.budget is not None:
-                tr.budget.add(sample)
+            try:
+                sample = self._learn(key, dep, spec, obs.get(key), now)
+            except Exception as e:  # one workload's failure must not hold the others
+                failed[key] = _failure(errors, "observe", key, e)
+                continue
+            if sample is not None:
                 sli[key] = sample
-        return _Observed(obs, sli, job_idle_since)
+        return _Observed(obs, sli, job_idle_since, failed)
+
+    def _learn(
+        self, key: str, dep: DeploymentState, spec: SloSpec, m: WorkloadMetrics, now: float
+    ) -> SliSample | None:
+        """One workload's capacity, idleness, slice tracker and error budget from its metrics;
+        the SLI sample its budget counted (``None``: none this tick)."""
+        tr = self.state.workload(key)
+        tr.last_metrics = m
+        tr.idle_since_s = idle_since(tr.idle_since_s, m.gpu_util, now)
+        current = Allocation(dep.replicas, dep.slice_pct)
+        if dep.slice_pct != tr.slice_pct or dep.rollout_in_progress:
+            tr.slice_pct, tr.slice_settled_s = dep.slice_pct, math.inf
+        elif tr.slice_settled_s == math.inf:
+            tr.slice_settled_s = now  # the rollout has just finished
+        one_slice = now - tr.slice_settled_s >= m.window_s
+        tr.capacity = update_capacity(
+            tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile, one_slice
+        )
+        # a tick counts for the configured interval: the budget's arithmetic, which decides
+        sample = sli_sample(now, m.request_rate_rps, m.good_ratio, self.config.interval_s)
+        if sample is None or tr.budget is None:
+            return None
+        tr.budget.add(sample)
+        return sample
 
     def _idle_watched_jobs(self, jobs: Sequence[tuple[JobState, JobSpec]]) -> list[JobState]:
         """Running Jobs annotated ``reclaim-idle-after``: their GPU utilisation is read too."""
@@ -380,7 +429,7 @@ class Controller:
         """The planner's plan, or with no plan every workload held for this tick."""
         if seen is None:
             return _Planned()
-        planned = self._guard(errors, "plan", self._plan_tick, seen, observed)
+        planned = self._guard(errors, "plan", self._plan_tick, errors, seen, observed)
         if planned is not None:
             return planned
         held = hold_all(
@@ -388,46 +437,62 @@ class Controller:
         )
         return _Planned(decisions=held)
 
-    def _plan_tick(self, seen: _Discovered, observed: _Observed | None) -> _Planned:
+    def _plan_tick(
+        self, errors: list[str], seen: _Discovered, observed: _Observed | None
+    ) -> _Planned:
         now = seen.snapshot.time_s
-        workloads = self._workload_inputs(seen.specs, observed, now)
+        failed = dict(observed.failed) if observed is not None else {}
+        held = [
+            hold(seen.specs[key][0], now, Reason.METRICS_UNAVAILABLE, f"observing failed: {error}")
+            for key, error in failed.items()
+        ]
+        workloads = []
+        for key, (dep, spec) in seen.specs.items():
+            if key in failed:
+                continue
+            try:
+                workloads.append(self._workload_input(key, dep, spec, observed, now))
+            except Exception as e:  # one workload's failure must not hold the others
+                message = f"planning failed: {_failure(errors, 'plan', key, e)}"
+                held.append(hold(dep, now, Reason.METRICS_UNAVAILABLE, message))
         jobs = self._job_inputs(seen.jobs, observed, now)
         result = plan(workloads, jobs, seen.snapshot, self.config.planner)
+        for key, error in result.failures.items():
+            log.error("planning %s failed, holding it: %s", key, error)
+            errors.append(f"plan {key}: {error}")
         self._remember_memories(result.memories)
         self._record_preemptions(result.plan.jobs, now)
         self._remember_job_decisions(result.decisions)
         return _Planned(
             result.plan,
-            result.decisions + self._invalid_spec_decisions(now),
+            result.decisions + tuple(held) + self._invalid_spec_decisions(now),
             work_at_risk_gpu_h(result.plan.jobs, jobs, now),
         )
 
-    def _workload_inputs(
+    def _workload_input(
         self,
-        specs: Mapping[str, tuple[DeploymentState, SloSpec]],
+        key: str,
+        dep: DeploymentState,
+        spec: SloSpec,
         observed: _Observed | None,
         now: float,
-    ) -> list[WorkloadInput]:
-        inputs = []
-        for key, (dep, spec) in specs.items():
-            tr = self.state.workload(key)
-            metrics = observed.observation.get(key) if observed is not None else WorkloadMetrics()
-            inputs.append(
-                WorkloadInput(
-                    spec=spec,
-                    state=dep,
-                    metrics=metrics,
-                    rate_forecast_rps=tr.forecast.mean_rps if tr.forecast else None,
-                    rate_upper_rps=tr.forecast.upper_rps if tr.forecast else None,
-                    rate_profile_rps=tr.rate_profile_rps,
-                    capacity=tr.capacity,
-                    memory=tr.memory,
-                    budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
-                    resume_rate_rps=self._resume_rate(key, now),
-                    idle_since_s=tr.idle_since_s,
-                )
-            )
-        return inputs
+    ) -> WorkloadInput:
+        tr = self.state.workload(key)
+        metrics = observed.observation.get(key) if observed is not None else WorkloadMetrics()
+        return WorkloadInput(
+            spec=spec,
+            state=dep,
+            metrics=metrics,
+            rate_forecast_rps=tr.forecast.mean_rps if tr.forecast else None,
+            rate_upper_rps=tr.forecast.upper_rps if tr.forecast else None,
+            rate_profile_rps=tr.rate_profile_rps,
+            capacity=tr.capacity,
+            memory=tr.memory,
+            budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
+            resume_rate_rps=self._resume_rate(key, now),
+            idle_since_s=tr.idle_since_s,
+            warnings=spec_warnings(tr.warnings),
+        )
 
     def _resume_rate(self, key: str, now: float) -> float | None:
         """The upper band of the rate over the planner's resume horizon (not scored: the
@@ -455,6 +520,7 @@ class Controller:
                     record.last_preempted_s,
                     record.preemptions_within(now),
                     idle.get(job.ref.key),
+                    spec_warnings(record.warnings),
                 )
             )
         return inputs
@@ -545,7 +611,7 @@ class Controller:
         if not the_plan.is_empty():
             applied = self._guard(errors, "act", self._apply, the_plan)
             results = tuple(applied or ())
-            decisions = self._mark_applied(decisions, results)
+            decisions = mark_applied(decisions, results, dry_run=self.config.dry_run)
         decisions += self.retraining.applied(the_plan.retrain, results)
         lost = {} if self.config.dry_run else applied_losses(planned.at_risk_gpu_h, results)
         for key, hours in lost.items():
@@ -555,31 +621,6 @@ class Controller:
     def _apply(self, the_plan: Plan) -> Sequence[ApplyResult]:
         return self.cluster.apply(the_plan, dry_run=self.config.dry_run)
 
-    def _mark_applied(
-        self, decisions: tuple[Decision, ...], results: tuple[ApplyResult, ...]
-    ) -> tuple[Decision, ...]:
-        outcome = {r.target: r for r in results}
-        out = []
-        for d in decisions:
-            r = outcome.get(d.target)
-            if r is None:
-                out.append(d)
-            elif r.ok:
-                out.append(replace(d, applied=not self.config.dry_run))
-            else:
-                failed = Condition(ConditionType.APPLIED, False, Reason.APPLY_FAILED, r.message)
-                conditions = (*d.conditions, failed)
-                out.append(
-                    replace(
-                        d,
-                        reason=Reason.APPLY_FAILED,
-                        message=f"{d.reason}: {r.message}",
-                        applied=False,
-                        conditions=conditions,
-                    )
-                )
-        return tuple(out)
-
     # --- record -----------------------------------------------------------------------------
     def _record(
         self, seen: _Discovered | None, acted: _Acted, now: float
@@ -587,60 +628,13 @@ class Controller:
         """Remember and log the decisions; every workload's and job's status after the tick."""
         self._log_decisions(acted.decisions)
         snapshot = seen.snapshot if seen is not None else None
-        return self._statuses(snapshot), self._job_statuses(snapshot, now)
-
-    def _statuses(self, snapshot: ClusterSnapshot | None) -> tuple[WorkloadStatus, ...]:
-        if snapshot is None:
-            return self.last_report.workloads if self.last_report else ()
-        out = []
-        for dep in snapshot.deployments:
-            tr = self.state.find_workload(dep.ref.key)
-            if tr is None:
-                continue
-            out.append(
-                WorkloadStatus(
-                    key=dep.ref.key,
-                    spec=tr.spec,
-                    errors=tr.errors,
-                    current=Allocation(dep.replicas, dep.slice_pct),
-                    ready_replicas=dep.ready_replicas,
-                    desired=tr.last_decision.desired if tr.last_decision else None,
-                    metrics=tr.last_metrics,
-                    forecast=tr.forecast,
-                    forecast_score=self.forecasts.score(dep.ref.key),
-                    sli=tr.budget.sli() if tr.budget else None,
-                    budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
-                    capacity=tr.capacity,
-                    last_decision=tr.last_decision,
-                )
-            )
-        return tuple(out)
-
-    def _job_statuses(self, snapshot: ClusterSnapshot | None, now: float) -> tuple[JobStatus, ...]:
-        if snapshot is None:
-            return self.last_report.jobs if self.last_report else ()
-        out = []
-        for job in snapshot.jobs:
-            key = job.ref.key
-            record = self.state.find_job(key)
-            if record is None or record.spec is None:
-                continue
-            spec = record.spec
-            out.append(
-                JobStatus(
-                    key=key,
-                    phase=job.phase.value,
-                    priority=spec.priority,
-                    preemptible=spec.preemptible,
-                    pods=job.pods,
-                    share_pct_per_pod=job.share_pct_per_pod,
-                    started_at_s=job.started_at_s,
-                    preemptions_last_day=len(record.preemptions_within(now)),
-                    estimated_lost_gpu_h=record.lost_gpu_h,
-                    last_decision=record.last_decision,
-                )
-            )
-        return tuple(out)
+        if snapshot is None:  # discovery failed: what the last tick showed
+            last = self.last_report
+            return (last.workloads, last.jobs) if last else ((), ())
+        return (
+            workload_statuses(snapshot, self.state, self.forecasts),
+            job_statuses(snapshot, self.state, now),
+        )
 
     def _log_decisions(self, decisions: tuple[Decision, ...]) -> None:
         """Keep each workload's last decision; log changes and reason transitions."""
@@ -675,6 +669,14 @@ class Controller:
             log.exception("phase %s failed", phase)
             errors.append(f"{phase}: {type(e).__name__}: {e}")
             return None
+
+
+def _failure(errors: list[str], phase: str, key: str, e: Exception) -> str:
+    """Log and report one workload's failure in ``phase``; the error as ``Type: message``."""
+    log.error("%s %s failed, holding it", phase, key, exc_info=e)
+    error = f"{type(e).__name__}: {e}"
+    errors.append(f"{phase} {key}: {error}")
+    return error
 
 
 __all__ = ["Controller", "LoopConfig"]

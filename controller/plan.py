@@ -7,6 +7,11 @@
 Each stage owns its config (``PlannerConfig`` is just their list) and its part of the
 workload's memory (``PlannerMemory``), and adds a ``Condition`` to the decision; none
 overwrites another. Purely computational, no side effects.
+
+Workloads are isolated from each other: an exception in one workload's stages before
+placement holds that workload alone (fail static, its pods kept in the pool, a decision
+saying why, ``PlanResult.failures`` naming it) while the others are planned as if it were
+not there. Only a failure of the global fit step can hold them all (``hold_all``, in the loop).
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class PlanResult:
     memories: Mapping[str, PlannerMemory]
     desired: Mapping[str, Allocation] = field(default_factory=dict)
     placements: Mapping[str, Sequence[Slice]] = field(default_factory=dict)
+    failures: Mapping[str, str] = field(default_factory=dict)
+    """Per workload whose planning raised: the error (``Type: message``); it was held."""
 
 
 def plan(
@@ -72,19 +79,37 @@ def plan(
     snapshot: ClusterSnapshot,
     cfg: PlannerConfig = PlannerConfig(),
 ) -> PlanResult:
-    """Size, stabilise and fit every workload; return the actions, decisions and new memory."""
+    """Size, stabilise and fit every workload; return the actions, decisions and new memory.
+
+    A workload whose stages raise is held alone, the others planned without it."""
     now = snapshot.time_s
-    inputs = [_first_sight(_remember_peak(inp, now, cfg), now) for inp in inputs]
+    planned: list[WorkloadInput] = []
     proposals: dict[str, Proposal] = {}
     memories: dict[str, PlannerMemory] = {}
-    for inp in inputs:
-        proposals[inp.key], memories[inp.key] = _propose(inp, now, cfg)
-    fallbacks = {
-        inp.key: alternatives(inp, memories[inp.key].headroom, proposals[inp.key], cfg.headroom)
+    fallbacks: dict[str, tuple[Allocation, ...]] = {}
+    failures: dict[str, str] = {}
+    for given in inputs:
+        try:
+            inp = _first_sight(_remember_peak(given, now, cfg), now)
+            prop, memory = _propose(inp, now, cfg)
+            if inp.warnings:
+                prop = replace(prop, conditions=(*inp.warnings, *prop.conditions))
+            options = alternatives(inp, memory.headroom, prop, cfg.headroom)
+        except Exception as e:  # a fuse: one workload's failure must not hold the others
+            failures[given.key] = f"{type(e).__name__}: {e}"
+            continue
+        planned.append(inp)
+        proposals[inp.key], memories[inp.key], fallbacks[inp.key] = prop, memory, options
+    fitted = fit(proposals, planned, jobs, snapshot, cfg.resume, fallbacks)
+    result = _result(planned, _with_job_warnings(fitted, jobs), memories, now)
+    if not failures:
+        return result
+    held = tuple(
+        hold(inp.state, now, Reason.METRICS_UNAVAILABLE, f"planning failed: {failures[inp.key]}")
         for inp in inputs
-    }
-    fitted = fit(proposals, inputs, jobs, snapshot, cfg.resume, fallbacks)
-    return _result(inputs, fitted, memories, now)
+        if inp.key in failures
+    )
+    return replace(result, decisions=result.decisions + held, failures=failures)
 
 
 def _result(
@@ -135,6 +160,17 @@ def _result(
         {k: p.allocation for k, p in fitted.proposals.items()},
         fitted.placements,
     )
+
+
+def _with_job_warnings(fitted: FitResult, jobs: Sequence[JobInput]) -> FitResult:
+    """Each job action with its job's spec warnings first (the Event carries them)."""
+    warned = {j.key: j.warnings for j in jobs if j.warnings}
+    if not warned:
+        return fitted
+    actions = [
+        replace(a, conditions=(*warned.get(a.ref.key, ()), *a.conditions)) for a in fitted.actions
+    ]
+    return replace(fitted, actions=actions)
 
 
 def _propose(
@@ -189,20 +225,17 @@ def _scales_in(current: Allocation, prop: Proposal) -> bool:
     return target.slice_pct == current.slice_pct and target.replicas < current.replicas
 
 
+def hold(state: DeploymentState, now_s: float, reason: Reason, message: str) -> Decision:
+    """Fail static: a decision that keeps what the workload has, saying why."""
+    condition = Condition(ConditionType.SCALING_ACTIVE, False, reason, message)
+    current = Allocation(state.replicas, state.slice_pct)
+    return Decision(
+        now_s, state.ref.key, reason, message, current, current, conditions=(condition,)
+    )
+
+
 def hold_all(
     states: Sequence[DeploymentState], now_s: float, reason: Reason, message: str
 ) -> tuple[Decision, ...]:
     """Fail static: a decision per workload that keeps what it has."""
-    condition = Condition(ConditionType.SCALING_ACTIVE, False, reason, message)
-    return tuple(
-        Decision(
-            now_s,
-            s.ref.key,
-            reason,
-            message,
-            Allocation(s.replicas, s.slice_pct),
-            Allocation(s.replicas, s.slice_pct),
-            conditions=(condition,),
-        )
-        for s in states
-    )
+    return tuple(hold(s, now_s, reason, message) for s in states)

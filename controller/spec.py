@@ -16,7 +16,8 @@ Rules shared by every key:
 - all errors are collected, not just the first.
 
 Results are a ``ParseResult``: ``spec`` is set exactly when the workload opted in and no error
-was found. A Deployment without ``sloscale.io/enabled`` or with ``"false"`` has not opted in
+was found; ``warnings`` says what was accepted only in part (a capped priority). A
+Deployment without ``sloscale.io/enabled`` or with ``"false"`` has not opted in
 (``opted_in=False``, no spec, no errors, other keys not even looked at). Every Job has a
 ``JobSpec`` (the defaults when it carries no annotation), so ``opted_in`` is always true there.
 
@@ -30,20 +31,30 @@ Choices the schema leaves open, fixed here:
   other duration must be positive;
 - durations follow Prometheus: units ``ms s m h d w y``, largest first, each at most once
   (``1h30m``); a plain number is seconds.
+
+Every value is bounded (``controller.spec_values``, where the converters live), so that no
+annotation can make the planner allocate, divide or loop without limit (a value out of range
+is a ``SpecError`` like any other): replicas at most ``MAX_REPLICAS``, the quantile in
+``QUANTILE_RANGE``, the objective in ``OBJECTIVE_RANGE_PCT``, the latency target at most
+``MAX_LATENCY_TARGET_MS``, the window in ``WINDOW_RANGE_S``, every other duration at most
+``MAX_DURATION_S`` and sample thresholds at most ``MAX_SAMPLES`` (slices and priorities were
+bounded already). The README's annotation table states them.
+
+A priority above ``high`` (``critical``, or an integer over 100) lets a workload go first
+and preempt protected jobs, so it is for the namespaces an operator allows
+(``sloscale run --critical-namespaces``); elsewhere the caller passes ``cap_priority`` and
+the priority is capped to ``PRIORITY_CAP`` with a warning: the spec stays valid.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Generic, TypeVar
 
+from controller import spec_values as values
 from controller.domain import (
-    PRIORITY_NAMES,
     SHARE_UNIT_PCT,
     JobSpec,
     MetricsProfile,
@@ -52,11 +63,30 @@ from controller.domain import (
     SloSpec,
     SpecError,
 )
+from controller.spec_values import (
+    MAX_DURATION_S,
+    MAX_LATENCY_TARGET_MS,
+    MAX_REPLICAS,
+    MAX_SAMPLES,
+    OBJECTIVE_RANGE_PCT,
+    PRIORITY_CAP,
+    QUANTILE_RANGE,
+    WINDOW_RANGE_S,
+    parse_duration_s,
+)
 
 __all__ = [
     "ANNOTATION_PREFIX",
     "KNOWN_DEPLOYMENT_KEYS",
     "KNOWN_JOB_KEYS",
+    "MAX_DURATION_S",
+    "MAX_LATENCY_TARGET_MS",
+    "MAX_REPLICAS",
+    "MAX_SAMPLES",
+    "OBJECTIVE_RANGE_PCT",
+    "PRIORITY_CAP",
+    "QUANTILE_RANGE",
+    "WINDOW_RANGE_S",
     "ParseResult",
     "format_errors",
     "parse_duration_s",
@@ -110,11 +140,8 @@ KNOWN_JOB_KEYS: frozenset[str] = frozenset(ANNOTATION_PREFIX + n for n in _JOB_N
 _CUSTOM_QUERY_NAMES = ("latency-query", "rate-query", "good-ratio-query")
 _RETRAIN_REQUIRED_NAMES = ("retrain-data-query", "retrain-threshold", "retrain-job-template")
 _RETRAIN_OPTIONAL_NAMES = ("retrain-cooldown", "retrain-urgent-threshold", "retrain-deadline")
-_MAX_PRIORITY = 1_000_000_000  # a Kubernetes PriorityClass value's bound
-
 SpecT = TypeVar("SpecT", SloSpec, JobSpec)
 T = TypeVar("T")
-EnumT = TypeVar("EnumT", bound=StrEnum)
 
 
 # frozen but not slots: a slotted generic dataclass breaks ``ParseResult[SloSpec](...)`` on 3.11
@@ -132,6 +159,8 @@ class ParseResult(Generic[SpecT]):
     spec: SpecT | None
     errors: tuple[SpecError, ...] = ()
     opted_in: bool = True
+    warnings: tuple[SpecError, ...] = ()
+    """What the spec took only in part (a priority capped to ``high``); never with errors."""
 
     @property
     def ok(self) -> bool:
@@ -150,205 +179,6 @@ def format_errors(errors: Iterable[SpecError]) -> str:
     the output always has exactly one line per error.
     """
     return "\n".join(str(e).translate(_ESCAPE_LINE_BREAKS) for e in errors)
-
-
-# --------------------------------------------------------------------------------------------
-# Durations
-# --------------------------------------------------------------------------------------------
-
-_UNIT_S: Mapping[str, float] = {
-    "y": 365 * 86400.0,
-    "w": 7 * 86400.0,
-    "d": 86400.0,
-    "h": 3600.0,
-    "m": 60.0,
-    "s": 1.0,
-    "ms": 0.001,
-}
-_UNIT_ORDER = tuple(_UNIT_S)  # largest first
-_NUMBER_RE = r"[0-9]+(?:\.[0-9]+)?"
-_PLAIN_SECONDS = re.compile(_NUMBER_RE, re.ASCII)
-_DURATION = re.compile(rf"(?:{_NUMBER_RE}(?:ms|[ywdhms]))+", re.ASCII)
-_DURATION_PART = re.compile(rf"({_NUMBER_RE})(ms|[ywdhms])", re.ASCII)
-
-
-def _duration_s(text: str, *, allow_zero: bool) -> float:
-    """Seconds in a duration; ``ValueError`` with the reason (not the text) otherwise."""
-    text = text.strip()
-    if not text:
-        raise ValueError("cannot parse duration: empty")
-    if text.startswith("-"):
-        raise ValueError("duration must be positive")
-    if _PLAIN_SECONDS.fullmatch(text):
-        seconds = float(text)
-    elif _DURATION.fullmatch(text):
-        seconds = 0.0
-        last_rank = -1
-        for number, unit in _DURATION_PART.findall(text):
-            rank = _UNIT_ORDER.index(unit)
-            if rank <= last_rank:
-                raise ValueError(
-                    "cannot parse duration: units must go from largest to smallest, "
-                    "each at most once (e.g. 1h30m)"
-                )
-            last_rank = rank
-            seconds += float(number) * _UNIT_S[unit]
-    else:
-        raise ValueError(
-            "cannot parse duration: expected a number of seconds or e.g. 500ms, 30s, 10m, "
-            "1h30m, 28d, 1w"
-        )
-    if not math.isfinite(seconds):
-        raise ValueError("duration is too large")
-    if seconds == 0 and not allow_zero:
-        raise ValueError("duration must be positive")
-    return seconds
-
-
-def parse_duration_s(text: str, *, allow_zero: bool = False) -> float:
-    """Seconds in a Go/Prometheus-style duration; purely computational.
-
-    Accepts ``500ms``, ``30s``, ``10m``, ``6h``, ``28d``, ``1w``, ``1y`` (365 d) and compounds
-    with units largest first (``1h30m``, ``1d12h``); a plain number (``90``, ``1.5``) is
-    seconds. Zero is rejected unless ``allow_zero``; negatives always are.
-
-    >>> parse_duration_s("1h30m")
-    5400.0
-
-    Raises:
-        ValueError: naming the text and what is wrong with it.
-    """
-    try:
-        return _duration_s(text, allow_zero=allow_zero)
-    except ValueError as exc:
-        raise ValueError(f"{text!r}: {exc}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# Value converters: each takes a stripped, non-empty string and returns the value or raises
-# ``ValueError`` whose message is the reason (the workload, key and value are added later).
-# --------------------------------------------------------------------------------------------
-
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_DNS1123_SUBDOMAIN = re.compile(
-    r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*", re.ASCII
-)
-_TEMPLATE_KINDS = ("cronjob", "configmap")
-
-
-def _number(text: str) -> float:
-    if not _FLOAT.fullmatch(text):
-        raise ValueError("must be a number")
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-def _integer(text: str) -> int:
-    if not _INT.fullmatch(text):
-        raise ValueError("must be an integer")
-    try:
-        return int(text)
-    except ValueError:  # more digits than int() accepts from a string
-        raise ValueError("must be an integer of sensible size") from None
-
-
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _open_interval(low: float, high: float) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        value = _number(text)
-        if not low < value < high:
-            raise ValueError(f"must be in ({low:g}, {high:g}), bounds excluded")
-        return value
-
-    return convert
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        value = _integer(text)
-        if value < low:
-            raise ValueError(f"must be an integer >= {low}")
-        return value
-
-    return convert
-
-
-def _share_pct(text: str) -> int:
-    value = _integer(text)
-    if not 0 < value <= 100:
-        raise ValueError("must be in 1..100 (% of a card)")
-    return value
-
-
-def _step_pct(text: str) -> int:
-    value = _integer(text)
-    if not SHARE_UNIT_PCT <= value <= 100 or value % SHARE_UNIT_PCT:
-        raise ValueError(
-            f"must be a multiple of {SHARE_UNIT_PCT} in {SHARE_UNIT_PCT}..100 "
-            f"(cards are sliced in {SHARE_UNIT_PCT} % units)"
-        )
-    return value
-
-
-def _duration(*, allow_zero: bool) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        return _duration_s(text, allow_zero=allow_zero)
-
-    return convert
-
-
-def _priority(text: str) -> int:
-    named = PRIORITY_NAMES.get(text.lower())
-    if named is not None:
-        return named
-    try:
-        value = _integer(text)
-    except ValueError:
-        raise ValueError(f"must be one of {', '.join(PRIORITY_NAMES)} or an integer") from None
-    if abs(value) > _MAX_PRIORITY:
-        raise ValueError(f"must be within ±{_MAX_PRIORITY}")
-    return value
-
-
-def _boolean(text: str) -> bool:
-    lowered = text.lower()
-    if lowered not in ("true", "false"):
-        raise ValueError('must be "true" or "false"')
-    return lowered == "true"
-
-
-def _choice(enum: type[EnumT]) -> Callable[[str], EnumT]:
-    def convert(text: str) -> EnumT:
-        try:
-            return enum(text.lower())
-        except ValueError:
-            raise ValueError(f"must be one of {', '.join(m.value for m in enum)}") from None
-
-    return convert
-
-
-def _job_template(text: str) -> str:
-    kind, sep, name = text.partition("/")
-    if not sep or kind.lower() not in _TEMPLATE_KINDS:
-        raise ValueError("must be cronjob/NAME or configmap/NAME")
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
-        raise ValueError(
-            f"{name!r} is not a DNS-1123 name (lower-case letters, digits, '-' and '.')"
-        )
-    return f"{kind.lower()}/{name}"
-
-
-def _text(text: str) -> str:
-    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,6 +204,7 @@ class _Reader:
                 self.raw[name] = value
                 self.values[name] = value.strip()
         self.errors: list[SpecError] = []
+        self.warnings: list[SpecError] = []
         self.bad: set[str] = set()
 
     def has(self, name: str) -> bool:
@@ -384,6 +215,17 @@ class _Reader:
         self.errors.append(
             SpecError(self.workload, ANNOTATION_PREFIX + name, self.raw.get(name, ""), message)
         )
+
+    def warn(self, name: str, message: str) -> None:
+        self.warnings.append(
+            SpecError(self.workload, ANNOTATION_PREFIX + name, self.raw.get(name, ""), message)
+        )
+
+    def result(self, spec: SpecT) -> ParseResult[SpecT]:
+        """``spec`` with the warnings, or the errors without a spec."""
+        if self.errors:
+            return ParseResult(spec=None, errors=tuple(self.errors))
+        return ParseResult(spec=spec, warnings=tuple(self.warnings))
 
     def get(self, name: str, convert: Callable[[str], T], default: T) -> T:
         text = self.values.get(name)
@@ -430,6 +272,19 @@ def _describe(reader: _Reader, name: str, value: int) -> str:
     return f"{name} ({value})" if reader.has(name) else f"{name} ({value}, the default)"
 
 
+def _read_priority(reader: _Reader, default: int, *, cap: bool) -> int:
+    """The priority; with ``cap``, at most ``PRIORITY_CAP`` (a warning says it was capped)."""
+    priority = reader.get("priority", values.priority, default)
+    if cap and priority > PRIORITY_CAP:
+        reader.warn(
+            "priority",
+            f"priority {priority} capped to high ({PRIORITY_CAP}): priorities above high are "
+            "honoured only in the namespaces of the controller's --critical-namespaces",
+        )
+        return PRIORITY_CAP
+    return priority
+
+
 # --------------------------------------------------------------------------------------------
 # Deployments
 # --------------------------------------------------------------------------------------------
@@ -440,18 +295,20 @@ def parse_slo_spec(
     annotations: Mapping[str, str],
     *,
     default_dialect: SliceDialect = SliceDialect.HAMI,
+    cap_priority: bool = False,
 ) -> ParseResult[SloSpec]:
     """Parse a Deployment's annotations into an ``SloSpec``; purely computational.
 
     ``workload`` is only used in error messages (``namespace/name`` by convention).
     ``default_dialect`` is the controller's ``--slice-dialect`` flag, used when the workload
-    sets no ``slice-dialect``. Never raises on any string input: every problem becomes a
-    ``SpecError`` in the result.
+    sets no ``slice-dialect``. ``cap_priority``: the workload's namespace is not allowed
+    priorities above ``high`` (capped, with a warning). Never raises on any string input:
+    every problem becomes a ``SpecError`` in the result.
     """
     reader = _Reader(workload, annotations)
     if not reader.has("enabled"):
         return ParseResult(spec=None, opted_in=False)
-    enabled = reader.get("enabled", _boolean, True)
+    enabled = reader.get("enabled", values.boolean, True)
     if not enabled:
         return ParseResult(spec=None, opted_in=False)
     reader.check_unknown(
@@ -463,14 +320,26 @@ def parse_slo_spec(
     defaults = SloSpec(latency_target_ms=1.0)
     if not reader.has("latency-target-ms"):
         reader.error("latency-target-ms", "is required but missing")
-    target_ms = reader.get("latency-target-ms", _positive, defaults.latency_target_ms)
-    quantile = reader.get("latency-quantile", _open_interval(0, 1), defaults.latency_quantile)
-    objective_pct = reader.get("objective", _open_interval(0, 100), defaults.objective_pct)
-    window_s = reader.get("window", _duration(allow_zero=False), defaults.window_s)
-    priority = reader.get("priority", _priority, defaults.priority)
+    target_ms = reader.get(
+        "latency-target-ms",
+        values.positive_at_most(MAX_LATENCY_TARGET_MS),
+        defaults.latency_target_ms,
+    )
+    quantile = reader.get(
+        "latency-quantile", values.open_interval(0, 1, QUANTILE_RANGE), defaults.latency_quantile
+    )
+    objective_pct = reader.get(
+        "objective", values.open_interval(0, 100, OBJECTIVE_RANGE_PCT), defaults.objective_pct
+    )
+    window_s = reader.get(
+        "window",
+        values.duration(allow_zero=False, low_s=WINDOW_RANGE_S[0], high_s=WINDOW_RANGE_S[1]),
+        defaults.window_s,
+    )
+    priority = _read_priority(reader, defaults.priority, cap=cap_priority)
     replicas_min, replicas_max = _read_replicas(reader, defaults)
     slice_min, slice_max, slice_step = _read_slices(reader)
-    dialect = reader.get("slice-dialect", _choice(SliceDialect), default_dialect)
+    dialect = reader.get("slice-dialect", values.choice(SliceDialect), default_dialect)
     profile, (latency_query, rate_query, good_query) = _read_metrics(reader)
     retrain = _read_retrain(reader)
     spec = SloSpec(
@@ -491,18 +360,16 @@ def parse_slo_spec(
         good_ratio_query=good_query,
         retrain=retrain,
         reclaim_idle_after_s=reader.get(
-            "reclaim-idle-after", _duration(allow_zero=False), defaults.reclaim_idle_after_s
+            "reclaim-idle-after", values.duration(allow_zero=False), defaults.reclaim_idle_after_s
         ),
     )
-    if reader.errors:
-        return ParseResult(spec=None, errors=tuple(reader.errors))
-    return ParseResult(spec=spec)
+    return reader.result(spec)
 
 
 def _read_replicas(reader: _Reader, defaults: SloSpec) -> tuple[int, int]:
-    """``min-replicas`` >= 0, ``max-replicas`` >= 1, and min <= max."""
-    low = reader.get("min-replicas", _int_at_least(0), defaults.min_replicas)
-    high = reader.get("max-replicas", _int_at_least(1), defaults.max_replicas)
+    """``min-replicas`` >= 0, ``max-replicas`` >= 1, both at most ``MAX_REPLICAS``, min <= max."""
+    low = reader.get("min-replicas", values.int_in(0, MAX_REPLICAS), defaults.min_replicas)
+    high = reader.get("max-replicas", values.int_in(1, MAX_REPLICAS), defaults.max_replicas)
     if reader.valid("min-replicas", "max-replicas") and low > high:
         reader.error(
             reader.blame("min-replicas", "max-replicas"),
@@ -516,10 +383,10 @@ def _read_slices(reader: _Reader) -> tuple[int, int, int]:
 
     Without a valid step, min and max are still checked against the 10 % share unit.
     """
-    step = reader.get("slice-step", _step_pct, SHARE_UNIT_PCT)
+    step = reader.get("slice-step", values.step_pct, SHARE_UNIT_PCT)
     step_ok = reader.valid("slice-step")
-    low = reader.get("slice-min", _share_pct, step)
-    high = reader.get("slice-max", _share_pct, 100 - 100 % step)
+    low = reader.get("slice-min", values.share_pct, step)
+    high = reader.get("slice-max", values.share_pct, 100 - 100 % step)
     bounds_ok = reader.valid("slice-min", "slice-max")  # before the step errors below mark them
     for name, value in (("slice-min", low), ("slice-max", high)):
         if reader.has(name) and reader.valid(name) and value % step:
@@ -538,8 +405,8 @@ def _read_metrics(
     reader: _Reader,
 ) -> tuple[MetricsProfile, tuple[str | None, str | None, str | None]]:
     """The profile, and the PromQL that only ``custom`` takes (rate and latency required)."""
-    profile = reader.get("metrics-profile", _choice(MetricsProfile), MetricsProfile.HTTP)
-    latency, rate, good = (reader.get(n, _text, None) for n in _CUSTOM_QUERY_NAMES)
+    profile = reader.get("metrics-profile", values.choice(MetricsProfile), MetricsProfile.HTTP)
+    latency, rate, good = (reader.get(n, values.text, None) for n in _CUSTOM_QUERY_NAMES)
     if not reader.valid("metrics-profile"):
         return profile, (latency, rate, good)
     if profile is MetricsProfile.CUSTOM:
@@ -563,12 +430,12 @@ def _read_retrain(reader: _Reader) -> RetrainSpec | None:
     """The retraining settings: data query, threshold and template come together or not at all."""
     present = [n for n in _RETRAIN_REQUIRED_NAMES if reader.has(n)]
     optional = [n for n in _RETRAIN_OPTIONAL_NAMES if reader.has(n)]
-    data_query = reader.get("retrain-data-query", _text, "")
-    threshold = reader.get("retrain-threshold", _positive, 0.0)
-    template = reader.get("retrain-job-template", _job_template, "")
-    cooldown_s = reader.get("retrain-cooldown", _duration(allow_zero=True), 6 * 3600.0)
-    urgent = reader.get("retrain-urgent-threshold", _positive, None)
-    deadline_s = reader.get("retrain-deadline", _duration(allow_zero=False), None)
+    data_query = reader.get("retrain-data-query", values.text, "")
+    threshold = reader.get("retrain-threshold", values.positive_at_most(MAX_SAMPLES), 0.0)
+    template = reader.get("retrain-job-template", values.job_template, "")
+    cooldown_s = reader.get("retrain-cooldown", values.duration(allow_zero=True), 6 * 3600.0)
+    urgent = reader.get("retrain-urgent-threshold", values.positive_at_most(MAX_SAMPLES), None)
+    deadline_s = reader.get("retrain-deadline", values.duration(allow_zero=False), None)
 
     if not present:
         for name in optional:
@@ -606,12 +473,15 @@ def _needs(names: Iterable[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_job_spec(workload: str, annotations: Mapping[str, str]) -> ParseResult[JobSpec]:
+def parse_job_spec(
+    workload: str, annotations: Mapping[str, str], *, cap_priority: bool = False
+) -> ParseResult[JobSpec]:
     """Parse a Job's annotations into a ``JobSpec``; purely computational.
 
     A Job without ``sloscale.io/`` annotations gets the defaults (priority ``low``, not
     preemptible, ``min-runtime`` 10m). Labels (such as ``sloscale.io/retrain-of``) are not
-    annotations and must not be passed here. Never raises on any string input.
+    annotations and must not be passed here. ``cap_priority`` as for ``parse_slo_spec``.
+    Never raises on any string input.
     """
     reader = _Reader(workload, annotations)
     reader.check_unknown(
@@ -619,16 +489,16 @@ def parse_job_spec(workload: str, annotations: Mapping[str, str]) -> ParseResult
     )
     defaults = JobSpec()
     spec = JobSpec(
-        priority=reader.get("priority", _priority, defaults.priority),
-        preemptible=reader.get("preemptible", _boolean, defaults.preemptible),
+        priority=_read_priority(reader, defaults.priority, cap=cap_priority),
+        preemptible=reader.get("preemptible", values.boolean, defaults.preemptible),
         checkpoint_interval_s=reader.get(
-            "checkpoint-interval", _duration(allow_zero=False), defaults.checkpoint_interval_s
+            "checkpoint-interval", values.duration(allow_zero=False), defaults.checkpoint_interval_s
         ),
-        min_runtime_s=reader.get("min-runtime", _duration(allow_zero=True), defaults.min_runtime_s),
+        min_runtime_s=reader.get(
+            "min-runtime", values.duration(allow_zero=True), defaults.min_runtime_s
+        ),
         reclaim_idle_after_s=reader.get(
-            "reclaim-idle-after", _duration(allow_zero=False), defaults.reclaim_idle_after_s
+            "reclaim-idle-after", values.duration(allow_zero=False), defaults.reclaim_idle_after_s
         ),
     )
-    if reader.errors:
-        return ParseResult(spec=None, errors=tuple(reader.errors))
-    return ParseResult(spec=spec)
+    return reader.result(spec)

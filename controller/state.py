@@ -38,6 +38,7 @@ class ParsedSlo:
     annotations: Mapping[str, str]
     spec: SloSpec | None
     errors: tuple[SpecError, ...]
+    warnings: tuple[SpecError, ...] = ()  # taken only in part (a capped priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class ParsedJob:
 
     annotations: Mapping[str, str]
     spec: JobSpec | None
+    warnings: tuple[SpecError, ...] = ()  # taken only in part (a capped priority)
 
 
 @dataclass(slots=True)
@@ -72,6 +74,10 @@ class WorkloadRecord:
     def errors(self) -> tuple[SpecError, ...]:
         return self.parsed.errors if self.parsed is not None else ()
 
+    @property
+    def warnings(self) -> tuple[SpecError, ...]:
+        return self.parsed.warnings if self.parsed is not None else ()
+
 
 @dataclass(slots=True)
 class JobRecord:
@@ -87,6 +93,10 @@ class JobRecord:
     @property
     def spec(self) -> JobSpec | None:
         return self.parsed.spec if self.parsed is not None else None
+
+    @property
+    def warnings(self) -> tuple[SpecError, ...]:
+        return self.parsed.warnings if self.parsed is not None else ()
 
     def preempted(self, now_s: float) -> None:
         """sloscale suspended the job at ``now_s``; preemptions older than a day drop out."""

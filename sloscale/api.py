@@ -56,6 +56,7 @@ def workload_json(w: WorkloadStatus) -> dict[str, Any]:
         "workload": w.key,
         "valid": not w.errors,
         "errors": [str(e) for e in w.errors],
+        "warnings": [str(e) for e in w.warnings],
         "spec": jsonable(w.spec),
         "state": {
             "replicas": w.current.replicas,
@@ -183,6 +184,7 @@ def create_app(
         for j in report.jobs if report else ():
             entry: dict[str, Any] = jsonable(j)
             entry["last_decision"] = decision_json(j.last_decision) if j.last_decision else None
+            entry["warnings"] = [str(e) for e in j.warnings]
             out.append(entry)
         return {"time_s": report.time_s if report else None, "jobs": out}
 

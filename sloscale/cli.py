@@ -48,6 +48,11 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _namespaces(text: str) -> frozenset[str]:
+    """``ns1,ns2``: the namespaces, blanks dropped."""
+    return frozenset(ns.strip() for ns in text.split(",") if ns.strip())
+
+
 def _port(text: str) -> int:
     value = _non_negative_int(text)
     if value > 65535:
@@ -151,6 +156,14 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default="hami",
         help="how slices are written when a Deployment does not say (hami)",
     )
+    run.add_argument(
+        "--critical-namespaces",
+        type=_namespaces,
+        default=frozenset(),
+        metavar="NS,...",
+        help="namespaces whose workloads may have a priority above high (critical); "
+        "elsewhere it is capped to high with a warning (default: none)",
+    )
     run.add_argument("--interval", type=_positive_float, default=15.0, help="seconds per tick")
     run.add_argument("--window", type=_positive_float, default=60.0, help="rate window, s (60)")
     run.add_argument("--query-timeout", type=_positive_float, default=5.0, help="per query, s")
@@ -208,6 +221,7 @@ def _run_command(args: argparse.Namespace) -> int:
         selector=args.selector,
         leader_elect=args.leader_elect,
         slice_dialect=args.slice_dialect,
+        critical_namespaces=args.critical_namespaces,
     )
     try:
         return run(options)

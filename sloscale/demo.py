@@ -151,7 +151,8 @@ def build_demo(options: DemoOptions) -> DemoRun:
         cluster,
         metrics,
         cluster,
-        LoopConfig(interval_s=options.interval_s, forecast=forecast),
+        # a simulated cluster: every namespace may use `critical` (its scenarios do)
+        LoopConfig(interval_s=options.interval_s, forecast=forecast, critical_namespaces=None),
         recorders=[recorder],
         history=SimRateArchive(world),
     )

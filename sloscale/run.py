@@ -73,6 +73,8 @@ class RunOptions:
     leader_elect: bool = False
     slice_dialect: str = "hami"
     wedged_after_s: float | None = None  # /healthz fails past it (None: health's default)
+    critical_namespaces: frozenset[str] = frozenset()
+    """Where a priority above ``high`` is honoured; elsewhere capped with a warning."""
 
 
 class WallClock:
@@ -100,7 +102,11 @@ def run(
     metrics_server.start()
     print(f"simulated workloads' metrics on http://{metrics_server.address}/metrics", file=err)
     try:
-        loop = LoopConfig(interval_s=options.interval_s, dry_run=options.dry_run)
+        loop = LoopConfig(
+            interval_s=options.interval_s,
+            dry_run=options.dry_run,
+            critical_namespaces=options.critical_namespaces,
+        )
         with _composed(sim, options, loop, recorders, err) as (controller, _, beat):
             _loop(controller, beat, sim, metrics_server, WallClock(), options)
     except KeyboardInterrupt:
@@ -122,12 +128,18 @@ def run_cluster(
 
     The composition for clusters that are neither the simulator nor Kubernetes (the load
     tests' emulated GPU service, for one). ``loop`` overrides the loop's settings (a
-    compressed-time ``PlannerConfig``, a shorter lead time); its ``interval_s`` and
-    ``dry_run`` are taken from ``options``. Ticks every ``interval_s`` of wall time until
-    ``duration_s`` or an interrupt; the cluster is not closed here (its owner does that).
+    compressed-time ``PlannerConfig``, a shorter lead time); its ``interval_s``, ``dry_run``
+    and ``critical_namespaces`` are taken from ``options``. Ticks every ``interval_s`` of wall
+    time until ``duration_s`` or an interrupt; the cluster is not closed here (its owner does
+    that).
     """
     err = err or sys.stderr
-    base = replace(loop or LoopConfig(), interval_s=options.interval_s, dry_run=options.dry_run)
+    base = replace(
+        loop or LoopConfig(),
+        interval_s=options.interval_s,
+        dry_run=options.dry_run,
+        critical_namespaces=options.critical_namespaces,
+    )
     try:
         with _composed(cluster, options, base, recorders, err) as (controller, _, beat):
             _tick_every_interval(controller, beat, options)
@@ -162,7 +174,10 @@ def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Record
         api=api,
     )
     base = LoopConfig(
-        interval_s=options.interval_s, dry_run=options.dry_run, default_dialect=dialect
+        interval_s=options.interval_s,
+        dry_run=options.dry_run,
+        default_dialect=dialect,
+        critical_namespaces=options.critical_namespaces,
     )
     if elector is not None:
         elector.start()

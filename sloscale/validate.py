@@ -3,19 +3,33 @@
 The same parser as the controller (``controller.spec``), so the same errors, one per line:
 Deployments through ``parse_slo_spec`` (only those that opted in), Jobs, CronJob job
 templates and bare Pods through ``parse_job_spec``. Multi-document YAML and ``kind: List``
-are read; ``-`` reads standard input. Exit codes: 0 clean, 1 annotation errors, 2 a file
-that cannot be read or parsed.
+are read; ``-`` reads standard input.
+
+The YAML is read as the API server would take it, never with a traceback: a mapping with a
+duplicate key is refused (kubectl refuses it; YAML alone would keep the last value), so is
+nesting deeper than any manifest needs; an object whose ``metadata`` or ``annotations`` is not
+a mapping is an error, and so is an annotation value that is not a string (``true`` or ``5``
+unquoted: the API server rejects those).
+
+A priority above ``high`` outside the namespaces of ``--critical-namespaces`` (the
+controller's flag, none by default) is capped as the controller caps it: a ``warning:`` line,
+not an error.
+
+Exit codes: 0 clean (warnings or not), 1 annotation errors or malformed objects, 2 a file that
+cannot be read or parsed.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode
 
 from controller.domain import SliceDialect, SpecError
 from controller.spec import ANNOTATION_PREFIX, format_errors, parse_job_spec, parse_slo_spec
@@ -23,34 +37,165 @@ from controller.spec import ANNOTATION_PREFIX, format_errors, parse_job_spec, pa
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 
 
+class ManifestError(ValueError):
+    """An object the API server would not accept as written, in one line."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, refusing a mapping that repeats a key (as kubectl does)."""
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<:` merges are allowed to be overridden
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if duplicate:
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load(text: str) -> list[Any]:
+    """Every document of ``text``; ``ValueError`` in one line for YAML the API server refuses."""
+    try:
+        return list(yaml.load_all(text, Loader=_StrictLoader))  # a SafeLoader
+    except RecursionError:
+        raise ValueError("nested too deeply to be a manifest") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ValueError(f"{where}{e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ValueError(" ".join(str(e).split())) from None
+
+
 def _objects(doc: Any) -> Iterator[Mapping[str, Any]]:
-    if isinstance(doc, Mapping):
-        if doc.get("kind") == "List" or str(doc.get("kind", "")).endswith("List"):
-            for item in doc.get("items") or []:
-                yield from _objects(item)
+    """The objects of a document, ``kind: List`` items flattened (without recursion)."""
+    pending = [doc]
+    while pending:
+        item = pending.pop(0)
+        if item is None:
+            continue
+        if not isinstance(item, Mapping):
+            raise ManifestError(f"not an object: {_what(item)}")
+        if item.get("kind") == "List" or str(item.get("kind", "")).endswith("List"):
+            items = item.get("items") or []
+            if not isinstance(items, list):
+                raise ManifestError(
+                    f"{item.get('kind')}: items must be a sequence, not {_what(items)}"
+                )
+            pending[:0] = items
         else:
-            yield doc
+            yield item
 
 
-def _annotations(meta: Any) -> dict[str, str]:
-    raw = (meta or {}).get("annotations") or {} if isinstance(meta, Mapping) else {}
-    return {str(k): v if isinstance(v, str) else str(v) for k, v in raw.items()}
+def _mapping(value: Any, where: str) -> Mapping[Any, Any]:
+    """``value`` when a mapping, ``{}`` when absent; ``ManifestError`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ManifestError(f"{where} must be a mapping, not {_what(value)}")
+    return value
+
+
+def _annotations(meta: Mapping[Any, Any], key: str) -> tuple[dict[str, str], list[SpecError]]:
+    """The object's annotations, and an error per one that is not a string (kept out)."""
+    raw = _mapping(meta.get("annotations"), f"{key}: metadata.annotations")
+    out: dict[str, str] = {}
+    errors: list[SpecError] = []
+    for k, v in raw.items():
+        if not isinstance(k, str):
+            errors.append(SpecError(key, _scalar(k), _scalar(v), "annotation keys must be strings"))
+        elif not isinstance(v, str):
+            message = f"annotation values must be strings, not a YAML {_yaml_type(v)}: quote it"
+            errors.append(SpecError(key, k, _scalar(v), message))
+        else:
+            out[k] = v
+    return out, errors
+
+
+def _yaml_type(value: object) -> str:
+    for types, name in _YAML_TYPES:
+        if isinstance(value, types):
+            return name
+    return type(value).__name__
+
+
+_YAML_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "boolean"),  # before int: a bool is an int
+    (int, "integer"),
+    (float, "float"),
+    (str, "string"),
+    (type(None), "null"),
+    (Mapping, "mapping"),
+    (list, "sequence"),
+)
+
+
+def _scalar(value: object) -> str:
+    """A scalar as YAML wrote it (``true``, ``5``), shortened to fit a line; a collection as
+    ``...`` (printing a deeply nested one could itself recurse too deep)."""
+    if isinstance(value, Mapping | list):
+        return "..."
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _what(value: object) -> str:
+    """``a YAML integer (5)``: what a value is, for a message."""
+    shown = "" if isinstance(value, Mapping | list) else f" ({_scalar(value)})"
+    return f"a YAML {_yaml_type(value)}{shown}"
 
 
 def check_object(obj: Mapping[str, Any], default_dialect: SliceDialect) -> tuple[SpecError, ...]:
-    """Every annotation error of one object; purely computational."""
-    meta = obj.get("metadata") or {}
-    key = f"{meta.get('namespace') or 'default'}/{meta.get('name') or '?'}"
+    """Every annotation error of one object; purely computational.
+
+    Raises:
+        ManifestError: the object's metadata (or a CronJob's template) is not a mapping.
+    """
+    return check(obj, default_dialect, None)[0]
+
+
+def check(
+    obj: Mapping[str, Any], default_dialect: SliceDialect, critical_namespaces: Set[str] | None
+) -> tuple[tuple[SpecError, ...], tuple[SpecError, ...]]:
+    """The errors and the warnings of one object, as the controller would find them with
+    ``critical_namespaces`` (``None``: every namespace may use ``critical``).
+
+    Raises:
+        ManifestError: the object's metadata (or a CronJob's template) is not a mapping.
+    """
     kind = obj.get("kind")
-    ann = _annotations(meta)
-    if kind == "Deployment":
-        return parse_slo_spec(key, ann, default_dialect=default_dialect).errors
+    meta = _mapping(obj.get("metadata"), f"{kind or 'object'}: metadata")
+    namespace = str(meta.get("namespace") or "default")
+    key = f"{namespace}/{meta.get('name') or '?'}"
+    cap = critical_namespaces is not None and namespace not in critical_namespaces
     if kind == "CronJob":
-        template = (obj.get("spec") or {}).get("jobTemplate") or {}
-        return parse_job_spec(key, _annotations(template.get("metadata"))).errors
-    if kind in ("Job", "Pod") and any(k.startswith(ANNOTATION_PREFIX) for k in ann):
-        return parse_job_spec(key, ann).errors
-    return ()
+        spec = _mapping(obj.get("spec"), f"{key}: spec")
+        template = _mapping(spec.get("jobTemplate"), f"{key}: spec.jobTemplate")
+        meta = _mapping(template.get("metadata"), f"{key}: spec.jobTemplate.metadata")
+    ann, errors = _annotations(meta, key)
+    if kind == "Deployment":
+        slo = parse_slo_spec(key, ann, default_dialect=default_dialect, cap_priority=cap)
+        return (*errors, *slo.errors), slo.warnings
+    if kind == "CronJob" or (
+        kind in ("Job", "Pod") and any(k.startswith(ANNOTATION_PREFIX) for k in ann)
+    ):
+        job = parse_job_spec(key, ann, cap_priority=cap)
+        return (*errors, *job.errors), job.warnings
+    return tuple(errors), ()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -65,23 +210,50 @@ def main(argv: Sequence[str]) -> int:
         default=SliceDialect.HAMI,
         help="the controller's default dialect (hami)",
     )
+    parser.add_argument(
+        "--critical-namespaces",
+        default="",
+        metavar="NS,...",
+        help="the controller's --critical-namespaces: where a priority above high is honoured "
+        "(default: none; elsewhere a warning says it is capped)",
+    )
     args = parser.parse_args(list(argv))
+    critical = frozenset(ns.strip() for ns in args.critical_namespaces.split(",") if ns.strip())
     status = EXIT_OK
     for name in args.files:
         try:
             text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-            docs = list(yaml.safe_load_all(text))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            docs = _load(text)
+        except (OSError, UnicodeDecodeError, ValueError) as e:
             print(f"{name}: cannot read: {e}".replace("\n", " "), file=sys.stderr)
             status = EXIT_UNREADABLE
             continue
-        for doc in docs:
-            for obj in _objects(doc):
-                errors = check_object(obj, args.slice_dialect)
-                if errors:
-                    print(f"{name}: {format_errors(errors)}".replace("\n", f"\n{name}: "))
-                    status = max(status, EXIT_INVALID)
+        status = max(status, _check_docs(name, docs, args.slice_dialect, critical))
     return status
+
+
+def _check_docs(name: str, docs: Sequence[Any], dialect: SliceDialect, critical: Set[str]) -> int:
+    """Print every error (and warning) of a file's documents, one line each; the exit status
+    they make."""
+    lines: list[str] = []
+    warnings: list[str] = []
+    for index, doc in enumerate(docs, start=1):
+        try:
+            for obj in _objects(doc):
+                try:
+                    errors, warned = check(obj, dialect, critical)
+                except ManifestError as e:
+                    lines.append(f"document {index}: {e}")
+                    continue
+                lines += format_errors(errors).splitlines()
+                warnings += format_errors(warned).splitlines()
+        except ManifestError as e:
+            lines.append(f"document {index}: {e}")
+    for line in lines:
+        print(f"{name}: {line}".replace("\n", " "))
+    for line in warnings:
+        print(f"{name}: warning: {line}".replace("\n", " "))
+    return EXIT_INVALID if lines else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

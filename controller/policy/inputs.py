@@ -3,15 +3,20 @@ each workload's stages carry from one tick to the next. Purely computational."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from controller.capacity import CapacityModel
 from controller.domain import (
     Allocation,
+    Condition,
+    ConditionType,
     DeploymentState,
     JobSpec,
     JobState,
+    Reason,
     SloSpec,
+    SpecError,
     WorkloadMetrics,
 )
 from controller.policy.headroom import BASE_HEADROOM
@@ -46,6 +51,7 @@ class WorkloadInput:
     resume_rate_rps: float | None = None  # upper band over the resume horizon
     idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since (None: busy)
     rate_profile_rps: tuple[float, ...] = ()  # equally likely quantiles of the step rate
+    warnings: tuple[Condition, ...] = ()  # what its spec took only in part: on every decision
 
     @property
     def key(self) -> str:
@@ -70,6 +76,7 @@ class JobInput:
     last_preempted_s: float | None = None
     preempted_s: tuple[float, ...] = ()
     idle_since_s: float | None = None
+    warnings: tuple[Condition, ...] = ()  # what its spec took only in part: on every action
 
     @property
     def key(self) -> str:
@@ -85,3 +92,12 @@ class JobInput:
         if self.last_preempted_s is not None:
             times.add(self.last_preempted_s)
         return sum(1 for t in times if now_s - t < window_s)
+
+
+def spec_warnings(warnings: Sequence[SpecError]) -> tuple[Condition, ...]:
+    """The conditions that carry a spec's warnings (a capped priority) onto every decision
+    and action of its workload: ``SpecValid`` true, reason ``PriorityCapped``."""
+    return tuple(
+        Condition(ConditionType.SPEC_VALID, True, Reason.PRIORITY_CAPPED, f"{w.key}: {w.message}")
+        for w in warnings
+    )

@@ -15,7 +15,9 @@ class SloscalePolicy:
     def __init__(
         self, cluster: Cluster, metrics: MetricsSource, clock: Clock, *, interval_s: float
     ) -> None:
-        self.controller = Controller(cluster, metrics, clock, LoopConfig(interval_s=interval_s))
+        # a simulated cluster: every namespace may use `critical` (the bench's service does)
+        config = LoopConfig(interval_s=interval_s, critical_namespaces=None)
+        self.controller = Controller(cluster, metrics, clock, config)
 
     def step(self, now_s: float) -> None:
         self.controller.tick()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sloscale.cli import main as cli
 from sloscale.validate import main
 
 BAD = """
@@ -44,3 +45,118 @@ def test_unreadable_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     (tmp_path / "broken.yaml").write_text("a: [")
     assert main([str(tmp_path / "broken.yaml"), str(tmp_path / "missing.yaml")]) == 2
     assert capsys.readouterr().err.count("cannot read") == 2
+
+
+# --- odd YAML (B7): one clear line and a non-zero exit, never a traceback --------------------
+
+
+def validate_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> tuple[int, list[str]]:
+    """``sloscale validate`` on ``text`` through the CLI: the exit code and every line."""
+    f = tmp_path / "odd.yaml"
+    f.write_text(text)
+    code = cli(["validate", str(f)])
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert all(line.startswith(f"{f}: ") for line in lines), lines
+    return code, [line.removeprefix(f"{f}: ") for line in lines]
+
+
+def test_deeply_nested_yaml_is_unreadable_not_a_recursion_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = validate_text(tmp_path, capsys, "[" * 20_000)
+    assert (code, lines) == (2, ["cannot read: nested too deeply to be a manifest"])
+
+
+DEPLOYMENT = "apiVersion: apps/v1\nkind: Deployment\n"
+MALFORMED = [
+    pytest.param(
+        DEPLOYMENT + "metadata: 5\n",
+        "document 1: Deployment: metadata must be a mapping, not a YAML integer (5)",
+        id="metadata-5",
+    ),
+    pytest.param(
+        DEPLOYMENT + 'metadata: {name: web, annotations: "x"}\n',
+        "document 1: default/web: metadata.annotations must be a mapping, not a YAML string (x)",
+        id="annotations-x",
+    ),
+    pytest.param(
+        "kind: CronJob\nmetadata: {name: nightly}\nspec: 3\n",
+        "document 1: default/nightly: spec must be a mapping, not a YAML integer (3)",
+        id="cronjob-spec-3",
+    ),
+    pytest.param(
+        "kind: List\nitems: 5\n",
+        "document 1: List: items must be a sequence, not a YAML integer (5)",
+        id="list-items-5",
+    ),
+    pytest.param("- a\n- b\n", "document 1: not an object: a YAML sequence", id="bare-list"),
+]
+
+
+@pytest.mark.parametrize(("text", "line"), MALFORMED)
+def test_an_object_that_is_not_a_mapping_where_one_belongs_is_one_line(
+    text: str, line: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert validate_text(tmp_path, capsys, text) == (1, [line])
+
+
+def test_a_duplicate_key_is_refused_as_kubectl_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        DEPLOYMENT + "metadata:\n  name: web\n  annotations:\n"
+        '    sloscale.io/enabled: "true"\n'
+        '    sloscale.io/latency-target-ms: "fast"\n'
+        '    sloscale.io/latency-target-ms: "250"\n'  # YAML alone would keep this one
+    )
+    code, lines = validate_text(tmp_path, capsys, text)
+    assert (code, lines) == (
+        2,
+        ["cannot read: line 8, column 5: found duplicate key 'sloscale.io/latency-target-ms'"],
+    )
+
+
+def test_merge_keys_may_still_be_overridden(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "base: &b {kind: ConfigMap}\nother:\n  <<: *b\n  kind: Secret\n"
+    assert validate_text(tmp_path, capsys, text) == (0, [])
+
+
+def test_an_unquoted_boolean_annotation_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        DEPLOYMENT + "metadata:\n  name: web\n  annotations:\n"
+        "    sloscale.io/enabled: true\n"
+        '    sloscale.io/latency-target-ms: "250"\n'
+    )
+    code, lines = validate_text(tmp_path, capsys, text)
+    assert (code, lines) == (
+        1,
+        [
+            "default/web: annotation sloscale.io/enabled='true': annotation values must be "
+            "strings, not a YAML boolean: quote it"
+        ],
+    )
+
+
+def test_critical_outside_the_allowed_namespaces_is_a_warning_as_in_the_controller(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        DEPLOYMENT + "metadata:\n  name: web\n  namespace: team-a\n  annotations:\n"
+        '    sloscale.io/enabled: "true"\n'
+        '    sloscale.io/latency-target-ms: "250"\n'
+        '    sloscale.io/priority: "critical"\n'
+    )
+    code, lines = validate_text(tmp_path, capsys, text)
+    assert code == 0 and len(lines) == 1
+    assert lines[0].startswith("warning: team-a/web: annotation sloscale.io/priority='critical'")
+    assert "capped to high (100)" in lines[0]
+    f = tmp_path / "odd.yaml"
+    assert cli(["validate", "--critical-namespaces", "ops,team-a", str(f)]) == 0
+    assert capsys.readouterr().out == ""

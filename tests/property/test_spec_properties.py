@@ -7,6 +7,7 @@ min <= max for slices and replicas; and for any text at all, parsing returns a s
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import given
@@ -24,6 +25,12 @@ from controller.spec import (
     ANNOTATION_PREFIX,
     KNOWN_DEPLOYMENT_KEYS,
     KNOWN_JOB_KEYS,
+    MAX_DURATION_S,
+    MAX_LATENCY_TARGET_MS,
+    MAX_REPLICAS,
+    OBJECTIVE_RANGE_PCT,
+    QUANTILE_RANGE,
+    WINDOW_RANGE_S,
     ParseResult,
     format_errors,
     parse_duration_s,
@@ -58,6 +65,19 @@ durations = st.builds(
     st.integers(min_value=1, max_value=10**6),
     st.sampled_from(list(UNIT_S)),
 )
+
+
+def bounded_durations(low_s: float, high_s: float) -> st.SearchStrategy[tuple[str, float]]:
+    """Durations an annotation accepts: whole units between the bounds (both included)."""
+    return st.sampled_from(list(UNIT_S)).flatmap(
+        lambda unit: st.integers(
+            min_value=math.ceil(low_s / UNIT_S[unit]), max_value=int(high_s // UNIT_S[unit])
+        ).map(lambda n: (f"{n}{unit}", n * UNIT_S[unit]))
+    )
+
+
+annotation_durations = bounded_durations(0.001, MAX_DURATION_S)
+windows = bounded_durations(*WINDOW_RANGE_S)
 priorities = st.one_of(
     st.sampled_from(list(PRIORITY_NAMES)).flatmap(
         lambda name: any_case(name).map(lambda text: (text, PRIORITY_NAMES[name]))
@@ -79,14 +99,14 @@ def valid_deployments(draw: st.DrawFn) -> tuple[dict[str, str], SloSpec]:
             given_[name] = pair[0]
             fields[field] = pair[1]
 
-    target = draw(positive_floats)
+    target = draw(st.floats(min_value=1e-6, max_value=MAX_LATENCY_TARGET_MS))
     given_["latency-target-ms"] = repr(target)
     fields["latency_target_ms"] = target
-    quantile = draw(st.floats(0, 1, exclude_min=True, exclude_max=True))
+    quantile = draw(st.floats(*QUANTILE_RANGE))
     maybe("latency-quantile", "latency_quantile", (repr(quantile), quantile))
-    objective = draw(st.floats(0, 100, exclude_min=True, exclude_max=True))
+    objective = draw(st.floats(*OBJECTIVE_RANGE_PCT))
     maybe("objective", "objective_pct", (repr(objective), objective))
-    maybe("window", "window_s", draw(durations))
+    maybe("window", "window_s", draw(windows))
     maybe("priority", "priority", draw(priorities))
 
     if draw(st.booleans()):
@@ -129,13 +149,13 @@ def valid_deployments(draw: st.DrawFn) -> tuple[dict[str, str], SloSpec]:
         given_["retrain-job-template"] = f"{kind}/{name}"
         retrain: dict[str, Any] = {}
         if draw(st.booleans()):
-            given_["retrain-cooldown"], retrain["cooldown_s"] = draw(durations)
+            given_["retrain-cooldown"], retrain["cooldown_s"] = draw(annotation_durations)
         if draw(st.booleans()):
             urgent = threshold * 2 + 1
             given_["retrain-urgent-threshold"] = repr(urgent)
             retrain["urgent_threshold_samples"] = urgent
         if draw(st.booleans()):
-            given_["retrain-deadline"], retrain["deadline_s"] = draw(durations)
+            given_["retrain-deadline"], retrain["deadline_s"] = draw(annotation_durations)
         fields["retrain"] = RetrainSpec(data_query.strip(), threshold, f"{kind}/{name}", **retrain)
 
     annotations = {P + name: draw(padded(value)) for name, value in given_.items()}
@@ -206,6 +226,10 @@ def assert_invariants(spec: SloSpec) -> None:
     assert 0 <= spec.min_replicas <= spec.max_replicas and spec.max_replicas >= 1
     assert spec.latency_target_ms > 0 and 0 < spec.latency_quantile < 1
     assert 0 < spec.objective_pct < 100 and spec.window_s > 0
+    assert spec.max_replicas <= MAX_REPLICAS and spec.latency_target_ms <= MAX_LATENCY_TARGET_MS
+    assert QUANTILE_RANGE[0] <= spec.latency_quantile <= QUANTILE_RANGE[1]
+    assert OBJECTIVE_RANGE_PCT[0] <= spec.objective_pct <= OBJECTIVE_RANGE_PCT[1]
+    assert WINDOW_RANGE_S[0] <= spec.window_s <= WINDOW_RANGE_S[1]
     assert spec.slice_options_pct()  # never an empty choice
     assert (spec.metrics_profile is MetricsProfile.CUSTOM) == (spec.rate_query is not None)
     if spec.retrain is not None and spec.retrain.urgent_threshold_samples is not None:

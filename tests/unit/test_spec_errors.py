@@ -42,6 +42,18 @@ REJECTED = [
     pytest.param("min-replicas", "9" * 5000, "integer", id="min-replicas-huge"),
     pytest.param("max-replicas", "0", ">= 1", id="max-replicas-zero"),
     pytest.param("max-replicas", "many", "integer", id="max-replicas-word"),
+    # bounded so that no value can make the planner allocate, divide or loop without limit
+    pytest.param("min-replicas", "1001", "at most 1000", id="min-replicas-over-ceiling"),
+    pytest.param("max-replicas", str(10**12), "at most 1000", id="max-replicas-1e12"),
+    pytest.param("latency-quantile", "1e-300", "[0.5, 0.9999]", id="quantile-1e-300"),
+    pytest.param("latency-quantile", "0.49", "[0.5, 0.9999]", id="quantile-under-median"),
+    pytest.param("latency-quantile", "0.99999", "[0.5, 0.9999]", id="quantile-five-nines"),
+    pytest.param("objective", "0.1", "[50, 99.999]", id="objective-tiny"),
+    pytest.param("objective", "99.9999", "[50, 99.999]", id="objective-six-nines"),
+    pytest.param("latency-target-ms", "3600001", "at most", id="target-over-an-hour"),
+    pytest.param("window", "4m", "at least 5m", id="window-under-a-bucket"),
+    pytest.param("window", "367d", "at most 366d", id="window-over-a-year"),
+    pytest.param("reclaim-idle-after", "400d", "at most 366d", id="reclaim-over-a-year"),
     pytest.param("slice-step", "5", "multiple of 10", id="step-5"),
     pytest.param("slice-step", "15", "multiple of 10", id="step-15"),
     pytest.param("slice-step", "0", "multiple of 10", id="step-0"),
@@ -226,6 +238,10 @@ RETRAIN_REJECTED = [
     pytest.param("retrain-urgent-threshold", "500", "must be > retrain-threshold", id="urgent-lo"),
     pytest.param("retrain-deadline", "0", "positive", id="deadline-zero"),
     pytest.param("retrain-data-query", " ", "must not be empty", id="data-query-blank"),
+    pytest.param("retrain-threshold", "1e16", "at most 1e+15", id="threshold-over-ceiling"),
+    pytest.param("retrain-urgent-threshold", "1e16", "at most", id="urgent-over-ceiling"),
+    pytest.param("retrain-cooldown", "1000y", "at most 366d", id="cooldown-over-a-year"),
+    pytest.param("retrain-deadline", "53w", "at most 366d", id="deadline-over-a-year"),
 ]
 
 

@@ -71,6 +71,8 @@ JOB_REJECTED = [
     pytest.param("min-runtime", "-1m", "positive", id="min-runtime-negative"),
     pytest.param("reclaim-idle-after", "5 min", "cannot parse duration", id="reclaim-space"),
     pytest.param("reclaim-idle-after", "", "must not be empty", id="reclaim-empty"),
+    pytest.param("checkpoint-interval", "1000y", "at most 366d", id="checkpoint-over-a-year"),
+    pytest.param("min-runtime", "367d", "at most 366d", id="min-runtime-over-a-year"),
     pytest.param("enabled", "true", "applies to Deployments only", id="deployment-key"),
     pytest.param("latency-target-ms", "5", "applies to Deployments only", id="slo-key"),
     pytest.param("retrain-of", "chat", "is a label, not an annotation", id="label"),
@@ -133,3 +135,14 @@ def test_format_errors_one_line_per_error() -> None:
 
 def test_format_errors_empty() -> None:
     assert format_errors(()) == ""
+
+
+def test_a_job_priority_above_high_is_capped_with_a_warning() -> None:
+    annotations = ann(priority="critical", preemptible="false")
+    result = parse_job_spec("team-b/train", annotations, cap_priority=True)
+    assert result.spec == JobSpec(priority=PRIORITY_NAMES["high"], preemptible=False)
+    (warning,) = result.warnings
+    assert warning.workload == "team-b/train" and warning.key == P + "priority"
+    assert parse_job_spec("team-b/train", annotations).spec == JobSpec(
+        priority=PRIORITY_NAMES["critical"], preemptible=False
+    )

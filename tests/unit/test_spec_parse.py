@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.domain import MetricsProfile, RetrainSpec, SliceDialect, SloSpec
+from controller.domain import PRIORITY_NAMES, MetricsProfile, RetrainSpec, SliceDialect, SloSpec
 from controller.spec import ParseResult, parse_duration_s, parse_slo_spec
 from tests.unit.spec_helpers import BASE, RETRAIN, WORKLOAD, P, ann, ok_spec, only_error, parse
 
@@ -174,7 +174,13 @@ ACCEPTED = [
     pytest.param(ann(latency_quantile="0.5"), "latency_quantile", 0.5, id="quantile-median"),
     pytest.param(ann(latency_quantile=".999"), "latency_quantile", 0.999, id="quantile-999"),
     pytest.param(ann(objective="99.9"), "objective_pct", 99.9, id="objective-three-nines"),
-    pytest.param(ann(objective="0.1"), "objective_pct", 0.1, id="objective-tiny"),
+    pytest.param(ann(objective="50"), "objective_pct", 50.0, id="objective-lowest-supported"),
+    pytest.param(ann(objective="99.999"), "objective_pct", 99.999, id="objective-five-nines"),
+    pytest.param(ann(latency_quantile="0.9999"), "latency_quantile", 0.9999, id="quantile-4-nines"),
+    pytest.param(ann(window="5m"), "window_s", 300.0, id="window-shortest"),
+    pytest.param(ann(window="366d"), "window_s", 366 * 86400.0, id="window-longest"),
+    pytest.param(ann(max_replicas="1000"), "max_replicas", 1000, id="max-replicas-ceiling"),
+    pytest.param(ann(latency_target_ms="3600000"), "latency_target_ms", 3.6e6, id="target-1h"),
     pytest.param(ann(window="7d"), "window_s", 604800.0, id="window-7d"),
     pytest.param(ann(window="3600"), "window_s", 3600.0, id="window-plain-seconds"),
     pytest.param(ann(priority="critical"), "priority", 1000, id="priority-critical"),
@@ -260,3 +266,37 @@ RETRAIN_OK = [
 @pytest.mark.parametrize(("extra", "expected"), RETRAIN_OK)
 def test_retrain_accepted(extra: dict[str, str], expected: RetrainSpec) -> None:
     assert ok_spec({**RETRAIN, **extra}).retrain == expected
+
+
+# --------------------------------------------------------------------------------------------
+# The priority cap: above high only where the operator allows it
+# --------------------------------------------------------------------------------------------
+
+CAPPED = [
+    pytest.param("critical", 1000, id="critical"),
+    pytest.param("5000", 5000, id="integer-above-critical"),
+    pytest.param("101", 101, id="integer-just-above-high"),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), CAPPED)
+def test_a_priority_above_high_is_capped_with_a_warning(text: str, value: int) -> None:
+    result = parse(ann(priority=text), cap_priority=True)
+    assert result.errors == () and result.spec is not None
+    assert result.spec.priority == PRIORITY_NAMES["high"] == 100
+    (warning,) = result.warnings
+    assert (warning.workload, warning.key, warning.value) == (WORKLOAD, P + "priority", text)
+    assert warning.message.startswith(f"priority {value} capped to high (100)")
+    assert "--critical-namespaces" in warning.message
+    assert ok_spec(ann(priority=text)).priority == value  # where allowed: honoured
+
+
+@pytest.mark.parametrize("text", ["high", "100", "normal", "-5", "low"])
+def test_a_priority_up_to_high_is_never_capped(text: str) -> None:
+    result = parse(ann(priority=text), cap_priority=True)
+    assert result.warnings == () and result.spec == ok_spec(ann(priority=text))
+
+
+def test_a_capped_priority_is_no_warning_when_the_spec_has_errors() -> None:
+    result = parse(ann(priority="critical", objective="100"), cap_priority=True)
+    assert result.spec is None and result.warnings == () and len(result.errors) == 1
