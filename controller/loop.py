@@ -48,6 +48,7 @@ from controller.forecast import (
     ForecastPhaseStats,
     ForecastSettings,
 )
+from controller.keeper import MemoryKeeper, StateSnapshotStore
 from controller.placement.preemption import applied_losses, work_at_risk_gpu_h
 from controller.plan import PlannerConfig, hold_all, plan
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
@@ -151,6 +152,7 @@ class Controller:
         *,
         recorders: Sequence[Recorder] = (),
         history: RateHistorySource | None = None,
+        snapshots: StateSnapshotStore | None = None,
     ):
         self.cluster = cluster
         self.metrics = metrics
@@ -163,6 +165,7 @@ class Controller:
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
         self.retraining = RetrainBook(config.retrain)
+        self.keeper = MemoryKeeper(snapshots, self.state, self.forecasts)  # across restarts
 
     # ---------------------------------------------------------------------------------------
     def tick(self) -> TickReport:
@@ -219,6 +222,7 @@ class Controller:
             for job in snapshot.jobs
             if (spec := self._job_spec(job.ref.key, job.annotations)) is not None
         )
+        self.keeper.restore_if_due(snapshot.time_s, acting=not self.config.dry_run)
         return _Discovered(snapshot, specs, jobs)
 
     def _parse_specs(
@@ -586,6 +590,7 @@ class Controller:
     ) -> tuple[tuple[WorkloadStatus, ...], tuple[JobStatus, ...]]:
         """Remember and log the decisions; every workload's and job's status after the tick."""
         self._log_decisions(acted.decisions)
+        self.keeper.save(now, acting=not self.config.dry_run)
         snapshot = seen.snapshot if seen is not None else None
         return self._statuses(snapshot), self._job_statuses(snapshot, now)
 

@@ -8,7 +8,9 @@ plain document and back:
 
 * per workload: the planner's memory (``PlannerMemory``: the window's recommendations, the
   headroom, ``SliceMemory``), the learnt ``CapacityModel``, the error budget's buckets (with the
-  SLO they count against), and since when its slice has been settled;
+  SLO they count against), since when its slice has been settled, and the rates of the
+  forecaster's short-term model (the last few ticks; its long-term model has a warm start
+  from the metrics backend);
 * per job: the times sloscale preempted it (the resume hysteresis).
 
 Idle trackers are not kept: the controller cannot tell whether a workload stayed idle while it
@@ -113,6 +115,7 @@ class WorkloadSnapshot:
     budget: BudgetSnapshot | None = None
     slice_pct: int | None = None
     slice_settled_s: float = -math.inf
+    recent_rates: tuple[tuple[float, float | None], ...] = ()  # (time, rate; None: missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +201,7 @@ def _encode_workload(w: WorkloadSnapshot) -> dict[str, Any]:
         },
         "budget": None if w.budget is None else _encode_budget(w.budget),
         "slice": None if w.slice_pct is None else {"pct": w.slice_pct, "settledAt": settled},
+        "recentRates": [[t, rate] for t, rate in w.recent_rates],
     }
 
 
@@ -280,6 +284,10 @@ def _decode_workload(d: Mapping[str, Any], key: str) -> WorkloadSnapshot:
         budget=budget,
         slice_pct=slice_pct,
         slice_settled_s=settled,
+        recent_rates=tuple(
+            _rate(r, f"{p}.recentRates[{i}]")
+            for i, r in enumerate(_list(d.get("recentRates"), f"{p}.recentRates"))
+        ),
     )
 
 
@@ -289,6 +297,13 @@ def _recommendation(value: object, path: str) -> tuple[float, Allocation]:
         raise CorruptSnapshotError(f"{path}: need [time, replicas, slice %]")
     replicas = _int(r[1], f"{path}[1]", low=0)
     return _num(r[0], f"{path}[0]"), Allocation(replicas, _int(r[2], f"{path}[2]", low=1, high=100))
+
+
+def _rate(value: object, path: str) -> tuple[float, float | None]:
+    r = _list(value, path)
+    if len(r) != 2:
+        raise CorruptSnapshotError(f"{path}: need [time, rate]")
+    return _num(r[0], f"{path}[0]"), _opt(r[1], f"{path}[1]", _num)
 
 
 def _decode_capacity(d: Mapping[str, Any], p: str) -> CapacityModel:

@@ -77,13 +77,14 @@ budgets = st.builds(
     st.lists(st.tuples(finite, finite), min_size=10, max_size=10),
 )
 workloads = st.builds(
-    lambda memory, capacity, budget, sl: WorkloadSnapshot(
-        memory, capacity, budget, sl[0] if sl else None, sl[1] if sl else -math.inf
+    lambda memory, capacity, budget, sl, rates: WorkloadSnapshot(
+        memory, capacity, budget, sl[0] if sl else None, sl[1] if sl else -math.inf, rates
     ),
     memories,
     capacities,
     st.none() | budgets,
     st.none() | st.tuples(st.integers(1, 100), times | st.just(math.inf)),
+    st.lists(st.tuples(times, st.none() | st.floats(0.0, 1e6)), max_size=5).map(tuple),
 )
 jobs = st.builds(
     lambda last, times_: JobSnapshot(last, tuple(times_)),

@@ -12,6 +12,7 @@ import pytest
 
 from controller.capacity import CapacityModel
 from controller.domain import Allocation, SloSpec
+from controller.forecast import ForecastBank, ForecastSettings
 from controller.persist import (
     MAX_BUDGET_BUCKETS,
     VERSION,
@@ -48,7 +49,11 @@ def snapshot() -> StateSnapshot:
     budget = BudgetSnapshot.of(budget_with(30), SPEC)
     return StateSnapshot(
         120.0,
-        {"ml/chat": WorkloadSnapshot(memory, capacity, budget, 50, 90.0)},
+        {
+            "ml/chat": WorkloadSnapshot(
+                memory, capacity, budget, 50, 90.0, ((100.0, 3.5), (115.0, None))
+            )
+        },
         {"ml/train": JobSnapshot(80.0, (20.0, 80.0))},
     )
 
@@ -155,6 +160,8 @@ def _set(doc: dict[str, Any], path: str, value: object) -> dict[str, Any]:
         ("workloads.ml/chat.budget.buckets.0", [0.0, 1.0], "need [start, good, total]"),
         ("workloads.ml/chat.slice.pct", 0, "slice.pct: 0 out of range"),
         ("workloads.ml/chat.peakRate", math.inf, "peakRate: not finite"),
+        ("workloads.ml/chat.recentRates.0", [100.0], "need [time, rate]"),
+        ("workloads.ml/chat.recentRates.1.1", "NaN", "recentRates[1][1]: not a number"),
         ("jobs.ml/train.preemptions", [80.0, 20.0], "not oldest first"),
         ("jobs.ml/train.lastPreempted", "yesterday", "lastPreempted: not a number"),
     ],
@@ -181,3 +188,17 @@ def test_nothing_saved_yet_is_a_quiet_cold_start(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING, logger="sloscale.persist"):
         assert decode(None) is None
     assert not caplog.records
+
+
+def test_a_restored_forecaster_takes_the_ticks_of_its_short_term_window_only() -> None:
+    bank = ForecastBank(ForecastSettings(short_term_ticks=4), interval_s=15.0)
+    saved = tuple((t, 10.0 if t != 945.0 else None) for t in (900.0 + 15.0 * i for i in range(7)))
+    bank.restore_recent("ml/chat", saved, now_s=1000.0)
+    assert bank.recent_rates("ml/chat") == (
+        (945.0, None),
+        (960.0, 10.0),
+        (975.0, 10.0),
+        (990.0, 10.0),
+    )
+    bank.restore_recent("ml/chat", ((995.0, 1.0),), now_s=1000.0)  # it has ticks: no change
+    assert len(bank.recent_rates("ml/chat")) == 4
