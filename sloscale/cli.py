@@ -48,6 +48,15 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _duration(text: str) -> float:
+    from controller.spec import parse_duration_s
+
+    try:
+        return parse_duration_s(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _port(text: str) -> int:
     value = _non_negative_int(text)
     if value > 65535:
@@ -100,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="default: three services on a tight pool; day-night: two diurnal services (the "
         "first driven by --trace if given) on a pool that training jobs get at night",
+    )
+
+    demo.add_argument(
+        "--restart-every",
+        type=_duration,
+        metavar="DURATION",
+        help="recreate the controller this often (e.g. 2h, 20m), as a rollout or crash would; "
+        "it goes on from its saved memory (faults B5)",
+    )
+    demo.add_argument(
+        "--cold-restarts",
+        action="store_true",
+        help="with --restart-every: each restart forgets the controller's memory",
     )
 
     sub.add_parser(
@@ -308,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             forecast=args.forecast,
             jobs=args.jobs,
             scenario=args.scenario,
+            restart_every_s=args.restart_every,
+            cold_restarts=args.cold_restarts,
         )
         try:
             return run_demo(options)
