@@ -164,6 +164,13 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="elect a leader on a Lease; followers decide in shadow mode and serve the API",
     )
     run.add_argument(
+        "--state-configmap",
+        default="sloscale-state",
+        metavar="NAME",
+        help="keep the controller's memory in this ConfigMap of its namespace, for a restart "
+        "or a new leader to go on from (sloscale-state; '' keeps none; not with --dry-run)",
+    )
+    run.add_argument(
         "--slice-dialect",
         choices=["hami", "volcano", "kai", "mig"],
         default="hami",
@@ -225,6 +232,7 @@ def _run_command(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         selector=args.selector,
         leader_elect=args.leader_elect,
+        state_configmap=args.state_configmap,
         slice_dialect=args.slice_dialect,
     )
     try:
