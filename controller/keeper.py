@@ -6,8 +6,11 @@
 * **restore** on the first tick, once discovery has parsed the cluster's annotations, and
   again on the first tick that acts after ticks in shadow mode (a follower that has just
   become the leader takes over the memory of the one before). Only workloads and jobs in
-  the cluster now are restored; a budget only when it counted against the same SLO, and the
-  short-term forecaster's ticks only those of its window before now.
+  the cluster now are restored; a budget only when it counted against the same SLO, the
+  short-term forecaster's ticks only those of its window before now, and the scale-down
+  window's recommendations only while the newest is inside it: after a longer downtime the
+  controller was blind, and as after any blind stretch (faults B1) the planner starts the
+  window with what runs, so no scale-down comes before a whole window of fresh data.
 * **save** at the end of every tick that acts, and only when the memory changed since the
   last save or restore. A tick in shadow mode (``--dry-run``, or a follower) saves nothing:
   its memory stays in memory, and the leader's document is never overwritten by a follower.
@@ -20,6 +23,7 @@ around the port; never raises.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from controller.forecast import ForecastBank
 from controller.persist import (
@@ -61,16 +65,23 @@ def capture(state: StateStore, forecasts: ForecastBank, now_s: float) -> StateSn
 
 
 def restore(
-    state: StateStore, forecasts: ForecastBank, snapshot: StateSnapshot, now_s: float
+    state: StateStore,
+    forecasts: ForecastBank,
+    snapshot: StateSnapshot,
+    now_s: float,
+    window_s: float,
 ) -> int:
     """Put ``snapshot``'s memory into the records ``state`` has now (those discovery kept)
-    and the forecaster; the number of workloads restored."""
+    and the forecaster; the number of workloads restored. Recommendations whose newest is
+    ``window_s`` old are dropped (the planner then starts the window afresh)."""
     restored = 0
     for key, saved in snapshot.workloads.items():
         record = state.find_workload(key)
         if record is None or record.spec is None:
             continue
-        record.memory = saved.memory
+        recommended = saved.memory.recommendations
+        expired = bool(recommended) and recommended[-1][0] <= now_s - window_s
+        record.memory = replace(saved.memory, recommendations=()) if expired else saved.memory
         record.capacity = saved.capacity
         record.slice_pct, record.slice_settled_s = saved.slice_pct, saved.slice_settled_s
         if saved.budget is not None and saved.budget.fits(record.spec):
@@ -89,11 +100,16 @@ class MemoryKeeper:
     """Restores the loop's memory when it starts or takes over, and saves it as it changes."""
 
     def __init__(
-        self, store: StateSnapshotStore | None, state: StateStore, forecasts: ForecastBank
+        self,
+        store: StateSnapshotStore | None,
+        state: StateStore,
+        forecasts: ForecastBank,
+        window_s: float,
     ) -> None:
         self.store = store
         self.state = state
         self.forecasts = forecasts
+        self.window_s = window_s  # the scale-down window (StabiliseConfig.scale_down_delay_s)
         self._started = False
         self._acting = False
         self._saved: StateSnapshot | None = None  # what the store holds, as far as we know
@@ -111,7 +127,7 @@ class MemoryKeeper:
             return
         if snapshot is None:
             return
-        restored = restore(self.state, self.forecasts, snapshot, now_s)
+        restored = restore(self.state, self.forecasts, snapshot, now_s, self.window_s)
         self._saved = snapshot
         log.info(
             "restored the memory of %d workloads and %d jobs, saved %.0f s ago",

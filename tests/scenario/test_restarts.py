@@ -188,3 +188,22 @@ def test_a_new_leader_goes_on_from_the_memory_of_the_one_before() -> None:
     assert a.budget is not None and b.budget is not None
     assert b.budget.total == a.budget.total
     assert b.capacity == a.capacity and b.memory == a.memory
+
+
+def test_after_a_downtime_longer_than_the_window_a_whole_window_of_fresh_data() -> None:
+    """Down for 7 minutes: the saved window has expired, and the controller was blind meanwhile.
+    As after any blind stretch (faults B1), no scale-down before a whole window of fresh
+    data, however low the load looks at once."""
+
+    def quiet(t: float) -> float:
+        return 50.0 if t < 1000.0 + 30 * INTERVAL_S else 8.0
+
+    world = World(quiet, InMemorySnapshotStore(), slices=("50", "50"))
+    world.run(31)  # sized for 50 rps; the load has just fallen
+    held = world.shares[-1]
+    world.clock.advance(420.0)  # the controller is down
+    world.restart()
+    world.run(19)
+    assert world.scale_downs == [] and world.shares[-1] == held
+    world.run(3)
+    assert world.scale_downs
