@@ -356,6 +356,32 @@ class ForecastBank:
         # the most either reaches: capacity must be serving at the window's peak, not its average
         return RateForecast(float(np.max(mean)), float(np.max(upper)), series.model_name)
 
+    def recent_rates(self, key: str) -> tuple[tuple[float, float | None], ...]:
+        """The short-term model's ticks, oldest first, as (time, rate; ``None``: missing):
+        what a restarted controller needs to forecast as this one does (``restore_recent``)."""
+        series = self._series.get(key)
+        if series is None:
+            return ()
+        times, values = series.ticks.last(len(series.ticks))
+        return tuple(
+            (float(t), float(v) if math.isfinite(v) else None)
+            for t, v in zip(times, values, strict=True)
+        )
+
+    def restore_recent(
+        self, key: str, ticks: tuple[tuple[float, float | None], ...], now_s: float
+    ) -> None:
+        """Start tracking ``key`` with saved ticks of its short-term model (a restart): those
+        of the short-term window before ``now_s``, and only while it has none of its own."""
+        self.track(key)
+        history = self._series[key].ticks
+        if len(history):
+            return
+        since_s = now_s - self.settings.short_term_ticks * self.interval_s
+        for t, rate in ticks:
+            if since_s < t < now_s:
+                history.append(t, rate)
+
     def rate_profile(self, key: str) -> tuple[float, ...]:
         """The distribution of the per-step rate over the last ``profile_window_s``, as
         ``profile_points`` equally likely quantiles, smallest first; ``()`` until

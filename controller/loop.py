@@ -50,6 +50,7 @@ from controller.forecast import (
     ForecastPhaseStats,
     ForecastSettings,
 )
+from controller.keeper import MemoryKeeper, StateSnapshotStore
 from controller.placement.preemption import applied_losses, work_at_risk_gpu_h
 from controller.plan import PlannerConfig, hold, hold_all, plan
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput, spec_warnings
@@ -166,6 +167,7 @@ class Controller:
         *,
         recorders: Sequence[Recorder] = (),
         history: RateHistorySource | None = None,
+        snapshots: StateSnapshotStore | None = None,
     ):
         self.cluster = cluster
         self.metrics = metrics
@@ -178,6 +180,8 @@ class Controller:
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
         self.retraining = RetrainBook(config.retrain)
+        window_s = config.planner.stabilise.scale_down_delay_s
+        self.keeper = MemoryKeeper(snapshots, self.state, self.forecasts, window_s)  # restarts
 
     # ---------------------------------------------------------------------------------------
     def tick(self) -> TickReport:
@@ -236,6 +240,7 @@ class Controller:
             for job in snapshot.jobs
             if (spec := self._job_spec(job.ref, job.annotations)) is not None
         )
+        self.keeper.restore_if_due(snapshot.time_s, acting=not self.config.dry_run)
         return _Discovered(snapshot, specs, jobs)
 
     def _parse_specs(
@@ -627,6 +632,7 @@ class Controller:
     ) -> tuple[tuple[WorkloadStatus, ...], tuple[JobStatus, ...]]:
         """Remember and log the decisions; every workload's and job's status after the tick."""
         self._log_decisions(acted.decisions)
+        self.keeper.save(now, acting=not self.config.dry_run)
         snapshot = seen.snapshot if seen is not None else None
         if snapshot is None:  # discovery failed: what the last tick showed
             last = self.last_report

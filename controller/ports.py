@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from controller.domain import (
     ApplyResult,
@@ -62,4 +62,19 @@ class RateHistorySource(Protocol):
         with no data is NaN (never zero). A workload with no history at all may be absent.
         Implementations query in bounded chunks and never raise: what fails is left out.
         """
+        ...
+
+
+class StateSnapshotStore(Protocol):
+    """Where the controller keeps its memory for a successor (``controller.persist``): a
+    restarted controller, or a new leader, goes on from it instead of starting cold."""
+
+    def load(self) -> object | None:
+        """The last document saved (JSON types), ``None`` when there is none or it cannot
+        be read. Never raises."""
+        ...
+
+    def save(self, document: Mapping[str, Any]) -> bool:
+        """Keep ``document`` (JSON types) in place of the last one: whether it is kept (a
+        failure is logged, and the caller saves again). Never raises."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -88,6 +89,35 @@ class ErrorBudget:
             _, g, t = self._buckets.popleft()
             self._good -= g
             self._total -= t
+
+    @classmethod
+    def restored(
+        cls,
+        window_s: float,
+        objective_ratio: float,
+        buckets: Sequence[tuple[float, float, float]],
+        *,
+        good: float,
+        total: float,
+        bucket_s: float = 300.0,
+    ) -> ErrorBudget:
+        """A budget that goes on from a saved one: its buckets (oldest first) and its running
+        sums, which are kept as they were (not re-added) so that the restored budget is the
+        saved one to the last bit."""
+        budget = cls(window_s, objective_ratio, bucket_s=bucket_s)
+        budget._buckets.extend([start, g, t] for start, g, t in buckets)
+        budget._good, budget._total = good, total
+        return budget
+
+    def buckets(self) -> tuple[tuple[float, float, float], ...]:
+        """The window's buckets, oldest first: (start_s, good, total)."""
+        return tuple((b[0], b[1], b[2]) for b in self._buckets)
+
+    @property
+    def running_sums(self) -> tuple[float, float]:
+        """The window's good and total requests as accumulated (``good``/``total`` clip them
+        at zero)."""
+        return self._good, self._total
 
     @property
     def good(self) -> float:

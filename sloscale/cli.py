@@ -53,6 +53,15 @@ def _namespaces(text: str) -> frozenset[str]:
     return frozenset(ns.strip() for ns in text.split(",") if ns.strip())
 
 
+def _duration(text: str) -> float:
+    from controller.spec import parse_duration_s
+
+    try:
+        return parse_duration_s(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _port(text: str) -> int:
     value = _non_negative_int(text)
     if value > 65535:
@@ -107,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
         "first driven by --trace if given) on a pool that training jobs get at night",
     )
 
+    demo.add_argument(
+        "--restart-every",
+        type=_duration,
+        metavar="DURATION",
+        help="recreate the controller this often (e.g. 2h, 20m), as a rollout or crash would; "
+        "it goes on from its saved memory (faults B5)",
+    )
+    demo.add_argument(
+        "--cold-restarts",
+        action="store_true",
+        help="with --restart-every: each restart forgets the controller's memory",
+    )
+
     sub.add_parser(
         "forecast-eval",
         help="rolling-origin evaluation of the forecast models on a trace "
@@ -149,6 +171,13 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--leader-elect",
         action="store_true",
         help="elect a leader on a Lease; followers decide in shadow mode and serve the API",
+    )
+    run.add_argument(
+        "--state-configmap",
+        default="sloscale-state",
+        metavar="NAME",
+        help="keep the controller's memory in this ConfigMap of its namespace, for a restart "
+        "or a new leader to go on from (sloscale-state; '' keeps none; not with --dry-run)",
     )
     run.add_argument(
         "--slice-dialect",
@@ -220,6 +249,7 @@ def _run_command(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         selector=args.selector,
         leader_elect=args.leader_elect,
+        state_configmap=args.state_configmap,
         slice_dialect=args.slice_dialect,
         critical_namespaces=args.critical_namespaces,
     )
@@ -326,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             forecast=args.forecast,
             jobs=args.jobs,
             scenario=args.scenario,
+            restart_every_s=args.restart_every,
+            cold_restarts=args.cold_restarts,
         )
         try:
             return run_demo(options)

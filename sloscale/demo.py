@@ -11,8 +11,8 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,9 +24,11 @@ from actuators.sim.load import TracePattern
 from actuators.sim.metrics import SimMetricsSource
 from actuators.sim.report import SimReport
 from actuators.sim.scenarios import day_night_world, demo_world, with_backlog
+from actuators.sim.snapshots import InMemorySnapshotStore
 from actuators.sim.world import SimWorld
 from controller.forecast import ForecastSettings
 from controller.loop import Controller, LoopConfig
+from controller.retrain import RetrainEvent
 from controller.spec import parse_slo_spec
 from forecasting.traces import Trace, TraceError, load_trace
 from sloscale.api import ApiServer, create_app
@@ -63,6 +65,8 @@ class DemoOptions:
     forecast: str = "auto"
     jobs: int = 0  # a backlog of this many queued training jobs on top of the scenario's
     scenario: str = "default"  # or "day-night": issue 6's shared pool (see ``SCENARIOS``)
+    restart_every_s: float | None = None  # recreate the controller this often (faults B5)
+    cold_restarts: bool = False  # restarts forget the controller's memory (no saved state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,20 +121,36 @@ def with_trace(world: SimWorld, trace: Trace, peak_rps: float = TRACE_PEAK_RPS) 
 
 @dataclass
 class DemoRun:
-    """The wired parts of one demo: the simulated world, its cluster, the loop."""
+    """The wired parts of one demo: the simulated world, its cluster, the loop.
+
+    With ``restart_every_s``, the controller is recreated that often (``new_controller``),
+    as a rollout or a crash would: the new one keeps only what its store saved (its memory,
+    ``controller.keeper``) and what its warm start reads from the metrics archive.
+    """
 
     world: SimWorld
     cluster: SimulatedCluster
     controller: Controller
     recorder: MetricsRecorder
+    new_controller: Callable[[], Controller] | None = None
+    restart_every_s: float | None = None
+    restarts: int = 0
+    past_events: list[RetrainEvent] = field(default_factory=list)  # of the controllers before
 
     def run(self, hours: float, on_hour: Callable[[float], None] | None = None) -> SimReport:
         """Advance the simulated cluster and tick the loop for ``hours``; the ground truth."""
         interval_s = self.controller.config.interval_s
         ticks = math.ceil(hours * 3600.0 / interval_s)
         ticks_per_hour = max(1, round(3600.0 / interval_s))
+        restart_ticks = (
+            max(1, round(self.restart_every_s / interval_s)) if self.restart_every_s else 0
+        )
         for i in range(1, ticks + 1):
             self.cluster.advance(interval_s)
+            if restart_ticks and i % restart_ticks == 0 and self.new_controller is not None:
+                self.past_events.extend(self.controller.retraining.events)
+                self.controller = self.new_controller()
+                self.restarts += 1
             self.controller.tick()
             if on_hour is not None and i % ticks_per_hour == 0:
                 on_hour(i / ticks_per_hour)
@@ -147,25 +167,37 @@ def build_demo(options: DemoOptions) -> DemoRun:
         forecast = ForecastSettings(model=options.forecast)
     except ValueError as e:
         raise DemoError(str(e)) from None
-    controller = Controller(
-        cluster,
-        metrics,
-        cluster,
-        # a simulated cluster: every namespace may use `critical` (its scenarios do)
-        LoopConfig(interval_s=options.interval_s, forecast=forecast, critical_namespaces=None),
-        recorders=[recorder],
-        history=SimRateArchive(world),
+    restarts = options.restart_every_s is not None
+    store = InMemorySnapshotStore() if restarts and not options.cold_restarts else None
+    # a simulated cluster: every namespace may use `critical` (its scenarios do)
+    loop = LoopConfig(interval_s=options.interval_s, forecast=forecast, critical_namespaces=None)
+
+    def new_controller() -> Controller:
+        return Controller(
+            cluster,
+            metrics,
+            cluster,
+            loop,
+            recorders=[recorder],
+            history=SimRateArchive(world),
+            snapshots=store,
+        )
+
+    return DemoRun(
+        world, cluster, new_controller(), recorder, new_controller, options.restart_every_s
     )
-    return DemoRun(world, cluster, controller, recorder)
 
 
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     demo = build_demo(options)
+    serve = options.serve and options.restart_every_s is None  # the API shows one controller
     server = (
         ApiServer(create_app(demo.controller, demo.recorder), options.host, options.port)
-        if options.serve
+        if serve
         else None
     )
+    if options.serve and not serve:
+        print("restarting the controller: the API is not served", file=err)
     if server is not None:
         try:
             server.start()
@@ -186,9 +218,14 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     elapsed = time.perf_counter() - started
     summaries = summarise(report, demo.world)
     print(format_table(summaries, report, options.hours, elapsed), file=out)
+    if demo.restarts:
+        kept = "cold: memory lost" if options.cold_restarts else "memory kept"
+        print(f"controller restarts: {demo.restarts} ({kept})", file=out)
     if options.json_out is not None:
         payload = to_json(summaries, report, options)
-        payload["retraining"] = retraining_timeline(demo.controller, report)
+        events = [*demo.past_events, *demo.controller.retraining.events]
+        payload["retraining"] = retraining_timeline(events, report)
+        payload["restarts"] = demo.restarts
         options.json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return 0
 
@@ -312,18 +349,20 @@ def to_json(
             "trace": str(options.trace) if options.trace else None,
             "forecast": options.forecast,
             "jobs": options.jobs,
+            "restart_every_s": options.restart_every_s,
+            "cold_restarts": options.cold_restarts,
         },
     }
 
 
-def retraining_timeline(controller: Controller, report: SimReport) -> list[dict[str, Any]]:
+def retraining_timeline(events: Iterable[RetrainEvent], report: SimReport) -> list[dict[str, Any]]:
     """Per retraining Job: ``model``, ``triggered_at``, ``started_at``, ``finished_at``
     (simulated seconds), ``samples`` (new since the last watermark) and ``outcome``."""
     finished = {j.key: j.finished_s for j in report.jobs}
     out: list[dict[str, Any]] = []
     triggered: dict[str, float] = {}
     by_job: dict[str, dict[str, Any]] = {}
-    for e in controller.retraining.events:
+    for e in events:
         if e.kind == "triggered":
             triggered[e.key] = e.time_s
         elif e.kind == "started" and e.job is not None:

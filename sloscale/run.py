@@ -8,7 +8,10 @@ returns, through ``PrometheusMetricsSource``.
 
 Start-up: the loop's warm start reads each workload's request-rate history through the
 source's ``rate_history`` (chunked ``query_range``), so a restarted controller does not start
-blind.
+blind. On Kubernetes it also goes on from the memory the controller before it saved (the
+stabilisation window, headroom, slice memory, learnt capacity, error budget) in the
+ConfigMap ``--state-configmap`` of its own namespace; a follower that becomes the leader
+takes it over. In shadow mode (``--dry-run``) the memory stays in memory.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from actuators.sim.http import SimMetricsServer
 from actuators.sim.scenarios import demo_world
 from controller.domain import SliceDialect
 from controller.loop import Controller, LoopConfig
-from controller.ports import Cluster
+from controller.ports import Cluster, StateSnapshotStore
 from controller.report import Recorder
 from sloscale.api import ApiServer, bind_error, create_app
 from sloscale.health import Heartbeat
@@ -71,6 +74,7 @@ class RunOptions:
     namespace: str | None = None
     selector: str | None = None
     leader_elect: bool = False
+    state_configmap: str = "sloscale-state"  # where the memory is kept; "" keeps none
     slice_dialect: str = "hami"
     wedged_after_s: float | None = None  # /healthz fails past it (None: health's default)
     critical_namespaces: frozenset[str] = frozenset()
@@ -155,7 +159,12 @@ def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Record
     (``dry_run``), so its API and ``/metrics`` stay live and read-only, and the adapter
     itself refuses writes from a replica that is not the leader (the safety net).
     """
-    from actuators.kubernetes import build_cluster, build_leader_elector, load_api
+    from actuators.kubernetes import (
+        build_cluster,
+        build_leader_elector,
+        build_snapshot_store,
+        load_api,
+    )
 
     _prometheus_config(options)  # a bad URL or auth setting fails before anything starts
     try:
@@ -179,10 +188,13 @@ def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Record
         default_dialect=dialect,
         critical_namespaces=options.critical_namespaces,
     )
+    keep = options.state_configmap and not options.dry_run
+    snapshots = build_snapshot_store(api, options.state_configmap, leader=elector) if keep else None
     if elector is not None:
         elector.start()
     try:
-        with _composed(cluster, options, base, recorders, err) as (controller, recorder, beat):
+        composed = _composed(cluster, options, base, recorders, err, snapshots)
+        with composed as (controller, recorder, beat):
 
             def follow_the_lease() -> None:
                 leading = elector is None or elector.is_leader()
@@ -206,12 +218,14 @@ def _composed(
     loop: LoopConfig,
     recorders: Sequence[Recorder],
     err: TextIO,
+    snapshots: StateSnapshotStore | None = None,
 ) -> Iterator[tuple[Controller, MetricsRecorder, Heartbeat]]:
     """The loop over ``cluster`` reading Prometheus, with its API served while inside; the
     ``Heartbeat`` is for the ticking thread to mark each tick (``/healthz``, ``/readyz``).
 
     The source reads the pod map through ``SnapshotTap`` and warm-starts the forecaster with
-    chunked ``query_range`` (``history=source``), so a restarted controller is not blind.
+    chunked ``query_range`` (``history=source``), so a restarted controller is not blind;
+    ``snapshots`` keeps its memory for the next one.
     """
     tap = SnapshotTap(cluster)
     source = PrometheusMetricsSource(
@@ -225,7 +239,13 @@ def _composed(
     )
     recorder = MetricsRecorder()
     controller = Controller(
-        tap, source, WallClock(), loop, recorders=[recorder, *recorders], history=source
+        tap,
+        source,
+        WallClock(),
+        loop,
+        recorders=[recorder, *recorders],
+        history=source,
+        snapshots=snapshots,
     )
     beat = Heartbeat(options.interval_s, wedged_after_s=options.wedged_after_s)
     app = create_app(controller, recorder, heartbeat=beat)

@@ -3,7 +3,9 @@
 - ``build_cluster(...)`` -> a started ``KubernetesCluster`` (discovery caches running);
 - ``build_leader_elector(...)`` -> a ``LeaderElector`` on a Lease; pass it as ``leader`` so
   only the leader writes;
-- ``load_api(kubeconfig)`` -> the ``KubeApi`` both share (kubeconfig file, or in-cluster
+- ``build_snapshot_store(...)`` -> the ``ConfigMapSnapshotStore`` the controller keeps its
+  memory in, for a restart or a new leader to go on from (pass the elector as ``leader``);
+- ``load_api(kubeconfig)`` -> the ``KubeApi`` all of them share (kubeconfig file, or in-cluster
   service account when ``kubeconfig`` is ``None`` and ``KUBERNETES_SERVICE_HOST`` is set, or
   the default kubeconfig otherwise).
 """
@@ -23,11 +25,13 @@ from actuators.kubernetes.cluster import (
     ShadowRecord,
 )
 from actuators.kubernetes.leader import LeaderElector, LeaseConfig
+from actuators.kubernetes.snapshots import DEFAULT_NAME, ConfigMapSnapshotStore
 from controller.domain import SliceDialect
 
 __all__ = [
     "ApiCall",
     "ApiError",
+    "ConfigMapSnapshotStore",
     "KubeApi",
     "KubernetesCluster",
     "KubernetesOptions",
@@ -38,6 +42,7 @@ __all__ = [
     "ShadowRecord",
     "build_cluster",
     "build_leader_elector",
+    "build_snapshot_store",
     "load_api",
 ]
 
@@ -92,6 +97,23 @@ def build_cluster(
     return cluster.start() if start else cluster
 
 
+def controller_namespace(namespace: str | None = None) -> str:
+    """The controller's own namespace: ``namespace``, else the pod's (``POD_NAMESPACE``),
+    else ``sloscale``."""
+    return namespace or os.environ.get("POD_NAMESPACE") or "sloscale"
+
+
+def build_snapshot_store(
+    api: KubeApi,
+    name: str = DEFAULT_NAME,
+    namespace: str | None = None,
+    *,
+    leader: LeaderGate | None = None,
+) -> ConfigMapSnapshotStore:
+    """The ConfigMap ``name`` in the controller's own namespace (``controller_namespace``)."""
+    return ConfigMapSnapshotStore(api, controller_namespace(namespace), name, leader=leader)
+
+
 def build_leader_elector(
     api: KubeApi,
     namespace: str | None = None,
@@ -104,7 +126,7 @@ def build_leader_elector(
 ) -> LeaderElector:
     """A candidate for the Lease ``lease_name`` in ``namespace`` (default: the pod's own,
     from ``POD_NAMESPACE``); not started."""
-    ns = namespace or os.environ.get("POD_NAMESPACE") or "sloscale"
+    ns = controller_namespace(namespace)
     who = identity or os.environ.get("POD_NAME") or f"sloscale-{os.getpid()}"
     return LeaderElector(
         api,

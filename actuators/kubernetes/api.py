@@ -58,6 +58,7 @@ EVENTS = Resource("", "v1", "events")
 JOBS = Resource("batch", "v1", "jobs")
 CRONJOBS = Resource("batch", "v1", "cronjobs")
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
+CONFIGMAPS = Resource("", "v1", "configmaps")
 
 
 @dataclass(frozen=True, slots=True)

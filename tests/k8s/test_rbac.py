@@ -4,12 +4,14 @@ grant nothing the adapter does not use."""
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
-from actuators.kubernetes import LeaderElector, LeaseConfig
+from actuators.kubernetes import ConfigMapSnapshotStore, LeaderElector, LeaseConfig
 from controller.domain import Allocation, JobAction, Plan, Reason, ScaleAction, WorkloadRef
 from tests.k8s.conftest import deployment, gpu_node, job, make_api, make_cluster, pod
 from tests.k8s.fakeapi import FakeApiServer, rules_from_role
@@ -67,6 +69,10 @@ def test_every_call_is_allowed_and_every_grant_is_used(server: FakeApiServer) ->
     try:
         assert elector.step()  # create
         assert elector.step()  # get + update
+        state = ConfigMapSnapshotStore(api, "sloscale")  # the controller's memory
+        assert state.load() is None  # get (not there yet)
+        assert state.save({"n": 1}) and state.save({"n": 2})  # create, then update
+        assert ConfigMapSnapshotStore(api, "sloscale").load() == {"n": 2}
         c.snapshot()
         raced: list[object] = []
 
@@ -130,3 +136,21 @@ def test_every_call_is_allowed_and_every_grant_is_used(server: FakeApiServer) ->
     granted = _granted()
     assert used <= granted, f"not granted: {sorted(used - granted)}"
     assert granted <= used, f"granted but never used: {sorted(granted - used)}"
+
+
+def test_the_state_configmap_is_granted_by_name_only(caplog: pytest.LogCaptureFixture) -> None:
+    """Another ConfigMap of the namespace cannot be read or changed (only created, which
+    the API cannot limit to a name), nor one elsewhere."""
+    with FakeApiServer() as server:
+        server.rules = [r for role in _roles() for r in rules_from_role(role)]
+        api = make_api(server)
+        try:
+            own = ConfigMapSnapshotStore(api, "sloscale")
+            assert own.save({"n": 1}) and own.save({"n": 2}) and own.load() == {"n": 2}
+            with caplog.at_level(logging.WARNING, logger="sloscale.kubernetes.state"):
+                assert ConfigMapSnapshotStore(api, "sloscale", "someone-elses").load() is None
+                assert not ConfigMapSnapshotStore(api, "ml").save({"n": 1})
+        finally:
+            api.close()
+    refusals = [r.getMessage() for r in caplog.records]
+    assert len(refusals) == 2 and all("forbidden" in m for m in refusals)

@@ -36,9 +36,12 @@ class Rule:
     resources: tuple[str, ...]
     verbs: tuple[str, ...]
     namespace: str | None = None  # None: cluster-wide (ClusterRole)
+    resource_names: tuple[str, ...] = ()  # none: any object (a create has no name yet)
 
     def allows(self, r: Request) -> bool:
         if self.namespace is not None and r.namespace != self.namespace:
+            return False
+        if self.resource_names and r.name not in self.resource_names:
             return False
         return (
             ("*" in self.verbs or r.verb in self.verbs)
@@ -56,6 +59,7 @@ def rules_from_role(role: Mapping[str, Any]) -> list[Rule]:
             tuple(r.get("resources") or ()),
             tuple(r.get("verbs") or ()),
             ns,
+            tuple(r.get("resourceNames") or ()),
         )
         for r in role.get("rules") or []
     ]
