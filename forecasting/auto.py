@@ -5,14 +5,20 @@ series, boosting wins an hour out on a diurnal one, and on a short history nothi
 trustworthy. So ``auto`` fits every candidate on the head of the history, forecasts out of
 sample at the holdout origins (rolling origin, the same split the band uses), and for each
 horizon bucket keeps whichever single candidate or equal-weight pair of the three best has
-the lowest absolute error. A choice must beat the reference — persistence over 15 minutes,
-the controller's baseline — by ``margin`` to replace it, so noise in the backtest does not
-swap a sound baseline for a lucky model.
+the lowest absolute error. A choice must beat the better of the two obvious baselines by
+``margin`` to replace it, so noise in the backtest does not swap a sound baseline for a lucky
+model. The baselines are the ones ``forecast-eval``'s ``rel_mae`` divides by: persistence over
+15 minutes (the reference) and the same window a day earlier; the fallback is whichever of
+them backtests better for that bucket, so ``rel_mae <= 1`` is what selection aims at. (With
+persistence as the only fallback, a bucket where yesterday is the better baseline kept
+persistence whenever nothing beat *it* by the margin: up to ``1 / (1 - margin)`` in
+``rel_mae``.)
 
-Candidates: persistence over one step, 5, 15 (the reference), 30 and 60 minutes;
-seasonal-naive; holt-winters; gbm. Averaging two is the cheap, robust kind of combining: the
-average's error is never above the mean of theirs, and usually well below when they err
-differently. Members stay fitted on the head only (a second fit would double the cost);
+Candidates: persistence over one step, 5, 15 (the reference), 30 and 60 minutes; the same
+window a day earlier (the other baseline); seasonal-naive (with the season found in the
+data, which may be a week); holt-winters; gbm. Averaging two is the cheap, robust kind of
+combining: the average's error is never above the mean of theirs, and usually well below when
+they err differently. Members stay fitted on the head only (a second fit would double the cost);
 ``update`` re-anchors them on the newest points like any model.
 
 With less than ``min_history_s`` (two daily seasons by default), or no room for a holdout,
@@ -35,6 +41,9 @@ from forecasting.naive import PERSISTENCE_WINDOW_S, PersistenceForecaster, Seaso
 from forecasting.windows import DAY_S, IntArray, Windows
 
 REFERENCE = "persistence"
+YESTERDAY = "seasonal-naive:1d"
+BASELINES = (REFERENCE, YESTERDAY)
+"""What ``forecast-eval``'s ``rel_mae`` compares against: the better of the two, per horizon."""
 PERSISTENCE_VARIANTS_S = (0.0, 300.0, 1800.0, 3600.0)
 """Extra persistence windows tried besides the 15-minute reference (0 = one step)."""
 
@@ -51,30 +60,37 @@ def _candidate_factories(quantile: float) -> dict[str, Callable[[], DirectForeca
 
 
 def choose_combination(
-    preds: dict[str, FloatArray], target: FloatArray, reference: str, margin: float
+    preds: dict[str, FloatArray],
+    target: FloatArray,
+    baselines: str | tuple[str, ...],
+    margin: float,
 ) -> tuple[str, ...]:
     """The candidate or equal-weight pair with the lowest MAE on ``target`` (one bucket).
 
-    ``preds`` map names to forecasts at the same origins; the reference is kept unless the
-    best beats it by ``margin`` (relative). Purely computational, no side effects.
+    ``preds`` map names to forecasts at the same origins. The fallback is whichever of
+    ``baselines`` (one name or several, all in ``preds``) has the lowest MAE, and it is kept
+    unless the best beats it by ``margin`` (relative); with too few targets it is the first
+    baseline. Purely computational, no side effects.
     """
+    names = (baselines,) if isinstance(baselines, str) else baselines
     ok = ~np.isnan(target)
     if ok.sum() < MIN_SELECTION_ORIGINS:
-        return (reference,)
+        return (names[0],)
     t = target[ok]
 
     def mae(names: tuple[str, ...]) -> float:
         p = np.mean([preds[n][ok] for n in names], axis=0)
         return float(np.mean(np.abs(t - p)))
 
+    fallback = min(names, key=lambda n: mae((n,)))
     singles = sorted(preds, key=lambda n: mae((n,)))
     options: list[tuple[str, ...]] = [(n,) for n in singles]
     options += [tuple(sorted(pair)) for pair in combinations(singles[:3], 2)]
-    if reference not in singles[:1]:
-        options.append(tuple(sorted((singles[0], reference))))
+    if fallback not in singles[:1]:
+        options.append(tuple(sorted((singles[0], fallback))))
     best = min(options, key=mae)
-    if mae(best) > (1.0 - margin) * mae((reference,)):
-        return (reference,)
+    if mae(best) > (1.0 - margin) * mae((fallback,)):
+        return (fallback,)
     return best
 
 
@@ -100,7 +116,8 @@ class AutoForecaster(DirectForecaster):
         if unknown:
             raise ValueError(f"unknown auto candidate(s): {', '.join(unknown)}")
         pool: dict[str, DirectForecaster] = {
-            REFERENCE: PersistenceForecaster(window_s=PERSISTENCE_WINDOW_S, quantile=self.quantile)
+            REFERENCE: PersistenceForecaster(window_s=PERSISTENCE_WINDOW_S, quantile=self.quantile),
+            YESTERDAY: SeasonalNaiveForecaster(season_s=DAY_S, quantile=self.quantile),
         }
         if "persistence" in self.candidates:
             for w_s in PERSISTENCE_VARIANTS_S:
@@ -128,7 +145,7 @@ class AutoForecaster(DirectForecaster):
             target = win.full_mean(origins[:, None], origins[:, None] + ks[None, :])
             choice = tuple(
                 choose_combination(
-                    {n: p[:, j] for n, p in preds.items()}, target[:, j], REFERENCE, self.margin
+                    {n: p[:, j] for n, p in preds.items()}, target[:, j], BASELINES, self.margin
                 )
                 for j in range(len(ks))
             )

@@ -10,11 +10,11 @@ bucket's forecast.
 The upper band is split-conformal, so its coverage is measured rather than assumed: ``fit``
 estimates the model on the older part of the history (the head), forecasts out of sample at
 origins in the newer part (the holdout: the last quarter, at least a day), and keeps, per
-bucket, the recency-weighted empirical ``quantile`` of the errors divided by a scale. The
-scale (the last day's level, its step-to-step roughness, or the forecast itself) and whether
-widths differ by minute of the hour (hourly batch clients) are chosen by which calibrates best
-out of sample, within the holdout. Histories too short to hold out a day are calibrated in
-sample.
+bucket, the recency-weighted empirical ``quantile`` of the errors divided by a scale. Per
+bucket, the scale (the last day's level, its step-to-step roughness, or the forecast itself)
+and whether widths differ by minute of the hour (hourly batch clients) are chosen by which
+scores best out of sample, within the holdout, on the quantile (pinball) loss. Histories too
+short to hold out a day are calibrated in sample.
 
 The life cycle the control loop uses: ``fit`` on a schedule (it estimates parameters and the
 band), ``update`` every tick (it re-anchors on the newest points, estimating nothing) and
@@ -138,19 +138,25 @@ def band_scale(kind: ScaleKind, pred: FloatArray, inputs: ScaleInputs) -> FloatA
 
 @dataclass(frozen=True)
 class Band:
-    """Upper-band widths per (phase group, bucket) in units of ``scale_kind``.
+    """Upper-band widths per (phase group, bucket), each bucket in units of its scale kind.
 
-    ``widths`` has one row (the same band at every minute of the hour) or ``PHASE_GROUPS``.
+    ``scale_kinds`` has one kind per bucket. ``widths`` has one row (the same band at every
+    minute of the hour) or ``PHASE_GROUPS``; a bucket whose band does not depend on the minute
+    repeats its width in every row.
     """
 
     quantile: float
-    scale_kind: ScaleKind
+    scale_kinds: tuple[ScaleKind, ...]
     widths: FloatArray
 
     def upper(self, pred: FloatArray, inputs: ScaleInputs) -> FloatArray:
         """Upper quantile per (origin, bucket)."""
         rows = inputs.phase if len(self.widths) > 1 else np.zeros(len(pred), dtype=np.int64)
-        return pred + self.widths[rows] * band_scale(self.scale_kind, pred, inputs)
+        scale = np.empty_like(pred)
+        for kind in set(self.scale_kinds):
+            cols = [j for j, k in enumerate(self.scale_kinds) if k == kind]
+            scale[:, cols] = band_scale(kind, pred, inputs)[:, cols]
+        return pred + self.widths[rows] * scale
 
 
 def weighted_conformal_quantile(errors: FloatArray, weights: FloatArray, quantile: float) -> float:
@@ -206,17 +212,45 @@ def band_widths(
     return grouped
 
 
-def _conditional_miss(
-    covered: BoolArray, valid: BoolArray, phase: IntArray, quantile: float
-) -> float:
-    """Mean over phase groups (weighted by size) of |coverage - quantile|."""
-    total, miss = 0, 0.0
-    for g in range(PHASE_GROUPS):
-        ok = valid & (phase == g)[:, None]
-        if ok.any():
-            miss += ok.sum() * abs(float(covered[ok].mean()) - quantile)
-            total += int(ok.sum())
-    return miss / total if total else 0.0
+def quantile_score(target: FloatArray, upper: FloatArray, quantile: float) -> FloatArray:
+    """The pinball loss of ``upper`` as a ``quantile`` forecast of ``target``, elementwise.
+
+    ``q (y - u)`` when the target is above, ``(1 - q) (u - y)`` when below: its expectation is
+    least at the true quantile, so a lower mean score is a band that is calibrated *and* sharp
+    (Gneiting & Raftery, 2007). Purely computational, no side effects.
+    """
+    gap = target - upper
+    return np.where(gap >= 0.0, quantile * gap, (quantile - 1.0) * gap)
+
+
+def _holdout_score(
+    errors: FloatArray,
+    scale: FloatArray,
+    valid: BoolArray,
+    times_s: FloatArray,
+    half_life_s: float,
+    quantile: float,
+    phase: IntArray | None,
+) -> FloatArray:
+    """Per bucket, the mean quantile score on the newer half of the origins of the widths
+    taken from the older half (zero where either half has too few errors).
+
+    The score is in the target's units (``errors * scale`` is the error itself), so forms with
+    different scales compare fairly within a bucket.
+    """
+    half = len(errors) // 2
+    n_k = errors.shape[1]
+    older_phase = None if phase is None else phase[:half]
+    older_weights = recency_weights(times_s[:half], half_life_s)
+    older = band_widths(errors[:half], valid[:half], older_weights, quantile, older_phase)
+    newer = valid[half:]
+    if np.isnan(older[0, 0]) or not newer.any():
+        return np.zeros(n_k)
+    rows = phase[half:] if phase is not None else np.zeros(len(errors) - half, dtype=np.int64)
+    gap = (errors[half:] - older[rows]) * scale[half:]  # target - upper
+    score = quantile_score(np.where(newer, gap, 0.0), np.zeros_like(gap), quantile)
+    count = newer.sum(axis=0)
+    return np.where(count > 0, score.sum(axis=0) / np.maximum(count, 1), 0.0)
 
 
 def calibrate_band(
@@ -232,16 +266,22 @@ def calibrate_band(
     ``pred`` and ``target`` are (origins, buckets) in time order, NaN target = no target.
     Errors are weighted by recency (``half_life_s``) so a band follows a drifting series.
     The band's form — which scale errors are divided by, and whether widths differ by minute
-    of the hour — is itself chosen out of sample: widths from the older half of the origins
-    are applied to the newer half, and the form whose coverage there is closest to
-    ``quantile`` within each sixth of the hour wins (the narrower band breaks near-ties). The
-    widths kept are then taken from all origins. Purely computational, no side effects.
+    of the hour — is itself chosen out of sample and per bucket: widths from the older half
+    of the origins are applied to the newer half, and the form with the lowest quantile score
+    there wins (the narrower band breaks ties). Per bucket, because what errors scale with
+    changes with the horizon: the next step's with the minute of the hour and the noise, six
+    hours' with the level. By the score, because coverage alone is too noisy to rank forms
+    on: an hour-long bucket's holdout holds only a few dozen independent windows, and a
+    lexicographic "coverage, then width" rule then picks by noise. The widths kept are then
+    taken from all origins. Purely computational, no side effects.
     """
     valid = ~np.isnan(target) & ~np.isnan(pred)
-    half = len(pred) // 2
+    n_k = pred.shape[1]
     weights = recency_weights(times_s, half_life_s)
-    older_weights = recency_weights(times_s[:half], half_life_s)
-    best: tuple[int, float, Band] | None = None
+    every = np.zeros(len(pred), dtype=np.int64)
+    best = [(math.inf, math.inf)] * n_k
+    kinds: list[ScaleKind] = ["level"] * n_k
+    table = np.full((PHASE_GROUPS, n_k), np.nan)
     for kind in SCALE_KINDS:
         scale = band_scale(kind, pred, inputs)
         errors = (target - pred) / scale
@@ -249,20 +289,18 @@ def calibrate_band(
             widths = band_widths(errors, valid, weights, quantile, phase)
             if np.isnan(widths[0, 0]):
                 continue
-            older_phase = None if phase is None else phase[:half]
-            older = band_widths(errors[:half], valid[:half], older_weights, quantile, older_phase)
-            if np.isnan(older[0, 0]) or not valid[half:].any():
-                miss = 0.0
-            else:
-                rows = inputs.phase[half:] if phase is not None else np.zeros(len(pred) - half, int)
-                covered = errors[half:] <= older[rows]
-                miss = _conditional_miss(covered, valid[half:], inputs.phase[half:], quantile)
-            rows_all = inputs.phase if phase is not None else np.zeros(len(pred), dtype=np.int64)
-            width = float(np.mean((np.maximum(widths[rows_all], 0.0) * scale)[valid]))
-            score = (round(miss / 0.02), width)  # coverage first, to 2 points; then width
-            if best is None or score < best[:2]:
-                best = (*score, Band(quantile=quantile, scale_kind=kind, widths=widths))
-    return None if best is None else best[2]
+            score = _holdout_score(errors, scale, valid, times_s, half_life_s, quantile, phase)
+            spread = np.maximum(widths[every if phase is None else phase], 0.0) * scale
+            for j in range(n_k):
+                ok = valid[:, j] if valid[:, j].any() else np.ones(len(pred), dtype=np.bool_)
+                candidate = (float(score[j]), float(np.mean(spread[ok, j])))
+                if candidate < best[j]:
+                    best[j], kinds[j] = candidate, kind
+                    table[:, j] = widths[:, j] if phase is not None else widths[0, j]
+    if np.isnan(table[0, 0]):
+        return None
+    same = bool(np.all(table == table[:1]))
+    return Band(quantile=quantile, scale_kinds=tuple(kinds), widths=table[:1] if same else table)
 
 
 def dispersion_band(win: Windows, n_buckets: int, quantile: float) -> Band:
@@ -276,7 +314,9 @@ def dispersion_band(win: Windows, n_buckets: int, quantile: float) -> Band:
         width = 1.0
     else:
         width = max(float(np.quantile((y - level) / level, quantile)), 0.0) + 0.1
-    return Band(quantile=quantile, scale_kind="level", widths=np.full((1, n_buckets), width))
+    by_level: ScaleKind = "level"
+    kinds = (by_level,) * n_buckets
+    return Band(quantile=quantile, scale_kinds=kinds, widths=np.full((1, n_buckets), width))
 
 
 class DirectForecaster(ABC):

@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecasting import History
-from forecasting.direct import assemble_path, weighted_conformal_quantile
+from forecasting.direct import (
+    PHASE_GROUPS,
+    Band,
+    ScaleInputs,
+    assemble_path,
+    calibrate_band,
+    quantile_score,
+    weighted_conformal_quantile,
+)
 from forecasting.evaluation import evaluate
 from forecasting.traces import Trace
 
@@ -65,3 +73,56 @@ def test_coverage_is_near_nominal_on_a_golden_series(daily: SeriesFactory) -> No
     for r in results:
         # 48 origins: the band is honest if coverage is 0.9 give or take sampling noise.
         assert 0.78 <= r.coverage <= 1.0, r
+
+
+def _band_case(
+    n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, ScaleInputs, dict[str, np.ndarray]]:
+    """Origins whose level and roughness vary independently; the next step's errors scale with
+    the roughness, the long bucket's with the level (a noisy series with a daily swing)."""
+    rng = np.random.default_rng(seed)
+    level = rng.choice([10.0, 100.0], n)
+    rough = rng.choice([1.0, 10.0], n)
+    pred = np.column_stack([level, level])
+    noise = rng.normal(0.0, 1.0, (n, 2))
+    target = pred + noise * np.column_stack([rough, 0.1 * level])
+    phase = rng.integers(0, PHASE_GROUPS, n).astype(np.int64)
+    inputs = ScaleInputs(level=level, roughness=rough, phase=phase)
+    return pred, target, inputs, {"level": level, "rough": rough}
+
+
+def test_each_bucket_gets_the_scale_its_errors_have() -> None:
+    # One step ahead the errors follow the noise, six hours ahead the level: a band with one
+    # scale for every bucket is too narrow for some origins in one of them.
+    pred, target, inputs, _ = _band_case(1600, seed=3)
+    band = calibrate_band(pred, target, inputs, 0.9, np.arange(1600.0))
+    assert band is not None
+    assert band.scale_kinds[0] == "roughness"
+    assert band.scale_kinds[1] in ("level", "forecast")  # forecast = 1.25 level here
+    fresh_pred, fresh_target, fresh_inputs, by = _band_case(4000, seed=4)
+    covered = fresh_target <= band.upper(fresh_pred, fresh_inputs)
+    for lv in (10.0, 100.0):
+        for rg in (1.0, 10.0):
+            cell = (by["level"] == lv) & (by["rough"] == rg)
+            for j in (0, 1):
+                # 0.9 in every cell, give or take the noise of ~1,000 fresh origins
+                assert 0.85 <= covered[cell, j].mean() <= 0.95, (lv, rg, j)
+
+
+def test_band_upper_uses_each_buckets_scale() -> None:
+    inputs = ScaleInputs(
+        level=np.array([100.0]), roughness=np.array([4.0]), phase=np.array([0], dtype=np.int64)
+    )
+    band = Band(quantile=0.9, scale_kinds=("roughness", "level"), widths=np.array([[0.5, 0.1]]))
+    upper = band.upper(np.array([[50.0, 50.0]]), inputs)
+    assert upper.tolist() == [[52.0, 60.0]]  # 50 + 0.5 * 4, 50 + 0.1 * 100
+
+
+def test_quantile_score_is_least_at_the_quantile() -> None:
+    y = np.random.default_rng(5).exponential(1.0, 20_000)
+    true_q90 = -math.log(0.1)  # exponential(1): P(Y <= 2.303) = 0.9
+    scores = {
+        u: float(np.mean(quantile_score(y, np.full_like(y, u), 0.9)))
+        for u in (0.8 * true_q90, true_q90, 1.25 * true_q90)
+    }
+    assert min(scores, key=lambda u: scores[u]) == true_q90

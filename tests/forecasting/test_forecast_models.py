@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from forecasting import History, make
-from forecasting.auto import REFERENCE, AutoForecaster, choose_combination
+from forecasting.auto import BASELINES, REFERENCE, YESTERDAY, AutoForecaster, choose_combination
 from forecasting.boosting import GradientBoostingForecaster
 from forecasting.direct import assemble_path, bucket_steps
 from forecasting.holt_winters import HoltWintersForecaster
@@ -54,6 +54,45 @@ def test_choose_combination_keeps_the_reference_without_a_clear_win() -> None:
     assert keep == (REFERENCE,)
     switch = choose_combination({REFERENCE: ref, "m": much_better}, target, REFERENCE, 0.05)
     assert "m" in switch
+
+
+def _with_mae(target: np.ndarray, mae: float, sign: np.ndarray) -> np.ndarray:
+    """A forecast whose absolute error is ``mae`` at every origin."""
+    return target + mae * sign
+
+
+# Per bucket, what rel_mae divides by is the better of persistence and yesterday's window.
+# name: (persistence MAE, yesterday MAE, model MAE, expected choice)
+FALLBACK_CASES = {
+    # yesterday 1.5 % better than persistence, the model 0.5 % better than yesterday: no clear
+    # win over the baseline that counts, so yesterday (persistence was kept before: rel 1.015)
+    "yesterday_is_the_better_baseline": (1.0, 0.985, 0.98, (YESTERDAY,)),
+    # persistence the better baseline, the model only 1 % better: persistence
+    "persistence_is_the_better_baseline": (0.985, 1.0, 0.975, (REFERENCE,)),
+    # the model 10 % better than both: the model
+    "a_clear_win_over_both": (1.0, 0.985, 0.88, ("m",)),
+}
+
+
+@pytest.mark.parametrize("case", list(FALLBACK_CASES), ids=list(FALLBACK_CASES))
+def test_choose_combination_falls_back_to_the_better_baseline(case: str) -> None:
+    a, b, m, expected = FALLBACK_CASES[case]
+    rng = np.random.default_rng(7)
+    target = rng.normal(10.0, 1.0, 300)
+    # Errors of one sign each, so no equal-weight pair averages them away.
+    up, down = np.ones(300), -np.ones(300)
+    preds = {
+        REFERENCE: _with_mae(target, a, up),
+        YESTERDAY: _with_mae(target, b, up),
+        "m": _with_mae(target, m, up),
+        "worse": _with_mae(target, 2.0, down),
+    }
+    assert choose_combination(preds, target, BASELINES, 0.02) == expected
+
+
+def test_auto_backtests_both_baselines_whatever_the_candidates() -> None:
+    pool = AutoForecaster(candidates=("gbm",))._pool()
+    assert set(BASELINES) <= set(pool)
 
 
 def test_holt_winters_recursion_matches_statsmodels() -> None:
