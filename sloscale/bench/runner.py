@@ -19,6 +19,7 @@ from typing import Protocol
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.metrics import SimMetricsSource
 from controller.domain import Allocation
+from controller.plan import PlannerConfig
 from controller.spec import parse_slo_spec
 from sloscale.bench.hpa import HpaPolicy
 from sloscale.bench.kpa import KpaPolicy, KpaSpec, ScrapedConcurrency
@@ -48,6 +49,8 @@ class RunSpec:
     policy: str
     hpa_target_pct: int | None = None
     rps_target_pct: int | None = None
+    planner: PlannerConfig | None = None
+    """For ``sloscale``: the planner's config, ``None`` for the defaults (ablations set it)."""
 
     @property
     def label(self) -> str:
@@ -79,7 +82,7 @@ def make_policy(setup: BenchSetup, run: RunSpec, cluster: SimulatedCluster) -> P
     tick = setup.settings.tick_s
     metrics = SimMetricsSource(cluster.metrics_history)
     if run.policy == "sloscale":
-        return SloscalePolicy(cluster, metrics, cluster, interval_s=tick)
+        return SloscalePolicy(cluster, metrics, cluster, interval_s=tick, planner=run.planner)
     if run.policy == "hpa":
         spec = parse_slo_spec(SERVICE.key, setup.world.deployments[0].annotations).spec
         assert spec is not None

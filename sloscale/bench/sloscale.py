@@ -8,15 +8,26 @@ Deployment's annotations: no model parameters, no trace.
 from __future__ import annotations
 
 from controller.loop import Controller, LoopConfig
+from controller.plan import PlannerConfig
 from controller.ports import Clock, Cluster, MetricsSource
 
 
 class SloscalePolicy:
     def __init__(
-        self, cluster: Cluster, metrics: MetricsSource, clock: Clock, *, interval_s: float
+        self,
+        cluster: Cluster,
+        metrics: MetricsSource,
+        clock: Clock,
+        *,
+        interval_s: float,
+        planner: PlannerConfig | None = None,
     ) -> None:
         # a simulated cluster: every namespace may use `critical` (the bench's service does)
-        config = LoopConfig(interval_s=interval_s, critical_namespaces=None)
+        config = LoopConfig(
+            interval_s=interval_s,
+            critical_namespaces=None,
+            planner=PlannerConfig() if planner is None else planner,
+        )
         self.controller = Controller(cluster, metrics, clock, config)
 
     def step(self, now_s: float) -> None:

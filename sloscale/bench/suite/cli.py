@@ -16,8 +16,15 @@ from typing import TextIO
 
 from loadtests.shapes import traces_dir
 from sloscale.bench.settings import BenchError
+from sloscale.bench.suite.ablation import (
+    FULL,
+    VARIANTS,
+    ablation_json,
+    format_ablation,
+    run_ablation,
+)
 from sloscale.bench.suite.cache import DEFAULT_CACHE_DIR, ResultCache
-from sloscale.bench.suite.cells import REGIMES, Regime, cells_for, discover
+from sloscale.bench.suite.cells import REGIMES, Cell, Regime, cells_for, discover
 from sloscale.bench.suite.output import format_suite, suite_json
 from sloscale.bench.suite.replay import BenchKnobs
 from sloscale.bench.suite.schedule import SuitePlan, run_suite
@@ -112,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="replay every baseline")
     p.add_argument("--json", type=Path, dest="json_out", help="write the results as JSON")
     p.add_argument(
+        "--ablate",
+        nargs="?",
+        const="all",
+        metavar="VARIANTS",
+        help="replay sloscale alone, once per planner variant with one tuned rule removed "
+        f"({', '.join(v.name for v in VARIANTS)}; comma-separated, or all), and say which "
+        "rules pay on the suite's aggregate; no baselines, no demo",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help=f"the CI subset: {', '.join(QUICK_TRACES)}, seed 1, cold start capped at "
@@ -150,6 +166,8 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         raise BenchError("no cell to run: no request-rate trace or regime selected")
 
     knobs = BenchKnobs()
+    if args.ablate is not None:
+        return _ablate(args.ablate, cells, knobs, args.workers, args.json_out, out, err)
     plan = SuitePlan(
         cells=cells,
         demo_seeds=demo_seeds,
@@ -183,6 +201,37 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
             args.json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
         except OSError as e:
             raise BenchError(f"cannot write {args.json_out}: {e.strerror or e}") from None
+    return 0
+
+
+def _ablate(
+    which: str,
+    cells: Sequence[Cell],
+    knobs: BenchKnobs,
+    workers: int,
+    json_out: Path | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    by_name = {v.name: v for v in VARIANTS}
+    names = [v.name for v in VARIANTS] if which == "all" else [FULL, *_names(which)]
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise BenchError(f"no variant {unknown[0]!r}; known: {', '.join(by_name)}")
+    variants = [by_name[n] for n in dict.fromkeys(names)]
+    print(
+        f"ablation: {len(cells)} cells x {len(variants)} variants, {workers} workers",
+        file=err,
+        flush=True,
+    )
+    results = run_ablation(cells, variants, knobs, workers, err)
+    print(format_ablation(results, cells, variants), file=out)
+    if json_out is not None:
+        payload = ablation_json(results, cells, variants)
+        try:
+            json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        except OSError as e:
+            raise BenchError(f"cannot write {json_out}: {e.strerror or e}") from None
     return 0
 
 

@@ -1,0 +1,251 @@
+"""``sloscale bench --suite --ablate``: does each tuned rule of the planner earn its place?
+
+A rule stays only if removing it makes the suite's aggregate worse. Each ``Variant`` is the
+planner with one rule removed (``full`` is the planner as shipped); every variant replays
+sloscale alone on every cell of the suite (no baseline: the variants are compared with each
+other), and the aggregate says, per variant, how many cells meet the objective and what the
+GPU-hours are against ``full``'s on the same cell.
+
+Verdict of a variant (``verdict``): the rule *pays* when its removal meets the objective on
+fewer cells, or on as many at a higher geometric-mean cost; otherwise it does not pay and
+should go. The objective comes first: a removal that saves GPU but loses a cell is worse.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from typing import Any, TextIO
+
+from controller.plan import PlannerConfig
+from sloscale.bench.runner import RunSpec
+from sloscale.bench.suite.cells import Cell
+from sloscale.bench.suite.outcome import Outcome
+from sloscale.bench.suite.replay import BenchKnobs, replay
+
+FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    removes: str  # the rule taken out, in words
+    planner: PlannerConfig
+
+
+def _variants() -> tuple[Variant, ...]:
+    base = PlannerConfig()
+    return (
+        Variant(FULL, "nothing: the planner as shipped", base),
+        Variant(
+            "no-on-off-delay",
+            "the on/off service rule: a rate profile >= 25 % idle gets a 40-min scale-down "
+            "delay instead of 5 min",
+            replace(base, stabilise=replace(base.stabilise, on_off_idle_share=math.inf)),
+        ),
+        Variant(
+            "no-burst-growth",
+            "growing the slice at once when the held slice costs >= 2x (burst_ratio) a larger "
+            "one for the burst",
+            replace(base, slices=replace(base.slices, burst_ratio=math.inf)),
+        ),
+        Variant(
+            "no-overshoot",
+            "sizing the quantile up to 30 % past the target while the budget is unspent "
+            "(min_headroom -0.3 -> 0)",
+            replace(base, headroom=replace(base.headroom, min_headroom=0.0)),
+        ),
+    )
+
+
+VARIANTS: tuple[Variant, ...] = _variants()
+
+
+@dataclass(frozen=True, slots=True)
+class VariantSummary:
+    name: str
+    cells_met: int
+    cells: int
+    mean_attainment: float | None
+    geomean_cost_vs_full: float | None
+    worst_cost_vs_full: float | None
+    best_cost_vs_full: float | None
+    verdict: str  # "baseline", "rule pays", "rule does not pay"
+
+
+def summarise(
+    results: Mapping[tuple[str, str], Outcome], cells: Sequence[Cell], names: Sequence[str]
+) -> tuple[VariantSummary, ...]:
+    """The aggregate of each variant; ``results`` keyed by (variant, cell slug). Pure."""
+    full = {c.slug: results.get((FULL, c.slug)) for c in cells}
+    out: list[VariantSummary] = []
+    full_met = sum(1 for o in full.values() if o is not None and o.met)
+    full_geo = 1.0
+    for name in names:
+        mine = [results.get((name, c.slug)) for c in cells]
+        done = [o for o in mine if o is not None]
+        met = sum(1 for o in done if o.met)
+        attain = [o.slo_attainment for o in done if o.slo_attainment is not None]
+        ratios = [
+            o.gpu_hours / f.gpu_hours
+            for c, o in zip(cells, mine, strict=True)
+            if o is not None
+            and (f := full[c.slug]) is not None
+            and f.gpu_hours > 0
+            and o.gpu_hours > 0
+        ]
+        geo = math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None
+        out.append(
+            VariantSummary(
+                name=name,
+                cells_met=met,
+                cells=len(done),
+                mean_attainment=statistics.fmean(attain) if attain else None,
+                geomean_cost_vs_full=geo,
+                worst_cost_vs_full=max(ratios, default=None),
+                best_cost_vs_full=min(ratios, default=None),
+                verdict=verdict(name, met, full_met, geo, full_geo),
+            )
+        )
+    return tuple(out)
+
+
+def verdict(name: str, met: int, full_met: int, geo: float | None, full_geo: float) -> str:
+    """Whether the rule a variant removes pays: its removal loses cells, or costs more."""
+    if name == FULL:
+        return "baseline"
+    if met != full_met:
+        return "rule pays" if met < full_met else "rule does not pay"
+    if geo is None:
+        return "unknown"
+    return "rule pays" if geo > full_geo else "rule does not pay"
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def format_ablation(
+    results: Mapping[tuple[str, str], Outcome],
+    cells: Sequence[Cell],
+    variants: Sequence[Variant],
+) -> str:
+    names = [v.name for v in variants]
+    lines = [
+        "per cell: attainment % / GPU-h",
+        "cell".ljust(34) + "".join(n.rjust(22) for n in names),
+    ]
+    for c in cells:
+        row = c.label.ljust(34)
+        for n in names:
+            o = results.get((n, c.slug))
+            cell = (
+                "-"
+                if o is None
+                else f"{_fmt(None if o.slo_attainment is None else 100 * o.slo_attainment, '.2f')}"
+                f"{'' if o.met else '!'} / {o.gpu_hours:.1f}"
+            )
+            row += cell.rjust(22)
+        lines.append(row)
+    lines += ["", "aggregate (! = misses the objective; cost = GPU-h against full, same cell)"]
+    lines.append(
+        "variant".ljust(18)
+        + "met".rjust(8)
+        + "mean att %".rjust(12)
+        + "geomean".rjust(9)
+        + "best".rjust(7)
+        + "worst".rjust(7)
+        + "  verdict"
+    )
+    for s in summarise(results, cells, names):
+        lines.append(
+            s.name.ljust(18)
+            + f"{s.cells_met}/{s.cells}".rjust(8)
+            + _fmt(None if s.mean_attainment is None else 100 * s.mean_attainment, ".3f").rjust(12)
+            + _fmt(s.geomean_cost_vs_full, ".3f").rjust(9)
+            + _fmt(s.best_cost_vs_full, ".3f").rjust(7)
+            + _fmt(s.worst_cost_vs_full, ".3f").rjust(7)
+            + f"  {s.verdict}"
+        )
+    lines += ["", "variants:"] + [f"  {v.name}: removes {v.removes}" for v in variants]
+    return "\n".join(lines)
+
+
+def ablation_json(
+    results: Mapping[tuple[str, str], Outcome],
+    cells: Sequence[Cell],
+    variants: Sequence[Variant],
+) -> dict[str, Any]:
+    names = [v.name for v in variants]
+    return {
+        "variants": [{"name": v.name, "removes": v.removes} for v in variants],
+        "cells": [
+            {
+                "cell": c.label,
+                "slug": c.slug,
+                "hours": c.replay_hours,
+                "results": {
+                    n: o.to_json() for n in names if (o := results.get((n, c.slug))) is not None
+                },
+            }
+            for c in cells
+        ],
+        "aggregate": [
+            {
+                "variant": s.name,
+                "cells_met": s.cells_met,
+                "cells": s.cells,
+                "mean_attainment": s.mean_attainment,
+                "geomean_cost_vs_full": s.geomean_cost_vs_full,
+                "best_cost_vs_full": s.best_cost_vs_full,
+                "worst_cost_vs_full": s.worst_cost_vs_full,
+                "verdict": s.verdict,
+            }
+            for s in summarise(results, cells, names)
+        ],
+    }
+
+
+def _work(cell: Cell, planner: PlannerConfig, knobs: BenchKnobs) -> Outcome:
+    return replay(cell, RunSpec("sloscale", planner=planner), knobs)
+
+
+class _Inline(Executor):
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        f: Future[Any] = Future()
+        f.set_result(fn(*args, **kwargs))
+        return f
+
+
+def run_ablation(
+    cells: Sequence[Cell],
+    variants: Sequence[Variant],
+    knobs: BenchKnobs,
+    workers: int,
+    err: TextIO | None = None,
+) -> dict[tuple[str, str], Outcome]:
+    """Replay sloscale under every variant on every cell, longest cells first."""
+    err = err or sys.stderr
+    jobs = sorted(((c, v) for c in cells for v in variants), key=lambda cv: -cv[0].replay_hours)
+    started = time.monotonic()
+    results: dict[tuple[str, str], Outcome] = {}
+    pool: Executor = ProcessPoolExecutor(workers) if workers > 1 else _Inline()
+    with pool:
+        futures = {pool.submit(_work, c, v.planner, knobs): (c, v) for c, v in jobs}
+        for n, fut in enumerate(as_completed(futures), 1):
+            c, v = futures[fut]
+            o = fut.result()
+            results[(v.name, c.slug)] = o
+            att = "-" if o.slo_attainment is None else f"{100 * o.slo_attainment:.2f} %"
+            print(
+                f"[{n}/{len(jobs)} {time.monotonic() - started:6.0f} s] {c.label} {v.name}: "
+                f"{att}, {o.gpu_hours:.1f} GPU-h",
+                file=err,
+                flush=True,
+            )
+    return results
