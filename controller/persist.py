@@ -17,8 +17,9 @@ Idle trackers are not kept: the controller cannot tell whether a workload stayed
 was down, so after a restart an idle reclaim waits a whole idle period again.
 
 ``encode`` writes a ``StateSnapshot`` as a dict of JSON types; ``decode`` reads one back and
-validates every field: a document of another version, or with any field missing, of the
-wrong type or out of range, gives ``None`` and a warning (a cold start), never an exception.
+validates every field: a document of another version, or with any field missing (but
+``rateMargin``, added within version 1: absent reads as 0), of the wrong type or out of
+range, gives ``None`` and a warning (a cold start), never an exception.
 
 An error budget's window is long (28 days by default: 8,064 buckets of 300 s), so a budget
 with more than ``MAX_BUDGET_BUCKETS`` buckets is saved with adjacent buckets merged: each
@@ -187,6 +188,7 @@ def _encode_workload(w: WorkloadSnapshot) -> dict[str, Any]:
     return {
         "recommendations": [[t, a.replicas, a.slice_pct] for t, a in m.recommendations],
         "headroom": m.headroom,
+        "rateMargin": m.rate_margin,
         "lastResize": s.last_resize_s,
         "peakRate": s.peak_rate_rps,
         "peakAt": s.peak_at_s,
@@ -270,7 +272,14 @@ def _decode_workload(d: Mapping[str, Any], key: str) -> WorkloadSnapshot:
         peak_rate_rps=_num(d.get("peakRate"), f"{p}.peakRate"),
         peak_at_s=_opt(d.get("peakAt"), f"{p}.peakAt", _num),
     )
-    memory = PlannerMemory(recs, _num(d.get("headroom"), f"{p}.headroom"), slices)
+    # rateMargin came later within version 1: a document without it has none
+    margin = d.get("rateMargin", 0.0)
+    memory = PlannerMemory(
+        recs,
+        _num(d.get("headroom"), f"{p}.headroom"),
+        slices,
+        _num(margin, f"{p}.rateMargin", low=0.0),
+    )
     budget = _opt(d.get("budget"), f"{p}.budget", _decode_budget)
     slice_pct, settled = None, -math.inf
     if d.get("slice") is not None:

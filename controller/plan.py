@@ -34,7 +34,12 @@ from controller.domain import (
 from controller.placement.fit import FitResult, fit
 from controller.placement.pool import Slice
 from controller.placement.resume import ResumeConfig
-from controller.policy.headroom import HeadroomConfig, next_headroom, window_was_sized_for
+from controller.policy.headroom import (
+    HeadroomConfig,
+    next_headroom,
+    next_rate_margin,
+    window_was_sized_for,
+)
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
 from controller.policy.reclaim import apply_idle_reclaim
 from controller.policy.replicas import SizingConfig
@@ -185,6 +190,8 @@ def _propose(
         cfg.headroom,
         sized_for_window=window_was_sized_for(inp),
     )
+    margin = next_rate_margin(inp.memory, inp.recent_burn_rate, inp.budget_remaining, cfg.headroom)
+    inp = replace(inp, memory=replace(inp.memory, rate_margin=margin))
     prop = size(inp, headroom, cfg, now_s)
     if prop.reason is Reason.METRICS_UNAVAILABLE:
         # blind: what runs is this tick's recommendation, so the window is never empty when

@@ -29,11 +29,13 @@ DAY_S = 86400.0
 @dataclass(frozen=True, slots=True)
 class PlannerMemory:
     """One workload's memory across ticks, a part per stage: the stabilisation window's
-    recommendations (``stabilise``), the headroom (``headroom``) and the slice's (``slices``)."""
+    recommendations (``stabilise``), the headroom and the rate margin (``headroom``) and the
+    slice's (``slices``)."""
 
     recommendations: Recommendations = ()
     headroom: float = BASE_HEADROOM
     slices: SliceMemory = field(default_factory=SliceMemory)
+    rate_margin: float = 0.0  # extra capacity, a share of the rate (``next_rate_margin``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class WorkloadInput:
     capacity: CapacityModel
     memory: PlannerMemory
     budget_remaining: float = 1.0
+    recent_burn_rate: float | None = None  # over the headroom's ``pacing_lookback_s``
     rate_upper_rps: float | None = None  # upper band of the rate over the lead time
     resume_rate_rps: float | None = None  # upper band over the resume horizon
     idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since (None: busy)

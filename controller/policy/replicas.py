@@ -29,16 +29,17 @@ class SizingConfig:
 
 def sizing_rate_rps(inp: WorkloadInput, cfg: HeadroomConfig) -> float:
     """The rate to size for: the expected rate, never under the one measured now, moving
-    toward the forecast's upper band as the error budget is overspent.
+    toward the forecast's upper band as the error budget is overspent, and past it by the
+    rate margin once the budget is gone (``next_rate_margin``).
 
     While the budget is ample its noise is the budget's to absorb; a service that keeps
     spending it (bursts the mean does not see coming) is sized for the band instead.
     """
     expected = max(inp.metrics.request_rate_rps or 0.0, inp.rate_forecast_rps or 0.0)
     upper = inp.rate_upper_rps
-    if upper is None or upper <= expected:
-        return expected
-    return expected + budget_overspent(inp.budget_remaining, cfg) * (upper - expected)
+    if upper is not None and upper > expected:
+        expected += budget_overspent(inp.budget_remaining, cfg) * (upper - expected)
+    return expected * (1.0 + inp.memory.rate_margin)
 
 
 def backlog_rps(inp: WorkloadInput, cfg: SizingConfig) -> float:

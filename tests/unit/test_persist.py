@@ -44,6 +44,7 @@ def snapshot() -> StateSnapshot:
         ((100.0, Allocation(4, 50)), (115.0, Allocation(3, 50))),
         0.17,
         SliceMemory(last_resize_s=40.0, peak_rate_rps=61.5, peak_at_s=115.0),
+        0.35,
     )
     capacity = CapacityModel(0.021, 73.0, 60, 2.2, 1.3, 40, 1)
     budget = BudgetSnapshot.of(budget_with(30), SPEC)
@@ -66,6 +67,14 @@ def document() -> dict[str, Any]:
 
 def test_a_snapshot_survives_json() -> None:
     assert decode(document()) == snapshot()
+
+
+def test_a_document_from_before_the_rate_margin_reads_as_none() -> None:
+    doc = document()
+    del doc["workloads"]["ml/chat"]["rateMargin"]
+    restored = decode(doc)
+    assert restored is not None
+    assert restored.workloads["ml/chat"].memory.rate_margin == 0.0
 
 
 def test_a_rolling_slice_and_an_unseen_one_survive() -> None:
@@ -160,6 +169,7 @@ def _set(doc: dict[str, Any], path: str, value: object) -> dict[str, Any]:
         ("workloads.ml/chat.budget.buckets.0", [0.0, 1.0], "need [start, good, total]"),
         ("workloads.ml/chat.slice.pct", 0, "slice.pct: 0 out of range"),
         ("workloads.ml/chat.peakRate", math.inf, "peakRate: not finite"),
+        ("workloads.ml/chat.rateMargin", -0.1, "rateMargin: -0.1 out of range"),
         ("workloads.ml/chat.recentRates.0", [100.0], "need [time, rate]"),
         ("workloads.ml/chat.recentRates.1.1", "NaN", "recentRates[1][1]: not a number"),
         ("jobs.ml/train.preemptions", [80.0, 20.0], "not oldest first"),

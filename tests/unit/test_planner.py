@@ -22,7 +22,12 @@ from controller.domain import (
     WorkloadRef,
 )
 from controller.plan import PlannerConfig, plan
-from controller.policy.headroom import headroom_floor, next_headroom, window_was_sized_for
+from controller.policy.headroom import (
+    headroom_floor,
+    next_headroom,
+    next_rate_margin,
+    window_was_sized_for,
+)
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
 from controller.policy.replicas import backlog_rps, sizing_rate_rps
 from controller.policy.size import size
@@ -365,6 +370,37 @@ class TestErrorBudgetHeadroom:
         assert sizing_rate_rps(replace(inp, budget_remaining=half), linear) == pytest.approx(60.0)
         # never under what is measured now
         assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG.headroom) == 40.0
+
+    def test_a_gone_budget_raises_the_rate_margin_without_a_cap_until_it_burns_at_1(
+        self,
+    ) -> None:
+        cfg, memory = CFG.headroom, PlannerMemory()
+        seen = []
+        for _ in range(2000):  # 2000 ticks at burn 3: far past every bounded margin
+            memory = replace(memory, rate_margin=next_rate_margin(memory, 3.0, -0.5, cfg))
+            seen.append(memory.rate_margin)
+        assert seen == sorted(seen) and seen[-1] == pytest.approx(2000 * cfg.rate_margin_gain * 2)
+        assert seen[-1] > 1.0 + cfg.max_headroom  # no cap
+        # at or under 1 while the budget is still gone: it holds (integral action)
+        assert next_rate_margin(memory, 1.0, -0.5, cfg) == memory.rate_margin
+        assert next_rate_margin(memory, None, -0.5, cfg) == memory.rate_margin
+        # once the budget is back it is given back, to nothing
+        for _ in range(6000):
+            memory = replace(memory, rate_margin=next_rate_margin(memory, 5.0, 0.01, cfg))
+        assert memory.rate_margin == 0.0
+        # a budget that was never gone never grows it, however hard a window burns
+        assert next_rate_margin(PlannerMemory(), 50.0, 0.2, cfg) == 0.0
+
+    def test_the_rate_margin_sizes_past_the_band_and_plan_keeps_it(self) -> None:
+        inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0, budget_remaining=0.0)
+        margin = replace(inp, memory=PlannerMemory(rate_margin=0.5))
+        assert sizing_rate_rps(margin, CFG.headroom) == pytest.approx(105.0)
+        gone = replace(inp, budget_remaining=-1.0, recent_burn_rate=4.0)
+        result = plan([gone], [], snapshot(gone), CFG)
+        grown = result.memories[gone.key].rate_margin
+        assert grown == pytest.approx(CFG.headroom.rate_margin_gain * 3.0)
+        again = replace(gone, memory=result.memories[gone.key])
+        assert plan([again], [], snapshot(again), CFG).memories[gone.key].rate_margin > grown
 
     def test_the_headroom_integrates_the_burn_rate_against_its_target(self) -> None:
         def window(good_ratio: float) -> WorkloadMetrics:
