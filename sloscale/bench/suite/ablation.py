@@ -55,6 +55,11 @@ def _variants() -> tuple[Variant, ...]:
             replace(base, slices=replace(base.slices, burst_ratio=math.inf)),
         ),
         Variant(
+            "no-rate-margin",
+            "the uncapped rate margin once the budget is gone (rate_margin_gain 0.002 -> 0)",
+            replace(base, headroom=replace(base.headroom, rate_margin_gain=0.0)),
+        ),
+        Variant(
             "no-overshoot",
             "sizing the quantile up to 30 % past the target while the budget is unspent "
             "(min_headroom -0.3 -> 0)",
