@@ -185,7 +185,7 @@ class KubernetesCluster:
 
     def snapshot(self) -> ClusterSnapshot:
         if not self.wait_synced():
-            missing = [r.resource.qualified for r in self._reflectors if not r.synced]
+            missing = [r.where for r in self._reflectors if not r.synced]
             errors = "; ".join(r.last_error or "" for r in self._reflectors if r.last_error)
             raise RuntimeError(f"discovery not synced: {', '.join(missing)} ({errors})")
         self._refuse_stale()
@@ -226,7 +226,7 @@ class KubernetesCluster:
             age = r.staleness_s()
             if age is not None and age > bound:
                 why = r.last_error or "no watch open"
-                stale.append(f"{r.resource.qualified} not confirmed for {age:.1f} s ({why})")
+                stale.append(f"{r.where} not confirmed for {age:.1f} s ({why})")
         if stale:
             raise RuntimeError(
                 f"discovery stale (bound {bound:g} s), not serving the cache: {'; '.join(stale)}"

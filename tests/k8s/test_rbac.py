@@ -33,6 +33,7 @@ import pytest
 from actuators.kubernetes import (
     ConfigMapSnapshotStore,
     KubernetesCluster,
+    KubernetesOptions,
     LeaderElector,
     LeaseConfig,
     Scope,
@@ -386,3 +387,22 @@ def test_the_state_configmap_is_granted_by_name_only(caplog: pytest.LogCaptureFi
             api.close()
     refusals = [r.getMessage() for r in caplog.records]
     assert len(refusals) == 2 and all("forbidden" in m for m in refusals)
+
+
+def test_a_namespace_without_its_role_holds_discovery_and_is_named() -> None:
+    """A listed namespace whose Role is missing: the snapshot fails (the loop holds, fail
+    static) and says which namespace and what was refused."""
+    overlay = "overlays/namespaced"
+    with FakeApiServer(bookmark_interval_s=0.2) as server:
+        server.rules = [r for r in bound_rules(overlay) if r.namespace != "team-b"]
+        server.put(gpu_node("gpu-1"))
+        c = KubernetesCluster(
+            make_api(server),
+            KubernetesOptions(scope=Scope.of("team-a,team-b"), sync_timeout_s=1),
+        )
+        c.start()
+        try:
+            with pytest.raises(RuntimeError, match=r"deployments.apps in team-b.*forbidden"):
+                c.snapshot()
+        finally:
+            c.close()
