@@ -12,8 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller import __version__
+
+if TYPE_CHECKING:
+    from sloscale.run import RunOptions
 
 EXIT_BAD_INPUT = 2
 
@@ -165,8 +169,23 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="kubernetes (default: --kubeconfig, else in-cluster) or the embedded simulator",
     )
     run.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, ~/.kube/config)")
-    run.add_argument("--namespace", help="only Deployments and Jobs in this namespace")
+    run.add_argument(
+        "--namespaces",
+        "--namespace",
+        dest="namespaces",
+        type=_namespaces,
+        default=frozenset(),
+        metavar="NS,...",
+        help="read and write only in these namespaces, with namespaced requests that Roles "
+        "there allow (deploy/overlays/namespaced); default: every namespace",
+    )
     run.add_argument("--selector", help="only Deployments matching this label selector")
+    run.add_argument(
+        "--node-selector",
+        metavar="SELECTOR",
+        help="only Nodes matching this label selector are the GPU pool (e.g. the pool of "
+        "--namespaces, whose pods are all it sees)",
+    )
     run.add_argument(
         "--leader-elect",
         action="store_true",
@@ -222,13 +241,13 @@ def _add_agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     agent.add_argument("--once", action="store_true", help="print one exposition and exit")
 
 
-def _run_command(args: argparse.Namespace) -> int:
-    import os
-
-    from sloscale.run import RunError, RunOptions, run
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """``sloscale run``'s parsed arguments as ``RunOptions`` (the RBAC tests read a
+    manifest's controller arguments through it)."""
+    from sloscale.run import RunOptions
 
     password = os.environ.get("PROMETHEUS_PASSWORD", "")
-    options = RunOptions(
+    return RunOptions(
         prometheus_url=args.prometheus_url,
         cluster=args.cluster,
         interval_s=args.interval,
@@ -246,15 +265,21 @@ def _run_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         duration_s=args.duration,
         kubeconfig=args.kubeconfig,
-        namespace=args.namespace,
+        namespaces=args.namespaces,
         selector=args.selector,
+        node_selector=args.node_selector,
         leader_elect=args.leader_elect,
         state_configmap=args.state_configmap,
         slice_dialect=args.slice_dialect,
         critical_namespaces=args.critical_namespaces,
     )
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from sloscale.run import RunError, run
+
     try:
-        return run(options)
+        return run(run_options(args))
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

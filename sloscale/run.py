@@ -71,14 +71,22 @@ class RunOptions:
     seed: int = 1
     duration_s: float | None = None  # run until interrupted when None
     kubeconfig: str | None = None
-    namespace: str | None = None
+    namespaces: frozenset[str] = frozenset()
+    """Where it reads and writes (namespaced requests only); empty: every namespace."""
     selector: str | None = None
+    node_selector: str | None = None  # which Nodes are the GPU pool; None: all
     leader_elect: bool = False
     state_configmap: str = "sloscale-state"  # where the memory is kept; "" keeps none
     slice_dialect: str = "hami"
     wedged_after_s: float | None = None  # /healthz fails past it (None: health's default)
     critical_namespaces: frozenset[str] = frozenset()
     """Where a priority above ``high`` is honoured; elsewhere capped with a warning."""
+
+    @property
+    def keeps_state(self) -> bool:
+        """Whether the memory is kept in the state ConfigMap: not in shadow mode, where the
+        controller writes nothing at all (its memory stays in memory)."""
+        return bool(self.state_configmap) and not self.dry_run
 
 
 class WallClock:
@@ -175,9 +183,10 @@ def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Record
     dialect = SliceDialect(options.slice_dialect)
     cluster = build_cluster(
         options.kubeconfig,
-        options.namespace,
+        options.namespaces,
         options.selector,
         options.dry_run,
+        node_selector=options.node_selector,
         default_dialect=dialect,
         leader=elector,
         api=api,
@@ -188,7 +197,7 @@ def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Record
         default_dialect=dialect,
         critical_namespaces=options.critical_namespaces,
     )
-    keep = options.state_configmap and not options.dry_run
+    keep = options.keeps_state
     snapshots = build_snapshot_store(api, options.state_configmap, leader=elector) if keep else None
     if elector is not None:
         elector.start()

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
@@ -25,6 +26,7 @@ from actuators.kubernetes.cluster import (
     ShadowRecord,
 )
 from actuators.kubernetes.leader import LeaderElector, LeaseConfig
+from actuators.kubernetes.scope import Scope
 from actuators.kubernetes.snapshots import DEFAULT_NAME, ConfigMapSnapshotStore
 from controller.domain import SliceDialect
 
@@ -39,6 +41,7 @@ __all__ = [
     "LeaderGate",
     "LeaseConfig",
     "Resource",
+    "Scope",
     "ShadowRecord",
     "build_cluster",
     "build_leader_elector",
@@ -74,21 +77,26 @@ def load_api(
 
 def build_cluster(
     kubeconfig: str | None,
-    namespace: str | None,
+    namespaces: str | Iterable[str] | None,
     selector: str | None,
     dry_run: bool,
     *,
+    node_selector: str | None = None,
     default_dialect: SliceDialect = SliceDialect.HAMI,
     identity: str | None = None,
     leader: LeaderGate | None = None,
     api: KubeApi | None = None,
     start: bool = True,
 ) -> KubernetesCluster:
-    """The adapter ``sloscale run`` uses; its discovery starts at once unless ``start=False``."""
+    """The adapter ``sloscale run`` uses; its discovery starts at once unless ``start=False``.
+
+    ``namespaces`` (``None`` or empty: every namespace; ``"a,b"`` or names) is the scope it
+    reads and writes in (``scope.Scope``); ``node_selector`` narrows the GPU inventory."""
     who = identity or os.environ.get("POD_NAME") or "sloscale"
     options = KubernetesOptions(
-        namespace=namespace,
+        scope=Scope.of(namespaces),
         selector=selector,
+        node_selector=node_selector,
         dry_run=dry_run,
         default_dialect=default_dialect,
         identity=who,

@@ -91,7 +91,7 @@ class ApiError(Exception):
             return (
                 f"forbidden: RBAC does not allow verb {c.verb!r} on resource {c.resource!r} "
                 f"in API group {group!r}{where}; grant it in the sloscale ClusterRole "
-                f"({self.message})"
+                f"(with --namespaces: the sloscale Role of that namespace) ({self.message})"
             )
         if self.status == 0:
             return f"{c.verb} {target}{where}: API server unreachable: {self.message}"

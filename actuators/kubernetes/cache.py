@@ -84,6 +84,12 @@ class Reflector:
     # ---- public ------------------------------------------------------------------------------
 
     @property
+    def where(self) -> str:
+        """``deployments.apps in team-a`` (or ``... in every namespace``), for messages."""
+        scope = (self.namespace or "every namespace") if self.resource.namespaced else ""
+        return f"{self.resource.qualified} in {scope}" if scope else self.resource.qualified
+
+    @property
     def synced(self) -> bool:
         return self._synced.is_set()
 

@@ -1,7 +1,8 @@
 """``KubernetesCluster``: the ``Cluster`` port on a real cluster.
 
 ``snapshot()`` reads only the list+watch caches (``cache.Reflector``): Deployments (limited by
-namespace and label selector), Jobs, pods and nodes; no request per tick. It raises, and the
+label selector), Jobs and pods of the scope (every namespace, or one cache per namespace of
+``--namespaces``: ``scope.py``) and nodes; no request per tick. It raises, and the
 loop holds, when a cache has not been confirmed current (a list, a watch event or bookmark, an
 open watch) within ``max_staleness_s``: a watch that keeps failing never passes an old replica
 count off as the current one. ``apply()`` turns a plan into the fewest writes that reach it,
@@ -55,6 +56,7 @@ from actuators.kubernetes.api import (
     Resource,
 )
 from actuators.kubernetes.cache import Reflector
+from actuators.kubernetes.scope import Scope, ScopedCache
 from actuators.kubernetes.writes import (
     EVENT_MESSAGE_LIMIT,
     apply_template_patch,
@@ -96,8 +98,9 @@ class LeaderGate(Protocol):
 class KubernetesOptions:
     """How the adapter reads and writes; defaults suit a production controller."""
 
-    namespace: str | None = None  # None: every namespace
+    scope: Scope = field(default_factory=Scope)  # where it reads and writes (scope.py)
     selector: str | None = None  # label selector on Deployments
+    node_selector: str | None = None  # label selector on Nodes: the GPU pool
     dry_run: bool = False  # shadow mode: never write
     default_dialect: SliceDialect = SliceDialect.HAMI
     identity: str = "sloscale"  # Event reportingInstance and User-Agent suffix
@@ -148,14 +151,17 @@ class KubernetesCluster:
         self.clock = clock
         self.sleep = sleep
         self.shadow_log: deque[ShadowRecord] = deque(maxlen=1000)
-        ns, wt = options.namespace, options.watch_timeout_s
-        self.deployments = Reflector(
-            api, DEPLOYMENTS, ns, label_selector=options.selector, watch_timeout_s=wt
+        scope, wt = options.scope, options.watch_timeout_s
+        self.deployments = ScopedCache(
+            api, DEPLOYMENTS, scope, label_selector=options.selector, watch_timeout_s=wt
         )
-        self.jobs = Reflector(api, JOBS, ns, watch_timeout_s=wt)
-        self.pods = Reflector(api, PODS, None, watch_timeout_s=wt)  # all: GPU use is pool-wide
-        self.nodes = Reflector(api, NODES, None, watch_timeout_s=wt)
-        self._reflectors = (self.deployments, self.jobs, self.pods, self.nodes)
+        self.jobs = ScopedCache(api, JOBS, scope, watch_timeout_s=wt)
+        self.pods = ScopedCache(api, PODS, scope, watch_timeout_s=wt)  # GPU use (scope.py)
+        self.nodes = Reflector(
+            api, NODES, None, label_selector=options.node_selector, watch_timeout_s=wt
+        )
+        caches = (self.deployments, self.jobs, self.pods)
+        self._reflectors = (*(r for c in caches for r in c.parts), self.nodes)
         self._lock = threading.Lock()
         self._planned_on: dict[str, tuple[int, str]] = {}  # the last snapshot's Deployments
 
@@ -179,7 +185,7 @@ class KubernetesCluster:
 
     def snapshot(self) -> ClusterSnapshot:
         if not self.wait_synced():
-            missing = [r.resource.qualified for r in self._reflectors if not r.synced]
+            missing = [r.where for r in self._reflectors if not r.synced]
             errors = "; ".join(r.last_error or "" for r in self._reflectors if r.last_error)
             raise RuntimeError(f"discovery not synced: {', '.join(missing)} ({errors})")
         self._refuse_stale()
@@ -200,11 +206,10 @@ class KubernetesCluster:
                 f"{k8s.meta(d).get('namespace')}/{k8s.meta(d).get('name')}": _scale_basis(d)
                 for d in self.deployments.items()
             }
-        ns = self.options.namespace
         jobs += [
             k8s.bare_pod_state(p, card_mib)
             for p in sorted(self.pods.items(), key=k8s.object_sort_key)
-            if k8s.bare_pod(p) and (ns is None or k8s.meta(p).get("namespace") == ns)
+            if k8s.bare_pod(p)
         ]
         return ClusterSnapshot(
             time_s=self.clock(), deployments=deployments, jobs=tuple(jobs), inventory=inv
@@ -221,7 +226,7 @@ class KubernetesCluster:
             age = r.staleness_s()
             if age is not None and age > bound:
                 why = r.last_error or "no watch open"
-                stale.append(f"{r.resource.qualified} not confirmed for {age:.1f} s ({why})")
+                stale.append(f"{r.where} not confirmed for {age:.1f} s ({why})")
         if stale:
             raise RuntimeError(
                 f"discovery stale (bound {bound:g} s), not serving the cache: {'; '.join(stale)}"
@@ -561,6 +566,9 @@ class KubernetesCluster:
 
     def _guarded(self, key: str, fn: Callable[[], ApplyResult]) -> ApplyResult:
         """Run one action; its failure becomes its result and never reaches the others."""
+        namespace = key.partition("/")[0]
+        if not self.options.scope.covers(namespace):
+            return ApplyResult(key, False, f"outside --namespaces {self.options.scope.describe()}")
         try:
             return fn()
         except ApiError as e:

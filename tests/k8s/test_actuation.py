@@ -224,12 +224,12 @@ def test_no_resize_stacked_on_an_unfinished_rollout(server: FakeApiServer) -> No
         c.deployments.wait_synced(1)
         server.requests.clear()
         dep = c.api.get(c.deployments.resource, "web", "ml")
-        c.deployments._store["ml/web"] = dep  # the cache has seen the rollout start
+        c.deployments.parts[0]._store["ml/web"] = dep  # the cache has seen the rollout start
         (second,) = c.apply(scale(2, pct=60, reason=Reason.RESIZE))
         assert not second.ok and "rollout" in second.message
         assert server.writes() == []
         _settle(server)
-        c.deployments._store["ml/web"] = c.api.get(c.deployments.resource, "web", "ml")
+        c.deployments.parts[0]._store["ml/web"] = c.api.get(c.deployments.resource, "web", "ml")
         (third,) = c.apply(scale(2, pct=60, reason=Reason.RESIZE))
         assert third.ok, third.message
     finally:
@@ -249,7 +249,7 @@ def test_suspend_and_resume_a_job_gang(server: FakeApiServer) -> None:
             json.loads(j["metadata"]["annotations"]["sloscale.io/last-decision"])["reason"]
             == "Preempted"
         )
-        c.jobs._store["ml/train"] = j
+        c.jobs.parts[0]._store["ml/train"] = j
         (r,) = c.apply(Plan(jobs=(JobAction(ref, False, Reason.RESUMED),)))
         assert r.ok and r.message == "resumed"
         j = server.obj("Job", "ml", "train")

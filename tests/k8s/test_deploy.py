@@ -50,6 +50,7 @@ def test_every_overlay_is_listed() -> None:
         "base",
         "examples",
         "overlays/shadow",
+        "overlays/namespaced",
         "overlays/hami",
         "overlays/volcano",
         "overlays/kai",
@@ -94,12 +95,49 @@ def test_controller_is_ha_restricted_and_probed() -> None:
 
 @pytest.mark.parametrize(
     ("overlay", "flag"),
-    [("shadow", "--dry-run")]
+    [("shadow", "--dry-run"), ("namespaced", "--namespaces=team-a,team-b")]
     + [(d, f"--slice-dialect={d}") for d in ("hami", "volcano", "kai", "mig")],
 )
 def test_overlays_set_their_flag(overlay: str, flag: str) -> None:
     (c,) = _controller(f"overlays/{overlay}")["spec"]["template"]["spec"]["containers"]
     assert flag in c["args"]
+
+
+PROMETHEUS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+API_CLIENTS = {
+    "namespaceSelector": {"matchLabels": {"sloscale.io/api-access": "true"}},
+    "podSelector": {"matchLabels": {"sloscale.io/api-client": "true"}},
+}
+DNS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+
+
+def _ports(*specs: tuple[int, str]) -> list[dict[str, Any]]:
+    return [{"port": port, "protocol": protocol} for port, protocol in specs]
+
+
+def test_network_policy_names_every_peer() -> None:
+    """In: Prometheus and labelled API clients, on the API port only. Out: DNS, the API
+    server (outside the pod network: an ipBlock, on its two ports only), Prometheus."""
+    (policy,) = [d for d in build("base") if d["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "sloscale"}}
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == [
+        {"from": [PROMETHEUS], "ports": _ports((8080, "TCP"))},
+        {"from": [API_CLIENTS], "ports": _ports((8080, "TCP"))},
+    ]
+    assert spec["egress"] == [
+        {"to": [DNS], "ports": _ports((53, "UDP"), (53, "TCP"))},
+        {"to": ANYWHERE, "ports": _ports((443, "TCP"), (6443, "TCP"))},
+        {"to": [PROMETHEUS], "ports": _ports((9090, "TCP"))},
+    ]
 
 
 def test_examples_pass_sloscale_validate(capsys: pytest.CaptureFixture[str]) -> None:

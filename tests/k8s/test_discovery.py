@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from actuators.kubernetes import KubernetesCluster
+from actuators.kubernetes import KubernetesCluster, Scope
 from actuators.kubernetes.objects import parse_hami_register
 from controller.domain import JobPhase
 from tests.k8s.conftest import deployment, gpu_node, hami_resources, job, make_cluster, pod
@@ -72,7 +72,7 @@ def test_only_opted_in_deployments_in_namespace_and_selector(server: FakeApiServ
         )
     )
     server.put(deployment("d", namespace="other", labels={"team": "x", "app": "d"}))
-    c = make_cluster(server, namespace="ml", selector="team=x")
+    c = make_cluster(server, scope=Scope.of("ml"), selector="team=x")
     try:
         assert [d.ref.key for d in c.snapshot().deployments] == ["ml/a"]
     finally:
@@ -182,10 +182,11 @@ def test_watch_keeps_cache_without_relisting(
 
 def test_gone_resource_version_relists(cluster: KubernetesCluster, server: FakeApiServer) -> None:
     time.sleep(0.3)  # a bookmark moves the watch's resourceVersion
-    cluster.deployments.stop()  # drop the watch, as a network failure would
+    (reflector,) = cluster.deployments.parts  # every namespace: one cluster-wide cache
+    reflector.stop()  # drop the watch, as a network failure would
     server.put(deployment("while-away"))
     server.compact()  # the reflector's resourceVersion is now too old: 410
-    cluster.deployments._stopping.clear()
-    cluster.deployments.start()
+    reflector._stopping.clear()
+    reflector.start()
     _eventually(lambda: [d.ref.name for d in cluster.snapshot().deployments] == ["while-away"])
     assert cluster.deployments.lists == 2

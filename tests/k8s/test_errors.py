@@ -62,7 +62,7 @@ def test_deleted_mid_tick_is_a_no_op_and_others_still_apply(server: FakeApiServe
     server.put(deployment("web", replicas=2))
     c = make_cluster(server)
     server.remove("Deployment", "ml", "gone")
-    c.deployments._store.pop("ml/gone", None)
+    c.deployments.parts[0]._store.pop("ml/gone", None)
     try:
         gone, web = c.apply(Plan(scale=(_act("gone", 3), _act("web", 3))))
         assert gone.ok and "deleted" in gone.message
