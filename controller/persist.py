@@ -328,7 +328,7 @@ def _backoff(value: object, path: str) -> SliceBackoff:
     if len(b) != 4:
         raise CorruptSnapshotError(f"{path}: need [slice %, until, backoff s, reason]")
     try:
-        reason = RolloutFailureReason(b[3])
+        reason = RolloutFailureReason(str(b[3]) if isinstance(b[3], str) else "")
     except ValueError:
         raise CorruptSnapshotError(f"{path}[3]: unknown reason {b[3]!r}") from None
     return SliceBackoff(
