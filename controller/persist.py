@@ -210,6 +210,7 @@ def _encode_workload(w: WorkloadSnapshot) -> dict[str, Any]:
         "recentRates": [[t, rate] for t, rate in w.recent_rates],
         "rollback": {
             "lastGood": m.rollback.last_good_pct,
+            "lastGoodMib": m.rollback.last_good_mib,
             "backoffs": [
                 [b.slice_pct, b.until_s, b.backoff_s, str(b.reason)] for b in m.rollback.backoffs
             ],
@@ -320,7 +321,15 @@ def _decode_rollback(d: Mapping[str, Any], p: str) -> RollbackMemory:
     )
     if len({b.slice_pct for b in backoffs}) != len(backoffs):
         raise CorruptSnapshotError(f"{p}.backoffs: a slice backed off twice")
-    return RollbackMemory(_opt(d.get("lastGood"), f"{p}.lastGood", slice_pct), backoffs)
+
+    def mib(value: object, path: str) -> int:
+        return _int(value, path, low=0)
+
+    return RollbackMemory(
+        _opt(d.get("lastGood"), f"{p}.lastGood", slice_pct),
+        backoffs,
+        _opt(d.get("lastGoodMib"), f"{p}.lastGoodMib", mib),
+    )
 
 
 def _backoff(value: object, path: str) -> SliceBackoff:

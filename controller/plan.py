@@ -38,7 +38,12 @@ from controller.policy.headroom import HeadroomConfig, next_headroom, window_was
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
 from controller.policy.reclaim import apply_idle_reclaim
 from controller.policy.replicas import SizingConfig
-from controller.policy.rollback import RollbackConfig, apply_rollback, remember_rollout
+from controller.policy.rollback import (
+    RollbackConfig,
+    apply_rollback,
+    remember_rollout,
+    rollback_memory_mib,
+)
 from controller.policy.size import size
 from controller.policy.slices import SliceConfig, alternatives, remember_peak
 from controller.policy.stabilise import (
@@ -129,11 +134,14 @@ def _result(
             memories[inp.key] = _resized(memories[inp.key], now_s)
         if prop.allocation != current:
             removals = fitted.removals.get(inp.key, ()) if _scales_in(current, prop) else ()
+            memory_mib = inp.state.memory_mib
+            if prop.reason is Reason.RESIZE_FAILED:  # the last good template, memory too
+                memory_mib = rollback_memory_mib(memories[inp.key].rollback, inp.state)
             scale.append(
                 ScaleAction(
                     inp.state.ref,
                     prop.allocation,
-                    inp.state.memory_mib,
+                    memory_mib,
                     prop.reason,
                     removals,
                     prop.conditions,

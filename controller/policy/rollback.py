@@ -74,6 +74,7 @@ class RollbackMemory:
 
     last_good_pct: int | None = None
     backoffs: tuple[SliceBackoff, ...] = ()
+    last_good_mib: int | None = None  # the GPU memory the last good template gave a pod
 
     def active(self, now_s: float) -> tuple[SliceBackoff, ...]:
         """The backoffs not yet expired at ``now_s``."""
@@ -93,15 +94,14 @@ def remember_rollout(
     """The memory after this tick's snapshot: a settled, healthy Deployment's slice is the
     last good one (and a backoff of that size is over: it works); a backoff that expired
     more than ``backoff_max_s`` ago is forgotten (the size's next failure starts afresh)."""
-    last_good = memory.last_good_pct
+    last_good, last_mib = memory.last_good_pct, memory.last_good_mib
     backoffs = memory.backoffs
     if state.settled and state.rollout_failure is None and state.replicas > 0:
-        last_good = state.slice_pct
+        last_good, last_mib = state.slice_pct, state.memory_mib
         backoffs = tuple(b for b in backoffs if b.slice_pct != state.slice_pct)
     backoffs = tuple(b for b in backoffs if now_s - b.until_s < cfg.backoff_max_s)
-    if last_good == memory.last_good_pct and backoffs == memory.backoffs:
-        return memory
-    return RollbackMemory(last_good, backoffs)
+    after = RollbackMemory(last_good, backoffs, last_mib)
+    return memory if after == memory else after
 
 
 def back_off(
@@ -171,6 +171,12 @@ def apply_rollback(
     )
     rolled = proposal.then(target, Reason.RESIZE_FAILED, ABLE, message, status=False)
     return rolled, memory
+
+
+def rollback_memory_mib(memory: RollbackMemory, state: DeploymentState) -> int:
+    """The GPU memory a rollback writes: the last good template's (an OOMKilled resize may
+    have shrunk it), else the template's now."""
+    return memory.last_good_mib or state.memory_mib
 
 
 def rollback_replicas(

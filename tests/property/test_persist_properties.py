@@ -59,6 +59,7 @@ memories = st.builds(
             max_size=4,
             unique_by=lambda b: b.slice_pct,
         ).map(tuple),
+        last_good_mib=st.none() | st.integers(0, 10**6),
     ),
 )
 capacities = st.builds(

@@ -41,7 +41,7 @@ def budget_with(samples: int, window_s: float = 3600.0, start_s: float = 0.0) ->
 
 
 ROLLBACK = RollbackMemory(
-    50, (SliceBackoff(30, 400.0, 300.0, RolloutFailureReason.OOM_KILLED),)
+    50, (SliceBackoff(30, 400.0, 300.0, RolloutFailureReason.OOM_KILLED),), 8192
 )  # 30 % failed at t=100: not chosen again before t=400
 
 
@@ -171,6 +171,7 @@ def _set(doc: dict[str, Any], path: str, value: object) -> dict[str, Any]:
         ("workloads.ml/chat.recentRates.1.1", "NaN", "recentRates[1][1]: not a number"),
         ("workloads.ml/chat.rollback", None, "rollback: not an object"),
         ("workloads.ml/chat.rollback.lastGood", 0, "lastGood: 0 out of range"),
+        ("workloads.ml/chat.rollback.lastGoodMib", -1, "lastGoodMib: -1 out of range"),
         ("workloads.ml/chat.rollback.backoffs.0", [30, 400.0, 300.0], "need [slice %, until"),
         ("workloads.ml/chat.rollback.backoffs.0.2", 0.0, "backoffs[0][2]: 0.0 out of range"),
         ("workloads.ml/chat.rollback.backoffs.0.3", "Evicted", "unknown reason 'Evicted'"),

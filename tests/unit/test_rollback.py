@@ -167,10 +167,10 @@ class TestBackoff:
         assert size(with_rollback(inp, blocked), 0.0, CFG, NOW).allocation == Allocation(3, 50)
 
     def test_memory_learns_the_good_slice_and_forgets_a_size_that_works(self) -> None:
-        settled = workload(slice_pct=60).state
+        settled = workload(slice_pct=60).state  # 8192 MiB
         blocked = back_off(GOOD_50, 60, RolloutFailureReason.OOM_KILLED, 0.0, RB)
         after = remember_rollout(blocked, settled, 400.0, RB)
-        assert after == RollbackMemory(last_good_pct=60)  # 60 % worked on its retry
+        assert after == RollbackMemory(60, (), 8192)  # 60 % worked on its retry
 
     def test_a_failing_rollout_does_not_move_the_good_slice(self) -> None:
         state = failing(workload(slice_pct=30)).state
@@ -190,6 +190,11 @@ class TestThroughThePlan:
         result = plan([inp], [], snapshot(inp, t=NOW))
         (action,) = result.plan.scale
         assert action.target.slice_pct == 50 and action.reason is Reason.RESIZE_FAILED
+        assert action.memory_mib == 8192  # the template's now: no good memory remembered
+        shrunk = replace(inp, state=replace(inp.state, memory_mib=4096))
+        good = replace(shrunk, memory=PlannerMemory(rollback=RollbackMemory(50, (), 8192)))
+        (restored,) = plan([good], [], snapshot(good, t=NOW)).plan.scale
+        assert restored.memory_mib == 8192  # the OOMKilled resize's 4096 MiB is undone
         assert result.decisions[0].reason is Reason.RESIZE_FAILED
         memory = result.memories[inp.key]
         assert memory.rollback.blocked_pct(NOW) == {30}
