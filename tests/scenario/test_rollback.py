@@ -10,6 +10,8 @@ old pods serving alone; now it rolls back to 50 % at 8 GiB, says why, and does n
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
+
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.load import ConstantPattern
 from actuators.sim.metrics import SimMetricsSource
@@ -26,6 +28,8 @@ from controller.domain import (
     WorkloadRef,
 )
 from controller.loop import Controller, LoopConfig
+from sloscale.api import create_app
+from sloscale.telemetry import MetricsRecorder
 
 REF = WorkloadRef("ml", "chat")
 MODEL_MIB = 8192
@@ -48,9 +52,12 @@ def _world() -> SimWorld:
     return SimWorld(nodes=(SimNode("gpu", 2),), deployments=(chat,))
 
 
-def _controller(cluster: SimulatedCluster, store: InMemorySnapshotStore) -> Controller:
+def _controller(
+    cluster: SimulatedCluster, store: InMemorySnapshotStore, recorder: MetricsRecorder
+) -> Controller:
     metrics = SimMetricsSource(cluster.metrics_history)
-    return Controller(cluster, metrics, cluster, LoopConfig(interval_s=15.0), snapshots=store)
+    config = LoopConfig(interval_s=15.0)
+    return Controller(cluster, metrics, cluster, config, snapshots=store, recorders=[recorder])
 
 
 def _run(cluster: SimulatedCluster, ctl: Controller, ticks: int) -> list[Decision]:
@@ -69,8 +76,8 @@ def _shrink_to_30_at_4_gib(cluster: SimulatedCluster) -> None:
 
 def test_an_oomkilled_resize_rolls_back_to_the_last_good_slice() -> None:
     cluster = SimulatedCluster(_world())
-    store = InMemorySnapshotStore()
-    ctl = _controller(cluster, store)
+    store, recorder = InMemorySnapshotStore(), MetricsRecorder()
+    ctl = _controller(cluster, store, recorder)
     _run(cluster, ctl, 8)  # 2 minutes at 2 x 50 %: the last good slice
     _shrink_to_30_at_4_gib(cluster)
     failed_at = cluster.now()
@@ -91,11 +98,16 @@ def test_an_oomkilled_resize_rolls_back_to_the_last_good_slice() -> None:
         any(c.reason is Reason.RESIZE_BACKOFF for c in d.conditions) for d in later
     )
     assert all(d.desired is None or d.desired.slice_pct == 50 for d in later)
+    # the API's decision log and /metrics say so too
+    body = TestClient(create_app(ctl, recorder)).get("/api/v1/decisions").text
+    assert "ResizeFailed" in body and "OOMKilled" in body
+    labels = {"workload": REF.key, "type": "ScalingLimited", "reason": "ResizeBackoff"}
+    assert recorder.registry.get_sample_value("sloscale_workload_condition", labels) == 1.0
     resizes = [a for a in cluster.report().workloads[0].actions if a.is_resize]
     assert [(a.slice_before_pct, a.slice_after_pct) for a in resizes] == [(50, 30), (30, 50)]
 
     # a restarted controller remembers the backoff (and says so), from the saved memory
-    restarted = _controller(cluster, store)
+    restarted = _controller(cluster, store, MetricsRecorder())
     after = _run(cluster, restarted, 2)
     assert any(c.reason is Reason.RESIZE_BACKOFF for c in after[-1].conditions)
     memory = restarted.state.workload(REF.key).memory.rollback
