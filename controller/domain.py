@@ -188,6 +188,31 @@ class Inventory:
         return used
 
 
+class RolloutFailureReason(StrEnum):
+    """Why the pods of a Deployment's current template do not become ready, as Kubernetes
+    says it: a pod ``Pending`` with ``PodScheduled=False reason=Unschedulable``, a container
+    waiting in ``CrashLoopBackOff`` or last terminated ``OOMKilled``, or the Deployment's
+    ``Progressing=False reason=ProgressDeadlineExceeded``."""
+
+    UNSCHEDULABLE = "Unschedulable"
+    CRASH_LOOP = "CrashLoopBackOff"
+    OOM_KILLED = "OOMKilled"
+    PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutFailure:
+    """An observed fact: the pods of the current template are failing, since ``since_s``
+    (``None``: unknown), with ``detail`` naming the pod or condition that says so."""
+
+    reason: RolloutFailureReason
+    since_s: float | None = None
+    detail: str = ""
+
+    def describe(self) -> str:
+        return f"{self.reason} ({self.detail})" if self.detail else str(self.reason)
+
+
 @dataclass(frozen=True, slots=True)
 class DeploymentState:
     """An opted-in inference Deployment as the cluster reports it."""
@@ -200,6 +225,7 @@ class DeploymentState:
     memory_mib: int  # GPU memory per replica, from the pod template
     rollout_in_progress: bool = False
     retrain_watermark: str | None = None  # ``sloscale.io/retrain-watermark``, kept out of specs
+    rollout_failure: RolloutFailure | None = None  # the current template's pods are failing
 
     @property
     def settled(self) -> bool:
@@ -362,14 +388,18 @@ class Reason(StrEnum):
     LEARNING = "Learning"
     APPLY_FAILED = "ApplyFailed"
     PRIORITY_CAPPED = "PriorityCapped"
+    RESIZE_FAILED = "ResizeFailed"
+    RESIZE_BACKOFF = "ResizeBackoff"
 
 
 class ConditionType(StrEnum):
     """Which policy step a ``Condition`` reports, in the spirit of the HPA's conditions.
 
     ``ScalingActive`` (size: a recommendation from metrics, or why there is none),
-    ``AbleToScale`` (stabilise: the dead band and the scale-down delay), ``ScalingLimited``
-    (the step limit and the bounds), ``CapacityAvailable`` (fit: the pool holds the
+    ``AbleToScale`` (stabilise: the dead band and the scale-down delay; false with
+    ``ResizeFailed``: a resize whose pods did not become ready, rolled back), ``ScalingLimited``
+    (the step limit, the bounds, and with ``ResizeBackoff`` a slice size not chosen again
+    before its backoff expires), ``CapacityAvailable`` (fit: the pool holds the
     allocation), ``IdleReclaim``, and for jobs ``Preemption`` and ``Resume``; the loop adds
     ``SpecValid`` (false: an invalid spec; true with ``PriorityCapped``: a spec taken only in
     part) and ``Applied``.

@@ -7,19 +7,22 @@ and resizes what the data does not justify (faults B5). This module turns that m
 plain document and back:
 
 * per workload: the planner's memory (``PlannerMemory``: the window's recommendations, the
-  headroom, ``SliceMemory``), the learnt ``CapacityModel``, the error budget's buckets (with the
-  SLO they count against), since when its slice has been settled, and the rates of the
-  forecaster's short-term model (the last few ticks; its long-term model has a warm start
-  from the metrics backend);
+  headroom, ``SliceMemory``, and ``RollbackMemory``: the last good slice and the sizes backed
+  off after a failed resize, so a restart does not retry a size that just failed), the
+  learnt ``CapacityModel``, the error budget's buckets (with the SLO they count against),
+  since when its slice has been settled, and the rates of the forecaster's short-term model
+  (the last few ticks; its long-term model has a warm start from the metrics backend);
 * per job: the times sloscale preempted it (the resume hysteresis).
 
 Idle trackers are not kept: the controller cannot tell whether a workload stayed idle while it
 was down, so after a restart an idle reclaim waits a whole idle period again.
 
 ``encode`` writes a ``StateSnapshot`` as a dict of JSON types; ``decode`` reads one back and
-validates every field: a document of another version, or with any field missing (but
-``rateMargin``, added within version 1: absent reads as 0), of the wrong type or out of
-range, gives ``None`` and a warning (a cold start), never an exception.
+validates every field: a document of another version, or with any field missing, of the
+wrong type or out of range, gives ``None`` and a warning (a cold start), never an exception.
+Version 2 added ``rollback`` and ``rateMargin`` per workload; a version 1 document (an older
+controller's) is still read, with no rollback memory and no rate margin, so an upgrade keeps
+the rest of the memory.
 
 An error budget's window is long (28 days by default: 8,064 buckets of 300 s), so a budget
 with more than ``MAX_BUDGET_BUCKETS`` buckets is saved with adjacent buckets merged: each
@@ -41,15 +44,18 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from controller.capacity import CapacityModel
-from controller.domain import Allocation, SloSpec
+from controller.domain import Allocation, RolloutFailureReason, SloSpec
 from controller.policy.inputs import PlannerMemory
+from controller.policy.rollback import RollbackMemory, SliceBackoff
 from controller.policy.slices import SliceMemory
 from controller.slo import ErrorBudget
 
 log = logging.getLogger("sloscale.persist")
 
 KIND = "sloscale.io/controller-state"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 had no ``rollback`` per workload: read as no rollback memory."""
 MAX_BUDGET_BUCKETS = 144
 """A saved budget has at most this many buckets (about 7 KB of JSON per workload): a 28-day
 window's are merged 57 at a time (4.75 h)."""
@@ -204,6 +210,13 @@ def _encode_workload(w: WorkloadSnapshot) -> dict[str, Any]:
         "budget": None if w.budget is None else _encode_budget(w.budget),
         "slice": None if w.slice_pct is None else {"pct": w.slice_pct, "settledAt": settled},
         "recentRates": [[t, rate] for t, rate in w.recent_rates],
+        "rollback": {
+            "lastGood": m.rollback.last_good_pct,
+            "lastGoodMib": m.rollback.last_good_mib,
+            "backoffs": [
+                [b.slice_pct, b.until_s, b.backoff_s, str(b.reason)] for b in m.rollback.backoffs
+            ],
+        },
     }
 
 
@@ -248,18 +261,22 @@ def _decode(document: object) -> StateSnapshot:
     if doc.get("kind") != KIND:
         raise CorruptSnapshotError(f"not a {KIND} document (kind {doc.get('kind')!r})")
     version = doc.get("version")
-    if version != VERSION or isinstance(version, bool):
+    if (
+        version not in READABLE_VERSIONS
+        or not isinstance(version, int)
+        or isinstance(version, bool)
+    ):
         raise CorruptSnapshotError(f"unknown version {version!r} (this controller reads {VERSION})")
     workloads = _obj(doc.get("workloads"), "workloads")
     jobs = _obj(doc.get("jobs"), "jobs")
     return StateSnapshot(
         saved_at_s=_num(doc.get("savedAt"), "savedAt"),
-        workloads={k: _decode_workload(_obj(v, k), k) for k, v in workloads.items()},
+        workloads={k: _decode_workload(_obj(v, k), k, version) for k, v in workloads.items()},
         jobs={k: _decode_job(_obj(v, k), k) for k, v in jobs.items()},
     )
 
 
-def _decode_workload(d: Mapping[str, Any], key: str) -> WorkloadSnapshot:
+def _decode_workload(d: Mapping[str, Any], key: str, version: int = VERSION) -> WorkloadSnapshot:
     p = f"workloads[{key}]"
     recs = tuple(
         _recommendation(r, f"{p}.recommendations[{i}]")
@@ -272,14 +289,11 @@ def _decode_workload(d: Mapping[str, Any], key: str) -> WorkloadSnapshot:
         peak_rate_rps=_num(d.get("peakRate"), f"{p}.peakRate"),
         peak_at_s=_opt(d.get("peakAt"), f"{p}.peakAt", _num),
     )
-    # rateMargin came later within version 1: a document without it has none
-    margin = d.get("rateMargin", 0.0)
-    memory = PlannerMemory(
-        recs,
-        _num(d.get("headroom"), f"{p}.headroom"),
-        slices,
-        _num(margin, f"{p}.rateMargin", low=0.0),
-    )
+    rollback, margin = RollbackMemory(), 0.0
+    if version >= 2:
+        rollback = _decode_rollback(_obj(d.get("rollback"), f"{p}.rollback"), f"{p}.rollback")
+        margin = _num(d.get("rateMargin"), f"{p}.rateMargin", low=0.0)
+    memory = PlannerMemory(recs, _num(d.get("headroom"), f"{p}.headroom"), slices, rollback, margin)
     budget = _opt(d.get("budget"), f"{p}.budget", _decode_budget)
     slice_pct, settled = None, -math.inf
     if d.get("slice") is not None:
@@ -297,6 +311,43 @@ def _decode_workload(d: Mapping[str, Any], key: str) -> WorkloadSnapshot:
             _rate(r, f"{p}.recentRates[{i}]")
             for i, r in enumerate(_list(d.get("recentRates"), f"{p}.recentRates"))
         ),
+    )
+
+
+def _decode_rollback(d: Mapping[str, Any], p: str) -> RollbackMemory:
+    def slice_pct(value: object, path: str) -> int:
+        return _int(value, path, low=1, high=100)
+
+    backoffs = tuple(
+        _backoff(b, f"{p}.backoffs[{i}]")
+        for i, b in enumerate(_list(d.get("backoffs"), f"{p}.backoffs"))
+    )
+    if len({b.slice_pct for b in backoffs}) != len(backoffs):
+        raise CorruptSnapshotError(f"{p}.backoffs: a slice backed off twice")
+
+    def mib(value: object, path: str) -> int:
+        return _int(value, path, low=0)
+
+    return RollbackMemory(
+        _opt(d.get("lastGood"), f"{p}.lastGood", slice_pct),
+        backoffs,
+        _opt(d.get("lastGoodMib"), f"{p}.lastGoodMib", mib),
+    )
+
+
+def _backoff(value: object, path: str) -> SliceBackoff:
+    b = _list(value, path)
+    if len(b) != 4:
+        raise CorruptSnapshotError(f"{path}: need [slice %, until, backoff s, reason]")
+    try:
+        reason = RolloutFailureReason(str(b[3]) if isinstance(b[3], str) else "")
+    except ValueError:
+        raise CorruptSnapshotError(f"{path}[3]: unknown reason {b[3]!r}") from None
+    return SliceBackoff(
+        _int(b[0], f"{path}[0]", low=1, high=100),
+        _num(b[1], f"{path}[1]"),
+        _num(b[2], f"{path}[2]", low=0.0, strict=True),
+        reason,
     )
 
 
@@ -419,6 +470,7 @@ def _opt(value: object, path: str, read: Callable[[object, str], T]) -> T | None
 __all__ = [
     "KIND",
     "MAX_BUDGET_BUCKETS",
+    "READABLE_VERSIONS",
     "VERSION",
     "BudgetSnapshot",
     "CorruptSnapshotError",

@@ -1,7 +1,7 @@
 """The plan of a tick: every policy stage in order, then placement.
 
     for each workload:  headroom ─► size ─► tolerance ─► scale-down delay ─► step limit
-                        ─► bounds ─► idle reclaim
+                        ─► bounds ─► idle reclaim ─► rollback of a failed resize
     then, for all:      fit (placement, preemption, idle jobs, resumes)
 
 Each stage owns its config (``PlannerConfig`` is just their list) and its part of the
@@ -43,6 +43,12 @@ from controller.policy.headroom import (
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
 from controller.policy.reclaim import apply_idle_reclaim
 from controller.policy.replicas import SizingConfig
+from controller.policy.rollback import (
+    RollbackConfig,
+    apply_rollback,
+    remember_rollout,
+    rollback_memory_mib,
+)
 from controller.policy.size import size
 from controller.policy.slices import SliceConfig, alternatives, remember_peak
 from controller.policy.stabilise import (
@@ -65,6 +71,7 @@ class PlannerConfig:
     slices: SliceConfig = field(default_factory=SliceConfig)
     stabilise: StabiliseConfig = field(default_factory=StabiliseConfig)
     resume: ResumeConfig = field(default_factory=ResumeConfig)
+    rollback: RollbackConfig = field(default_factory=RollbackConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +102,11 @@ def plan(
     failures: dict[str, str] = {}
     for given in inputs:
         try:
-            inp = _first_sight(_remember_peak(given, now, cfg), now)
+            inp = _first_sight(_remember(given, now, cfg), now)
             prop, memory = _propose(inp, now, cfg)
             if inp.warnings:
                 prop = replace(prop, conditions=(*inp.warnings, *prop.conditions))
-            options = alternatives(inp, memory.headroom, prop, cfg.headroom)
+            options = alternatives(inp, memory.headroom, prop, cfg.headroom, now)
         except Exception as e:  # a fuse: one workload's failure must not hold the others
             failures[given.key] = f"{type(e).__name__}: {e}"
             continue
@@ -132,11 +139,14 @@ def _result(
             memories[inp.key] = _resized(memories[inp.key], now_s)
         if prop.allocation != current:
             removals = fitted.removals.get(inp.key, ()) if _scales_in(current, prop) else ()
+            memory_mib = inp.state.memory_mib
+            if prop.reason is Reason.RESIZE_FAILED:  # the last good template, memory too
+                memory_mib = rollback_memory_mib(memories[inp.key].rollback, inp.state)
             scale.append(
                 ScaleAction(
                     inp.state.ref,
                     prop.allocation,
-                    inp.state.memory_mib,
+                    memory_mib,
                     prop.reason,
                     removals,
                     prop.conditions,
@@ -197,20 +207,25 @@ def _propose(
         # blind: what runs is this tick's recommendation, so the window is never empty when
         # data returns; an idle service has no latency to read, but its idleness is measured
         history = hold_recommendation(inp, now_s, cfg.stabilise)
-        memory = replace(inp.memory, recommendations=history, headroom=headroom)
-        return apply_idle_reclaim(inp, prop, now_s), memory
-    prop = apply_tolerance(inp, prop, cfg.stabilise)
-    prop, history = apply_scale_down_delay(inp, prop, now_s, cfg.stabilise)
-    prop = apply_step_limit(inp, prop, cfg.stabilise)
-    prop = apply_bounds(inp.spec, prop)
-    prop = apply_idle_reclaim(inp, prop, now_s)
-    return prop, replace(inp.memory, recommendations=history, headroom=headroom)
+        prop = apply_idle_reclaim(inp, prop, now_s)
+    else:
+        prop = apply_tolerance(inp, prop, cfg.stabilise)
+        prop, history = apply_scale_down_delay(inp, prop, now_s, cfg.stabilise)
+        prop = apply_step_limit(inp, prop, cfg.stabilise)
+        prop = apply_bounds(inp.spec, prop)
+        prop = apply_idle_reclaim(inp, prop, now_s)
+    # a failed resize is undone whatever the metrics say: its pods are not serving
+    prop, rollback = apply_rollback(inp, prop, now_s, headroom, cfg.rollback, cfg.headroom)
+    memory = replace(inp.memory, recommendations=history, headroom=headroom, rollback=rollback)
+    return prop, memory
 
 
-def _remember_peak(inp: WorkloadInput, now_s: float, cfg: PlannerConfig) -> WorkloadInput:
+def _remember(inp: WorkloadInput, now_s: float, cfg: PlannerConfig) -> WorkloadInput:
+    """The input with this tick's peak rate and rollout outcome in its memory."""
     rate = inp.metrics.request_rate_rps
     slices = remember_peak(inp.memory.slices, rate, now_s, cfg.slices)
-    return replace(inp, memory=replace(inp.memory, slices=slices))
+    rollback = remember_rollout(inp.memory.rollback, inp.state, now_s, cfg.rollback)
+    return replace(inp, memory=replace(inp.memory, slices=slices, rollback=rollback))
 
 
 def _first_sight(inp: WorkloadInput, now_s: float) -> WorkloadInput:

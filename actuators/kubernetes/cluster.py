@@ -11,7 +11,8 @@ each idempotent:
 - replicas through the ``scale`` subresource (merge patch);
 - a slice change as a strategic-merge patch of the pod template in the workload's dialect
   (``actuators.dialects``), with ``maxSurge: 1`` only when the inventory can place one more
-  pod of the new slice (else ``maxUnavailable: 1``); never while a rollout is unfinished;
+  pod of the new slice (else ``maxUnavailable: 1``); never while a rollout is unfinished,
+  but to roll back a failed one (``ResizeFailed``);
 - a Job suspended or resumed through ``spec.suspend`` (a gang as a whole); a bare pod
   preempted through the Eviction API, which honours PodDisruptionBudgets (429 is reported,
   and retried on a later tick);
@@ -43,6 +44,7 @@ from typing import Any, Protocol
 
 from actuators.dialects import mig_profiles_for_card, read_slice, slice_patch
 from actuators.kubernetes import objects as k8s
+from actuators.kubernetes import rollouts
 from actuators.kubernetes.api import (
     CRONJOBS,
     DEPLOYMENTS,
@@ -73,6 +75,7 @@ from controller.domain import (
     JobAction,
     JobPhase,
     Plan,
+    Reason,
     RetrainAction,
     ScaleAction,
     SliceDialect,
@@ -191,8 +194,9 @@ class KubernetesCluster:
         self._refuse_stale()
         inv = k8s.inventory(self.nodes.items(), self.pods.items())
         card_mib = k8s.max_card_memory_mib(inv)
+        owned = rollouts.pods_by_owner(self.pods.items())
         deployments = tuple(
-            _controller_annotations_apart(k8s.deployment_state(d, card_mib))
+            _controller_annotations_apart(rollouts.with_failure(d, card_mib, owned))
             for d in sorted(self.deployments.items(), key=k8s.object_sort_key)
             if k8s.opted_in(d)
         )
@@ -367,7 +371,8 @@ class KubernetesCluster:
             after_template.get("spec") or {}, k8s.annotations_of(after_template), card_mib
         )
         if after_template != template and before != after:
-            if k8s.rollout_in_progress(dep):
+            # a rollback may not wait: the rollout it undoes never finishes
+            if k8s.rollout_in_progress(dep) and action.reason is not Reason.RESIZE_FAILED:
                 if write.replicas is None:
                     return None
                 write.changes.append("resize deferred: rollout in progress")

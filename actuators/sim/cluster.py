@@ -8,8 +8,10 @@ much faster than real time. What it models, Kubernetes-like:
   that does not fit stays Pending and is retried at every event, so fragmentation is real;
 - a Deployment's ``spec.replicas`` and pod template; a new pod serves after its model's cold
   start; scaling down removes unplaced, then not-ready, then the newest pods; a pod whose GPU
-  memory is below what its model needs never becomes ready (it crash-loops, as on a real
-  cluster);
+  memory is below what its model needs never becomes ready (it is OOMKilled loading the
+  model and crash-loops, as on a real cluster), and the snapshot says so of the current
+  template's pods as Kubernetes would (``rollout_failure``: OOMKilled, or Pending with no
+  fit since its creation);
 - a slice change rolls the Deployment: maxSurge 1 when the pool can hold the extra pod at
   the rollout's start (falling back to maxUnavailable 1 if the surge pod cannot be placed),
   otherwise maxUnavailable 1; an old pod goes once its replacement is ready;
@@ -60,6 +62,8 @@ from controller.domain import (
     JobTemplate,
     Plan,
     RetrainAction,
+    RolloutFailure,
+    RolloutFailureReason,
     ScaleAction,
     SliceAllocation,
     WorkloadRef,
@@ -122,6 +126,7 @@ class SimulatedCluster:
                 memory_mib=d.memory_mib,
                 rollout_in_progress=any(p.template != d.template for p in d.pods),
                 retrain_watermark=d.retrain_watermark,
+                rollout_failure=rollout_failure(d, t),
             )
             for d in self._deployments.values()
             if d.spec.annotations.get(ANNOTATION_PREFIX + "enabled") == "true"
@@ -375,7 +380,7 @@ class SimulatedCluster:
         return first
 
     def _add_pod(self, d: DeploymentRun) -> None:
-        pod = d.new_pod()
+        pod = d.new_pod(self._now)
         pod.seq = self._next_seq()
         d.pods.append(pod)
 
@@ -614,6 +619,22 @@ class SimulatedCluster:
         d.minute_latencies = []
         d.minute_ready_s = 0.0
         d.minute_alloc_pct_s = 0.0
+
+
+def rollout_failure(d: DeploymentRun, t: float) -> RolloutFailure | None:
+    """What Kubernetes says of the current template's pods that do not become ready: a
+    container OOMKilled (its memory below the model's), or a pod Pending with no fit."""
+    new = [p for p in d.pods if p.template == d.template and not p.ready(t)]
+    crashed = next((p for p in new if p.placed and p.never_ready), None)
+    if crashed is not None:
+        detail = f"pod {crashed.name}: container OOMKilled at {crashed.memory_mib} MiB"
+        return RolloutFailure(RolloutFailureReason.OOM_KILLED, None, detail)
+    pending = [p for p in new if not p.placed]
+    if not pending:
+        return None
+    oldest = min(pending, key=lambda p: p.created_s)
+    detail = f"pod {oldest.name}: no card fits {oldest.share_pct} %"
+    return RolloutFailure(RolloutFailureReason.UNSCHEDULABLE, oldest.created_s, detail)
 
 
 def job_series(j: JobRun) -> WorkloadSeries:

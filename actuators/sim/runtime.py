@@ -27,6 +27,7 @@ class Pod:
     __slots__ = (
         "card",
         "cold_start_s",
+        "created_s",
         "deletion_cost",
         "memory_mib",
         "name",
@@ -46,8 +47,10 @@ class Pod:
         cold_start_s: float,
         *,
         never_ready: bool = False,
+        created_s: float = 0.0,
     ) -> None:
         self.name = name
+        self.created_s = created_s
         self.template = template
         self.share_pct, self.memory_mib = template
         self.seq = seq
@@ -134,7 +137,7 @@ class DeploymentRun:
     def template(self) -> tuple[int, int]:
         return (self.slice_pct, self.memory_mib)
 
-    def new_pod(self) -> Pod:
+    def new_pod(self, created_s: float = 0.0) -> Pod:
         self.pod_counter += 1
         name = f"{self.spec.ref.name}-s{self.slice_pct}-{self.pod_counter}"
         return Pod(
@@ -143,6 +146,7 @@ class DeploymentRun:
             self.pod_counter,
             self.model.cold_start_s,
             never_ready=self.memory_mib < self.model.memory_mib,
+            created_s=created_s,
         )
 
     def ready_pods(self, t_s: float) -> list[Pod]:

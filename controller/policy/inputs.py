@@ -20,6 +20,7 @@ from controller.domain import (
     WorkloadMetrics,
 )
 from controller.policy.headroom import BASE_HEADROOM
+from controller.policy.rollback import RollbackMemory
 from controller.policy.slices import SliceMemory
 from controller.policy.stabilise import Recommendations
 
@@ -29,12 +30,13 @@ DAY_S = 86400.0
 @dataclass(frozen=True, slots=True)
 class PlannerMemory:
     """One workload's memory across ticks, a part per stage: the stabilisation window's
-    recommendations (``stabilise``), the headroom and the rate margin (``headroom``) and the
-    slice's (``slices``)."""
+    recommendations (``stabilise``), the headroom and the rate margin (``headroom``), the
+    slice's (``slices``) and the last good slice and backed-off sizes (``rollback``)."""
 
     recommendations: Recommendations = ()
     headroom: float = BASE_HEADROOM
     slices: SliceMemory = field(default_factory=SliceMemory)
+    rollback: RollbackMemory = field(default_factory=RollbackMemory)
     rate_margin: float = 0.0  # extra capacity, a share of the rate (``next_rate_margin``)
 
 

@@ -47,7 +47,7 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float =
     if not inp.capacity.known:
         return size_reactive(inp)
     budget_ms = spec.latency_target_ms * (1.0 - headroom)
-    candidates = slice_candidates(inp)
+    candidates = slice_candidates(inp, now_s)
     # the slice outlives many budget states: judged at the most headroom the budget may ask
     # for, where a small slice (its service time a large part of the target) serves least
     judged_ms = spec.latency_target_ms * (1.0 - cfg.headroom.max_headroom)

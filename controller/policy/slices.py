@@ -96,8 +96,10 @@ def useful_max_pct(sat_pct: float, step_pct: int) -> int:
     return step_pct * math.ceil(sat_pct / step_pct - 0.05)
 
 
-def slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
-    """Slices worth considering: saturated ones are skipped, unexplored ones one step at a time.
+def slice_candidates(inp: WorkloadInput, now_s: float) -> tuple[int, ...]:
+    """Slices worth considering: saturated ones are skipped, unexplored ones one step at a time,
+    and a size whose rollout failed is not tried again before its backoff expires
+    (``controller.policy.rollback``).
 
     Without evidence that the model uses a larger slice, growing past twice the largest
     slice seen unsaturated would be a guess; growth is explored gradually instead. Before
@@ -111,9 +113,10 @@ def slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
     spec, cap = inp.spec, inp.capacity
     explored = max(cap.explored_max_pct, inp.current.slice_pct)
     limit = max(explored * 2, spec.slice_min_pct)
+    blocked = inp.memory.rollback.blocked_pct(now_s)
     out = []
     for s in spec.slice_options_pct():
-        if s > limit:
+        if s > limit or s in blocked:
             continue
         if cap.sat_pct is not None and s > useful_max_pct(cap.sat_pct, spec.slice_step_pct):
             continue  # past saturation a larger slice buys nothing
@@ -122,7 +125,7 @@ def slice_candidates(inp: WorkloadInput) -> tuple[int, ...]:
 
 
 def alternatives(
-    inp: WorkloadInput, headroom: float, proposal: Proposal, cfg: HeadroomConfig
+    inp: WorkloadInput, headroom: float, proposal: Proposal, cfg: HeadroomConfig, now_s: float
 ) -> tuple[Allocation, ...]:
     """Allocations at smaller slices than proposed that also meet the SLO, cheapest first:
     what placement tries when the proposal does not fit the fragmented pool."""
@@ -131,7 +134,7 @@ def alternatives(
     rate = sizing_rate_rps(inp, cfg)
     budget_ms = inp.spec.latency_target_ms * (1.0 - headroom)
     out = []
-    for slice_pct in slice_candidates(inp):
+    for slice_pct in slice_candidates(inp, now_s):
         if slice_pct < proposal.allocation.slice_pct:
             alloc = replicas_at_slice(inp, slice_pct, rate, budget_ms)
             if alloc is not None:

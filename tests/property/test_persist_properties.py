@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.capacity import CapacityModel
-from controller.domain import Allocation
+from controller.domain import Allocation, RolloutFailureReason
 from controller.persist import (
     BudgetSnapshot,
     JobSnapshot,
@@ -22,6 +22,7 @@ from controller.persist import (
     encode,
 )
 from controller.policy.inputs import PlannerMemory
+from controller.policy.rollback import RollbackMemory, SliceBackoff
 from controller.policy.slices import SliceMemory
 
 times = st.floats(min_value=0.0, max_value=1e10, allow_nan=False)
@@ -43,6 +44,22 @@ memories = st.builds(
         last_resize_s=st.none() | times,
         peak_rate_rps=st.floats(0.0, 1e6),
         peak_at_s=st.none() | times,
+    ),
+    rollback=st.builds(
+        RollbackMemory,
+        last_good_pct=st.none() | st.integers(1, 100),
+        backoffs=st.lists(
+            st.builds(
+                SliceBackoff,
+                st.integers(1, 100),
+                times,
+                positive,
+                st.sampled_from(RolloutFailureReason),
+            ),
+            max_size=4,
+            unique_by=lambda b: b.slice_pct,
+        ).map(tuple),
+        last_good_mib=st.none() | st.integers(0, 10**6),
     ),
 )
 capacities = st.builds(

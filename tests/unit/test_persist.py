@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from controller.capacity import CapacityModel
-from controller.domain import Allocation, SloSpec
+from controller.domain import Allocation, RolloutFailureReason, SloSpec
 from controller.forecast import ForecastBank, ForecastSettings
 from controller.persist import (
     MAX_BUDGET_BUCKETS,
@@ -25,6 +25,7 @@ from controller.persist import (
     merged_buckets,
 )
 from controller.policy.inputs import PlannerMemory
+from controller.policy.rollback import RollbackMemory, SliceBackoff
 from controller.policy.slices import SliceMemory
 from controller.slo import ErrorBudget, SliSample
 
@@ -39,11 +40,17 @@ def budget_with(samples: int, window_s: float = 3600.0, start_s: float = 0.0) ->
     return budget
 
 
+ROLLBACK = RollbackMemory(
+    50, (SliceBackoff(30, 400.0, 300.0, RolloutFailureReason.OOM_KILLED),), 8192
+)  # 30 % failed at t=100: not chosen again before t=400
+
+
 def snapshot() -> StateSnapshot:
     memory = PlannerMemory(
         ((100.0, Allocation(4, 50)), (115.0, Allocation(3, 50))),
         0.17,
         SliceMemory(last_resize_s=40.0, peak_rate_rps=61.5, peak_at_s=115.0),
+        ROLLBACK,
         0.35,
     )
     capacity = CapacityModel(0.021, 73.0, 60, 2.2, 1.3, 40, 1)
@@ -67,14 +74,6 @@ def document() -> dict[str, Any]:
 
 def test_a_snapshot_survives_json() -> None:
     assert decode(document()) == snapshot()
-
-
-def test_a_document_from_before_the_rate_margin_reads_as_none() -> None:
-    doc = document()
-    del doc["workloads"]["ml/chat"]["rateMargin"]
-    restored = decode(doc)
-    assert restored is not None
-    assert restored.workloads["ml/chat"].memory.rate_margin == 0.0
 
 
 def test_a_rolling_slice_and_an_unseen_one_survive() -> None:
@@ -172,6 +171,12 @@ def _set(doc: dict[str, Any], path: str, value: object) -> dict[str, Any]:
         ("workloads.ml/chat.rateMargin", -0.1, "rateMargin: -0.1 out of range"),
         ("workloads.ml/chat.recentRates.0", [100.0], "need [time, rate]"),
         ("workloads.ml/chat.recentRates.1.1", "NaN", "recentRates[1][1]: not a number"),
+        ("workloads.ml/chat.rollback", None, "rollback: not an object"),
+        ("workloads.ml/chat.rollback.lastGood", 0, "lastGood: 0 out of range"),
+        ("workloads.ml/chat.rollback.lastGoodMib", -1, "lastGoodMib: -1 out of range"),
+        ("workloads.ml/chat.rollback.backoffs.0", [30, 400.0, 300.0], "need [slice %, until"),
+        ("workloads.ml/chat.rollback.backoffs.0.2", 0.0, "backoffs[0][2]: 0.0 out of range"),
+        ("workloads.ml/chat.rollback.backoffs.0.3", "Evicted", "unknown reason 'Evicted'"),
         ("jobs.ml/train.preemptions", [80.0, 20.0], "not oldest first"),
         ("jobs.ml/train.lastPreempted", "yesterday", "lastPreempted: not a number"),
     ],
@@ -212,3 +217,24 @@ def test_a_restored_forecaster_takes_the_ticks_of_its_short_term_window_only() -
     )
     bank.restore_recent("ml/chat", ((995.0, 1.0),), now_s=1000.0)  # it has ticks: no change
     assert len(bank.recent_rates("ml/chat")) == 4
+
+
+def test_a_version_1_document_is_read_without_rollback_memory() -> None:
+    # an older controller's document: everything but the rollback memory goes on
+    old = document()
+    old["version"] = 1
+    del old["workloads"]["ml/chat"]["rollback"]
+    del old["workloads"]["ml/chat"]["rateMargin"]
+    restored = decode(old)
+    assert restored is not None
+    chat = restored.workloads["ml/chat"]
+    assert chat.memory.rollback == RollbackMemory()
+    assert chat.memory.rate_margin == 0.0
+    assert chat.memory.headroom == snapshot().workloads["ml/chat"].memory.headroom
+
+
+def test_a_version_2_document_needs_its_rollback_memory_and_rate_margin() -> None:
+    for field in ("rollback", "rateMargin"):
+        doc = document()
+        del doc["workloads"]["ml/chat"][field]
+        assert decode(doc) is None
