@@ -17,8 +17,8 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
@@ -220,13 +220,6 @@ def _work(cell: Cell, planner: PlannerConfig, knobs: BenchKnobs) -> Outcome:
     return replay(cell, RunSpec("sloscale", planner=planner), knobs)
 
 
-class _Inline(Executor):
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        f: Future[Any] = Future()
-        f.set_result(fn(*args, **kwargs))
-        return f
-
-
 def run_ablation(
     cells: Sequence[Cell],
     variants: Sequence[Variant],
@@ -234,23 +227,29 @@ def run_ablation(
     workers: int,
     err: TextIO | None = None,
 ) -> dict[tuple[str, str], Outcome]:
-    """Replay sloscale under every variant on every cell, longest cells first."""
-    err = err or sys.stderr
+    """Replay sloscale under every variant on every cell, longest cells first; one progress
+    line per replay as it finishes."""
+    out = err or sys.stderr
     jobs = sorted(((c, v) for c in cells for v in variants), key=lambda cv: -cv[0].replay_hours)
     started = time.monotonic()
     results: dict[tuple[str, str], Outcome] = {}
-    pool: Executor = ProcessPoolExecutor(workers) if workers > 1 else _Inline()
-    with pool:
+
+    def record(c: Cell, v: Variant, o: Outcome) -> None:
+        results[(v.name, c.slug)] = o
+        att = "-" if o.slo_attainment is None else f"{100 * o.slo_attainment:.2f} %"
+        print(
+            f"[{len(results)}/{len(jobs)} {time.monotonic() - started:6.0f} s] {c.label} "
+            f"{v.name}: {att}, {o.gpu_hours:.1f} GPU-h",
+            file=out,
+            flush=True,
+        )
+
+    if workers <= 1:
+        for c, v in jobs:
+            record(c, v, _work(c, v.planner, knobs))
+        return results
+    with ProcessPoolExecutor(workers) as pool:
         futures = {pool.submit(_work, c, v.planner, knobs): (c, v) for c, v in jobs}
-        for n, fut in enumerate(as_completed(futures), 1):
-            c, v = futures[fut]
-            o = fut.result()
-            results[(v.name, c.slug)] = o
-            att = "-" if o.slo_attainment is None else f"{100 * o.slo_attainment:.2f} %"
-            print(
-                f"[{n}/{len(jobs)} {time.monotonic() - started:6.0f} s] {c.label} {v.name}: "
-                f"{att}, {o.gpu_hours:.1f} GPU-h",
-                file=err,
-                flush=True,
-            )
+        for fut in as_completed(futures):
+            record(*futures[fut], fut.result())
     return results
