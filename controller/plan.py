@@ -200,7 +200,14 @@ def _propose(
         cfg.headroom,
         sized_for_window=window_was_sized_for(inp),
     )
-    margin = next_rate_margin(inp.memory, inp.recent_burn_rate, inp.budget_remaining, cfg.headroom)
+    margin = next_rate_margin(
+        inp.memory,
+        inp.metrics,
+        inp.spec,
+        inp.budget_remaining,
+        cfg.headroom,
+        learnt=inp.capacity.known and inp.capacity.service_quantile_mult is not None,
+    )
     inp = replace(inp, memory=replace(inp.memory, rate_margin=margin))
     prop = size(inp, headroom, cfg, now_s)
     if prop.reason is Reason.METRICS_UNAVAILABLE:
