@@ -494,6 +494,11 @@ class Controller:
             capacity=tr.capacity,
             memory=tr.memory,
             budget_remaining=tr.budget.remaining() if tr.budget else 1.0,
+            recent_burn_rate=(
+                tr.budget.recent_burn_rate(now, self.config.planner.headroom.pacing_lookback_s)
+                if tr.budget
+                else None
+            ),
             resume_rate_rps=self._resume_rate(key, now),
             idle_since_s=tr.idle_since_s,
             warnings=spec_warnings(tr.warnings),

@@ -202,8 +202,7 @@ def _propose(
     )
     margin = next_rate_margin(
         inp.memory,
-        inp.metrics,
-        inp.spec,
+        inp.recent_burn_rate,
         inp.budget_remaining,
         cfg.headroom,
         learnt=inp.capacity.known and inp.capacity.service_quantile_mult is not None,

@@ -34,7 +34,8 @@ class HeadroomConfig:
     headroom_gain: float = 0.005  # per tick, per unit of burn rate off the target
     target_burn_rate: float = 0.8  # of the error budget: 1 spends exactly all of it
     headroom_step_up: float = 0.04  # the most one tick adds
-    rate_margin_gain: float = 0.002  # per tick, per unit of a window's burn rate over 1
+    pacing_lookback_s: float = 3600.0  # the burn rate the rate margin is steered by
+    rate_margin_gain: float = 0.002  # per tick, per unit of that burn rate off 1
     rate_margin_keep: float = 0.997  # per tick once the budget is back (half-life ~1 h)
 
 
@@ -72,8 +73,7 @@ def next_headroom(
 
 def next_rate_margin(
     memory: PlannerMemory,
-    metrics: WorkloadMetrics,
-    spec: SloSpec,
+    recent_burn_rate: float | None,
     budget_remaining: float,
     cfg: HeadroomConfig,
     *,
@@ -83,21 +83,23 @@ def next_rate_margin(
 
     The headroom and the forecast band are bounded (a latency budget cannot shrink past the
     service time, and the band is one quantile), so a load whose bursts outrun both can spend
-    its error budget many times over and never correct. Once the budget is gone, each window
-    that burns it faster than 1 adds ``rate_margin_gain`` times the excess (at most
-    ``headroom_step_up``), for as long as the budget is gone; windows at or under 1 hold it
-    (integral action). Once the budget is back, it decays to nothing by ``rate_margin_keep``
-    per tick. The misses of learning the capacity model (``learnt`` false) are the cold
-    start's, which sizing answers once it has a model: they do not raise it. It is zero for
-    any load the bounded margins serve. Purely computational.
+    its error budget many times over and never correct. Once the budget is gone, this margin
+    integrates the burn rate of the last ``pacing_lookback_s`` against 1 (by
+    ``rate_margin_gain`` a tick per unit, at most ``headroom_step_up`` up), never below
+    nothing: it rises while the budget burns faster than it is earned and falls when slower,
+    so it settles where the budget burns at 1, with no upper bound. Once the budget is back
+    it decays to nothing by ``rate_margin_keep`` per tick. While the capacity model is still
+    being learnt (``learnt`` false) it is held: those misses are the cold start's, which
+    sizing answers once it has a model. Zero for any load the bounded margins serve. Purely
+    computational.
     """
     margin = memory.rate_margin
     if budget_remaining > 0.0:
         return margin * cfg.rate_margin_keep if margin > 1e-6 else 0.0
-    burn = window_burn_rate(metrics, spec)
-    if not learnt or burn is None or burn <= 1.0:
+    if not learnt or recent_burn_rate is None or not math.isfinite(recent_burn_rate):
         return margin
-    return margin + min(cfg.headroom_step_up, cfg.rate_margin_gain * (burn - 1.0))
+    step = min(cfg.headroom_step_up, cfg.rate_margin_gain * (recent_burn_rate - 1.0))
+    return max(0.0, margin + step)
 
 
 def window_burn_rate(metrics: WorkloadMetrics, spec: SloSpec) -> float | None:

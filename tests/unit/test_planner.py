@@ -375,40 +375,31 @@ class TestErrorBudgetHeadroom:
         self,
     ) -> None:
         cfg, memory = CFG.headroom, PlannerMemory()
-        allowance = 1.0 - SPEC.objective_ratio
-
-        def window(burn: float) -> WorkloadMetrics:
-            good = 1.0 - burn * allowance
-            return WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=good)
-
         seen = []
-        for _ in range(2000):  # 2000 windows at burn 3: far past every bounded margin
-            margin = next_rate_margin(memory, window(3.0), SPEC, -0.5, cfg)
-            memory = replace(memory, rate_margin=margin)
-            seen.append(margin)
+        for _ in range(2000):  # 2000 ticks of an hour burning at 3: past every bounded margin
+            memory = replace(memory, rate_margin=next_rate_margin(memory, 3.0, -0.5, cfg))
+            seen.append(memory.rate_margin)
         assert seen == sorted(seen) and seen[-1] == pytest.approx(2000 * cfg.rate_margin_gain * 2)
         assert seen[-1] > 1.0 + cfg.max_headroom  # no cap
-        # a window at or under 1, or without requests, while the budget is still gone: held
-        for held in (window(1.0), window(0.0), WorkloadMetrics(request_rate_rps=0.0)):
-            assert next_rate_margin(memory, held, SPEC, -0.5, cfg) == memory.rate_margin
-        # the misses of learning the capacity model are the cold start's: held too
-        assert next_rate_margin(memory, window(9.0), SPEC, -0.5, cfg, learnt=False) == (
-            memory.rate_margin
-        )
+        # at 1 it holds; under 1 it gives back, never below nothing (it paces the burn to 1)
+        assert next_rate_margin(memory, 1.0, -0.5, cfg) == pytest.approx(memory.rate_margin)
+        assert next_rate_margin(memory, 0.5, -0.5, cfg) < memory.rate_margin
+        assert next_rate_margin(PlannerMemory(), 0.0, -0.5, cfg) == 0.0
+        # no reading, or the capacity model still being learnt (the cold start's misses): held
+        assert next_rate_margin(memory, None, -0.5, cfg) == memory.rate_margin
+        assert next_rate_margin(memory, 9.0, -0.5, cfg, learnt=False) == memory.rate_margin
         # once the budget is back it is given back, to nothing
         for _ in range(6000):
-            margin = next_rate_margin(memory, window(5.0), SPEC, 0.01, cfg)
-            memory = replace(memory, rate_margin=margin)
+            memory = replace(memory, rate_margin=next_rate_margin(memory, 5.0, 0.01, cfg))
         assert memory.rate_margin == 0.0
-        # a budget that was never gone never grows it, however hard a window burns
-        assert next_rate_margin(PlannerMemory(), window(50.0), SPEC, 0.2, cfg) == 0.0
+        # a budget that was never gone never grows it, however hard the hour burns
+        assert next_rate_margin(PlannerMemory(), 50.0, 0.2, cfg) == 0.0
 
     def test_the_rate_margin_sizes_past_the_band_and_plan_keeps_it(self) -> None:
         inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0, budget_remaining=0.0)
         margin = replace(inp, memory=PlannerMemory(rate_margin=0.5))
         assert sizing_rate_rps(margin, CFG.headroom) == pytest.approx(105.0)
-        burning = WorkloadMetrics(request_rate_rps=40.0, latency_ms=300.0, good_ratio=0.96)
-        gone = replace(inp, budget_remaining=-1.0, metrics=burning)  # burn 4
+        gone = replace(inp, budget_remaining=-1.0, recent_burn_rate=4.0)
         result = plan([gone], [], snapshot(gone), CFG)
         grown = result.memories[gone.key].rate_margin
         assert grown == pytest.approx(CFG.headroom.rate_margin_gain * 3.0)
