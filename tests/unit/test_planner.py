@@ -531,7 +531,9 @@ class TestStabilise:
         )
         result = plan([partial], [], snapshot(partial), CFG)
         (d,) = result.decisions
-        assert d.desired is not None and d.desired.share_pct > 100  # 80 rps x 0.02 card-s: 1.6 cards
+        assert (
+            d.desired is not None and d.desired.share_pct > 100
+        )  # 80 rps x 0.02 card-s: 1.6 cards
         assert result.memories["prod/chat"].blind_at_s == 1000.0
 
     def test_a_blind_tick_marks_the_memory(self) -> None:
