@@ -193,7 +193,7 @@ class Controller:
         with timer.phase("discover"):
             seen = self._guard(errors, "discover", self._discover)
             if seen is None:
-                self._blind(now)
+                self.state.mark_blind(now)
         with timer.phase("observe"):
             observed = (
                 self._guard(errors, "observe", self._observe, errors, seen, now) if seen else None
@@ -244,12 +244,6 @@ class Controller:
         )
         self.keeper.restore_if_due(snapshot.time_s, acting=not self.config.dry_run)
         return _Discovered(snapshot, specs, jobs)
-
-    def _blind(self, now: float) -> None:
-        """A tick that cannot read the cluster is blind for every workload: none is scaled
-        down before a whole window of full data after it (``apply_fresh_window``)."""
-        for record in self.state.workloads.values():
-            record.memory = replace(record.memory, blind_at_s=now)
 
     def _parse_specs(
         self, deployments: Sequence[DeploymentState]
