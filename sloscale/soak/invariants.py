@@ -14,8 +14,11 @@ ports and the simulator's ground truth) and returns the ``Violation``s. The inva
   may skip one), and the soak must have ticked for the whole window. Excluded: a
   ``ResizeFailed`` rollback, which restores the last good slice of a resize whose pods are
   not ready: the pods it replaces serve nothing, so it removes no serving capacity; and a
-  trim of replicas down to the pods placed on a card, when the pool holds no more (the fit
-  stage's ``CapacityLimited``): the replicas it removes are Pending, and serve nothing;
+  ``CapacityLimited`` fallback of the fit stage, when the pool does not hold the size the
+  workload wants, that removes no serving capacity: a trim of replicas down to the pods
+  placed on a card (those it removes are Pending), or more replicas of a smaller slice
+  that serve more than before (in the simulator's ground truth: a slice past the model's
+  saturation share buys nothing, ``ports.serving_units``);
 - ``bounds``: every applied change keeps replicas within min/max and the slice within
   slice-min/slice-max;
 - ``capacity``: after every tick no card holds more share or memory than it has;
@@ -89,9 +92,17 @@ def is_scale_down(before: Allocation, after: Allocation) -> bool:
 
 
 def removes_serving(change: ScaleChange) -> bool:
-    """A scale-down the window rule applies to: not a ``ResizeFailed`` rollback, nor a trim
-    of replicas to the pods on a card (``CapacityLimited``: the pool holds only those)."""
+    """A scale-down the window rule applies to: not a ``ResizeFailed`` rollback, nor a
+    ``CapacityLimited`` fallback that removes no serving capacity: a trim of replicas to the
+    pods on a card, or more replicas of a smaller slice that serve more than before (the
+    pool does not hold the larger size the workload wants)."""
     if not is_scale_down(change.before, change.after) or change.reason is Reason.RESIZE_FAILED:
+        return False
+    if change.reason is Reason.CAPACITY_LIMITED and (
+        change.serving_before is not None
+        and change.serving_after is not None
+        and change.serving_after >= change.serving_before
+    ):
         return False
     same_slice = change.after.slice_pct == change.before.slice_pct
     unplaced_only = change.placed_before is not None and change.after.replicas >= (

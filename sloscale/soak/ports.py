@@ -68,6 +68,8 @@ class ScaleChange:
     after: Allocation
     reason: Reason
     placed_before: int | None = None  # pods of the Deployment on a card before the write
+    serving_before: float | None = None  # full-speed replicas before (``serving_units``)
+    serving_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,14 @@ def _pick(fault: Fault, keys: Sequence[str]) -> str | None:
 def _fraction(fault: Fault, lo: float, hi: float) -> float:
     """A value in ``[lo, hi]`` chosen by the fault's ``pick``."""
     return lo + (hi - lo) * ((fault.pick >> 8) % 1000) / 999.0
+
+
+def serving_units(allocation: Allocation, s_sat_pct: float) -> float:
+    """What an allocation serves in replicas at full speed: a slice past the model's
+    saturation share buys nothing (the simulator's ``mu(s) = min(s, s_sat) / s_sat / t0``).
+    Ground truth the controller never sees; the checker uses it to tell a capacity fallback
+    that serves more from a scale-down."""
+    return allocation.replicas * min(allocation.slice_pct, s_sat_pct) / s_sat_pct
 
 
 class FaultyMetrics:
@@ -229,6 +239,7 @@ class FaultyCluster:
                         action.target,
                         action.reason,
                         placed.get(action.ref.key, 0),
+                        *self._serving(action.ref.key, was, action.target),
                     )
                 )
         retrained = applied[len(scale) + len(plan.jobs) :]
@@ -236,6 +247,16 @@ class FaultyCluster:
             if result.ok and retrain.job_name is not None and "created" in result.message:
                 self.retrains.append(RetrainStart(now, retrain.ref.key, retrain.job_name))
         return results + list(applied)
+
+    def _serving(
+        self, key: str, before: Allocation, after: Allocation
+    ) -> tuple[float | None, float | None]:
+        sat = next(
+            (d.model.s_sat_pct for d in self.inner.world.deployments if d.ref.key == key), None
+        )
+        if sat is None:
+            return None, None
+        return serving_units(before, sat), serving_units(after, sat)
 
     def _refusal(self) -> str | None:
         """The message every write fails with under a 5xx or a 429 fault, else ``None``."""

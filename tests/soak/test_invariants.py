@@ -93,6 +93,26 @@ def test_trimming_replicas_that_never_got_a_card_is_no_scale_down() -> None:
     assert invariants(records) == ["scale-down-window"]
 
 
+@pytest.mark.parametrize(
+    ("serving_after", "reason", "violation"),
+    [
+        (7.0, Reason.CAPACITY_LIMITED, False),  # 4 x 100 % -> 7 x 50 % at s_sat 50: 4 -> 7
+        (3.0, Reason.CAPACITY_LIMITED, True),  # serves less: a scale-down
+        (7.0, Reason.RESIZE, True),  # the planner's own choice: the window applies
+    ],
+)
+def test_a_capacity_fallback_that_serves_more_is_no_scale_down(
+    serving_after: float, reason: Reason, violation: bool
+) -> None:
+    records = ticks(3, recommended=Allocation(7, 100))
+    last = records[-1]
+    change = ScaleChange(
+        last.time_s, KEY, Allocation(4, 100), Allocation(7, 50), reason, 4, 4.0, serving_after
+    )
+    records[-1] = TickRecord(last.time_s, last.workloads, (change,))
+    assert invariants(records) == (["scale-down-window"] if violation else [])
+
+
 def test_a_smaller_slice_at_the_same_share_is_a_scale_down() -> None:
     records = ticks(3, fresh=False, recommended=Allocation(2, 100))
     down_at(records, Allocation(5, 40))  # FOUR -> 5 x 40 %: fewer share, smaller slice
