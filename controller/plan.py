@@ -139,7 +139,7 @@ def _result(
         if prop.allocation.slice_pct != current.slice_pct:
             memories[inp.key] = _resized(memories[inp.key], now_s)
         memory_mib = inp.state.memory_mib
-        if prop.reason is Reason.RESIZE_FAILED:  # the last good template, memory too
+        if _rolls_back(prop):  # the last good template, memory too
             memory_mib = rollback_memory_mib(memories[inp.key].rollback, inp.state)
         if prop.allocation != current or memory_mib != inp.state.memory_mib:
             removals = fitted.removals.get(inp.key, ()) if _scales_in(current, prop) else ()
@@ -245,6 +245,12 @@ def _first_sight(inp: WorkloadInput, now_s: float) -> WorkloadInput:
 
 def _resized(memory: PlannerMemory, now_s: float) -> PlannerMemory:
     return replace(memory, slices=replace(memory.slices, last_resize_s=now_s))
+
+
+def _rolls_back(prop: Proposal) -> bool:
+    """The rollback stage rolled a failed resize back, even if a later step (the fit's
+    ``CapacityLimited``) became the primary reason: the last good memory is written."""
+    return any(c.reason is Reason.RESIZE_FAILED for c in prop.conditions)
 
 
 def _scales_in(current: Allocation, prop: Proposal) -> bool:
