@@ -14,12 +14,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.metrics import SimMetricsSource
 from controller.domain import Allocation
-from controller.plan import PlannerConfig
 from controller.spec import parse_slo_spec
 from sloscale.bench.hpa import HpaPolicy
 from sloscale.bench.kpa import KpaPolicy, KpaSpec, ScrapedConcurrency
@@ -30,6 +29,9 @@ from sloscale.bench.settings import HPA_DEFAULT_TARGET_PCT
 from sloscale.bench.setup import MINUTE_S, SERVICE, BenchSetup
 from sloscale.bench.sloscale import SloscalePolicy
 from sloscale.bench.static import StaticPolicy
+
+if TYPE_CHECKING:  # only sloscale's replays take a planner: not part of the baselines' hash
+    from controller.plan import PlannerConfig
 
 BLIND_POLICIES = frozenset({"static", "oracle"})
 """Policies that read no metrics."""
