@@ -320,6 +320,10 @@ class WorkloadMetrics:
     data_samples: float | None = None  # cumulative sample count, for retraining
     in_flight: float | None = None  # requests in the service now, queued or in service
     window_s: float = 60.0
+    rate_partial: bool = False
+    """The rate missed part of its window or of the ready pods, and was sized on the larger
+    of it and the last full reading (``actuators.prometheus.coverage``): enough to scale up
+    on, never to scale down on."""
 
     def __post_init__(self) -> None:
         # Every adapter's readings pass here: NaN or infinity is unavailable (None), never a

@@ -192,6 +192,8 @@ class Controller:
         errors: list[str] = []
         with timer.phase("discover"):
             seen = self._guard(errors, "discover", self._discover)
+            if seen is None:
+                self.state.mark_blind(now)
         with timer.phase("observe"):
             observed = (
                 self._guard(errors, "observe", self._observe, errors, seen, now) if seen else None

@@ -195,6 +195,7 @@ def _encode_workload(w: WorkloadSnapshot) -> dict[str, Any]:
         "recommendations": [[t, a.replicas, a.slice_pct] for t, a in m.recommendations],
         "headroom": m.headroom,
         "rateMargin": m.rate_margin,
+        "blindAt": m.blind_at_s,
         "lastResize": s.last_resize_s,
         "peakRate": s.peak_rate_rps,
         "peakAt": s.peak_at_s,
@@ -293,7 +294,10 @@ def _decode_workload(d: Mapping[str, Any], key: str, version: int = VERSION) -> 
     if version >= 2:
         rollback = _decode_rollback(_obj(d.get("rollback"), f"{p}.rollback"), f"{p}.rollback")
         margin = _num(d.get("rateMargin"), f"{p}.rateMargin", low=0.0)
-    memory = PlannerMemory(recs, _num(d.get("headroom"), f"{p}.headroom"), slices, rollback, margin)
+    blind_at = _opt(d.get("blindAt"), f"{p}.blindAt", _num)  # absent before it was kept
+    memory = PlannerMemory(
+        recs, _num(d.get("headroom"), f"{p}.headroom"), slices, rollback, margin, blind_at
+    )
     budget = _opt(d.get("budget"), f"{p}.budget", _decode_budget)
     slice_pct, settled = None, -math.inf
     if d.get("slice") is not None:

@@ -54,6 +54,7 @@ from controller.policy.slices import SliceConfig, alternatives, remember_peak
 from controller.policy.stabilise import (
     StabiliseConfig,
     apply_bounds,
+    apply_fresh_window,
     apply_scale_down_delay,
     apply_step_limit,
     apply_tolerance,
@@ -137,11 +138,11 @@ def _result(
         prop, current = fitted.proposals[inp.key], inp.current
         if prop.allocation.slice_pct != current.slice_pct:
             memories[inp.key] = _resized(memories[inp.key], now_s)
-        if prop.allocation != current:
+        memory_mib = inp.state.memory_mib
+        if _rolls_back(prop):  # the last good template, memory too
+            memory_mib = rollback_memory_mib(memories[inp.key].rollback, inp.state)
+        if prop.allocation != current or memory_mib != inp.state.memory_mib:
             removals = fitted.removals.get(inp.key, ()) if _scales_in(current, prop) else ()
-            memory_mib = inp.state.memory_mib
-            if prop.reason is Reason.RESIZE_FAILED:  # the last good template, memory too
-                memory_mib = rollback_memory_mib(memories[inp.key].rollback, inp.state)
             scale.append(
                 ScaleAction(
                     inp.state.ref,
@@ -209,6 +210,9 @@ def _propose(
     )
     inp = replace(inp, memory=replace(inp.memory, rate_margin=margin))
     prop = size(inp, headroom, cfg, now_s)
+    blind = prop.reason is Reason.METRICS_UNAVAILABLE or inp.metrics.rate_partial
+    if blind:  # no scale-down before a whole window of full data (a partial rate may grow)
+        inp = replace(inp, memory=replace(inp.memory, blind_at_s=now_s))
     if prop.reason is Reason.METRICS_UNAVAILABLE:
         # blind: what runs is this tick's recommendation, so the window is never empty when
         # data returns; an idle service has no latency to read, but its idleness is measured
@@ -217,6 +221,7 @@ def _propose(
     else:
         prop = apply_tolerance(inp, prop, cfg.stabilise)
         prop, history = apply_scale_down_delay(inp, prop, now_s, cfg.stabilise)
+        prop = apply_fresh_window(inp, prop, now_s, cfg.stabilise)
         prop = apply_step_limit(inp, prop, cfg.stabilise)
         prop = apply_bounds(inp.spec, prop)
         prop = apply_idle_reclaim(inp, prop, now_s)
@@ -246,6 +251,12 @@ def _first_sight(inp: WorkloadInput, now_s: float) -> WorkloadInput:
 
 def _resized(memory: PlannerMemory, now_s: float) -> PlannerMemory:
     return replace(memory, slices=replace(memory.slices, last_resize_s=now_s))
+
+
+def _rolls_back(prop: Proposal) -> bool:
+    """The rollback stage rolled a failed resize back, even if a later step (the fit's
+    ``CapacityLimited``) became the primary reason: the last good memory is written."""
+    return any(c.reason is Reason.RESIZE_FAILED for c in prop.conditions)
 
 
 def _scales_in(current: Allocation, prop: Proposal) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from controller.capacity import CapacityModel
@@ -137,6 +137,12 @@ class StateStore:
         if record is None:
             record = self._workloads[key] = WorkloadRecord()
         return record
+
+    def mark_blind(self, now_s: float) -> None:
+        """A tick that cannot read the cluster is blind for every workload: none is scaled
+        down before a whole window of full data after it (``apply_fresh_window``)."""
+        for record in self._workloads.values():
+            record.memory = replace(record.memory, blind_at_s=now_s)
 
     def job(self, key: str) -> JobRecord:
         """The record of job ``key``, a fresh one the first time."""

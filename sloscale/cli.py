@@ -1,4 +1,5 @@
-"""``sloscale`` command line: ``demo``, ``run``, ``agent``, ``forecast-eval`` and ``version``.
+"""``sloscale`` command line: ``demo``, ``soak``, ``run``, ``agent``, ``forecast-eval`` and
+``version``.
 
 Bad input (a malformed option, trace or annotation) ends with a one-line error on stderr and
 exit code 2, never a traceback.
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --restart-every: each restart forgets the controller's memory",
     )
 
+    _add_soak_parser(sub)
     sub.add_parser(
         "forecast-eval",
         help="rolling-origin evaluation of the forecast models on a trace "
@@ -155,6 +157,66 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=text, add_help=False)
     sub.add_parser("version", help="print the version")
     return p
+
+
+def _add_soak_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    soak = sub.add_parser(
+        "soak",
+        help="the real loop on the simulator for days with faults injected at the ports; "
+        "checks invariants every tick and compares with the fault-free run (exit 1: violation)",
+    )
+    soak.add_argument("--days", type=_positive_float, default=7.0, help="simulated days (7)")
+    soak.add_argument("--seed", type=_non_negative_int, default=1)
+    soak.add_argument("--json", type=Path, dest="json_out", help="write the results as JSON")
+    soak.add_argument(
+        "--classes",
+        default="all",
+        metavar="LIST",
+        help="comma-separated fault classes to inject: all (default), none, or among "
+        "prometheus-outage, partial-scrape, nan-stale, watch-failure, conflict-409, api-5xx, "
+        "throttled-429, slow-api, failed-rollout, restart, leader-change",
+    )
+    soak.add_argument(
+        "--min-per-class",
+        type=_non_negative_int,
+        default=10,
+        metavar="N",
+        help="at least N faults of each class (10); 3 a day of each on longer soaks",
+    )
+    soak.add_argument(
+        "--restart-every",
+        type=_duration,
+        metavar="DURATION",
+        help="also restart the controller this often (e.g. 2h), from its saved memory",
+    )
+    soak.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _soak_command(args: argparse.Namespace) -> int:
+    from sloscale.soak.command import SoakOptions, run_soak
+    from sloscale.soak.faults import parse_classes
+
+    try:
+        classes = parse_classes([c.strip() for c in args.classes.split(",") if c.strip()])
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not args.verbose:  # every injected fault is logged by the loop: keep the report legible
+        logging.getLogger("sloscale").setLevel(logging.CRITICAL)
+    options = SoakOptions(
+        days=args.days,
+        seed=args.seed,
+        classes=classes,
+        min_per_class=args.min_per_class,
+        restart_every_s=args.restart_every,
+        json_out=args.json_out,
+        progress=not args.quiet,
+    )
+    try:
+        return run_soak(options)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -392,6 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+    if args.command == "soak":
+        return _soak_command(args)
     if args.command == "run":
         return _run_command(args)
     if args.command == "agent":

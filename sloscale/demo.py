@@ -28,6 +28,7 @@ from actuators.sim.snapshots import InMemorySnapshotStore
 from actuators.sim.world import SimWorld
 from controller.forecast import ForecastSettings
 from controller.loop import Controller, LoopConfig
+from controller.ports import Cluster, MetricsSource
 from controller.retrain import RetrainEvent
 from controller.spec import parse_slo_spec
 from forecasting.traces import Trace, TraceError, load_trace
@@ -157,24 +158,38 @@ class DemoRun:
         return self.cluster.report()
 
 
-def build_demo(options: DemoOptions) -> DemoRun:
-    """Wire the real loop to the simulated cluster, its metrics and its metrics archive."""
+def build_demo(
+    options: DemoOptions,
+    *,
+    wrap_cluster: Callable[[SimulatedCluster], Cluster] | None = None,
+    wrap_metrics: Callable[[MetricsSource], MetricsSource] | None = None,
+    keep_memory: bool = False,
+) -> DemoRun:
+    """Wire the real loop to the simulated cluster, its metrics and its metrics archive.
+
+    ``wrap_cluster`` and ``wrap_metrics`` put something between the loop and the ports (the
+    soak's fault injection, ``sloscale.soak``); with ``keep_memory`` the controller saves
+    its memory for a successor even without ``restart_every_s``.
+    """
     world = build_world(options)
     cluster = SimulatedCluster(world)
-    metrics = SimMetricsSource(cluster.metrics_history)
+    metrics: MetricsSource = SimMetricsSource(cluster.metrics_history)
+    if wrap_metrics is not None:
+        metrics = wrap_metrics(metrics)
+    port: Cluster = cluster if wrap_cluster is None else wrap_cluster(cluster)
     recorder = MetricsRecorder()
     try:
         forecast = ForecastSettings(model=options.forecast)
     except ValueError as e:
         raise DemoError(str(e)) from None
-    restarts = options.restart_every_s is not None
+    restarts = options.restart_every_s is not None or keep_memory
     store = InMemorySnapshotStore() if restarts and not options.cold_restarts else None
     # a simulated cluster: every namespace may use `critical` (its scenarios do)
     loop = LoopConfig(interval_s=options.interval_s, forecast=forecast, critical_namespaces=None)
 
     def new_controller() -> Controller:
         return Controller(
-            cluster,
+            port,
             metrics,
             cluster,
             loop,

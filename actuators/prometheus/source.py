@@ -383,9 +383,11 @@ class PrometheusMetricsSource:
             ratio = good_ratio(threshold_s, agg.buckets)
         if profile is MetricsProfile.VLLM and rate == 0 and agg.in_flight != 0:
             rate = None  # requests may be in flight while none completed: demand is unknown
+        partial = False
         if rate is not None and profile is not MetricsProfile.CUSTOM:
             reasons = partial_reasons(agg.rate_pods, agg.cover, *pods)
             rate = self._trusted(key, rate, reasons, now_s, notes)
+            partial = bool(reasons) and rate is not None
         if ratio is not None and not ratio.exact:
             self._note_interpolated(key, spec.latency_target_ms, profile)
         values: dict[str, float | None] = {
@@ -407,6 +409,7 @@ class PrometheusMetricsSource:
             data_samples=values["data"],
             in_flight=agg.in_flight,
             window_s=self.settings.window_s,
+            rate_partial=partial,
         )
         core = ("request_rate_rps", "latency_ms", "good_ratio")
         with self._lock:

@@ -30,14 +30,18 @@ DAY_S = 86400.0
 @dataclass(frozen=True, slots=True)
 class PlannerMemory:
     """One workload's memory across ticks, a part per stage: the stabilisation window's
-    recommendations (``stabilise``), the headroom and the rate margin (``headroom``), the
-    slice's (``slices``) and the last good slice and backed-off sizes (``rollback``)."""
+    recommendations and the last blind tick (``stabilise``), the headroom and the rate
+    margin (``headroom``), the slice's (``slices``) and the last good slice and backed-off
+    sizes (``rollback``)."""
 
     recommendations: Recommendations = ()
     headroom: float = BASE_HEADROOM
     slices: SliceMemory = field(default_factory=SliceMemory)
     rollback: RollbackMemory = field(default_factory=RollbackMemory)
     rate_margin: float = 0.0  # extra capacity, a share of the rate (``next_rate_margin``)
+    blind_at_s: float | None = None
+    """The last tick whose data was missing or partial (or that could not read the cluster):
+    no scale-down before a whole window after it (``stabilise.apply_fresh_window``)."""
 
 
 @dataclass(frozen=True, slots=True)

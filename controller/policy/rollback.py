@@ -17,7 +17,9 @@ the workload has; and it never removes a serving pod either, since it keeps at l
 ready replicas (the last good template's, still running under a stuck rollout) and raises
 replicas to what the rate needs at the last good slice. The scale-down window then trims as
 usual. A failure at the last good slice itself (a bad image, a full pool for a scale-up) is
-no resize's fault: nothing is rolled back or backed off.
+no resize's fault: nothing is rolled back or backed off. A failure at the last good share
+with another GPU memory (a template edited by hand to a smaller ``gpumem``) is a resize's:
+the last good memory is restored, and no slice size is backed off.
 
 Its memory (``RollbackMemory``) is the last good slice and the backoffs; it survives restarts
 (``controller.persist``). Purely computational, no side effects.
@@ -157,12 +159,18 @@ def apply_rollback(
     if (
         failure is None
         or last_good is None
-        or last_good == current.slice_pct
+        or (last_good == current.slice_pct and not memory_changed(memory, inp.state))
         or last_good not in inp.spec.slice_options_pct()  # the spec no longer allows it
     ):
         return backoff_condition(proposal, memory, now_s), memory
-    memory = back_off(memory, current.slice_pct, failure.reason, now_s, cfg)
     target = Allocation(rollback_replicas(inp, last_good, headroom, headroom_cfg), last_good)
+    if last_good == current.slice_pct:  # only the memory changed: the slice is not at fault
+        message = (
+            f"pods of the {current.slice_pct} % slice at {inp.state.memory_mib} MiB not ready: "
+            f"{failure.describe()}; rolled back to {memory.last_good_mib} MiB"
+        )
+        return proposal.then(target, Reason.RESIZE_FAILED, ABLE, message, status=False), memory
+    memory = back_off(memory, current.slice_pct, failure.reason, now_s, cfg)
     until = next(b for b in memory.backoffs if b.slice_pct == current.slice_pct)
     message = (
         f"pods of the {current.slice_pct} % slice not ready: {failure.describe()}; "
@@ -171,6 +179,12 @@ def apply_rollback(
     )
     rolled = proposal.then(target, Reason.RESIZE_FAILED, ABLE, message, status=False)
     return rolled, memory
+
+
+def memory_changed(memory: RollbackMemory, state: DeploymentState) -> bool:
+    """The template's GPU memory is not the last good one's: a change at the same share
+    (``gpumem`` halved by hand, say) is a resize too, and its failure is undone like one."""
+    return memory.last_good_mib is not None and memory.last_good_mib != state.memory_mib
 
 
 def rollback_memory_mib(memory: RollbackMemory, state: DeploymentState) -> int:

@@ -162,6 +162,36 @@ def apply_scale_down_delay(
     return proposal, history
 
 
+def is_scale_down(current: Allocation, target: Allocation) -> bool:
+    """Fewer replicas or a smaller slice, whatever the share: a move that takes pods away."""
+    return target.replicas < current.replicas or target.slice_pct < current.slice_pct
+
+
+def apply_fresh_window(
+    inp: WorkloadInput, proposal: Proposal, now_s: float, cfg: StabiliseConfig
+) -> Proposal:
+    """No scale-down until a whole window has passed since the last blind or partial tick.
+
+    A blind tick recommends what runs, which bounds a scale-down in share; this also holds
+    one at the same share, such as more replicas of a smaller slice, and one after a tick
+    that could not read the cluster at all (so recommended nothing).
+    """
+    blind_at_s = inp.memory.blind_at_s
+    delay_s = scale_down_delay_s(inp, cfg)
+    if blind_at_s is None or now_s - blind_at_s >= delay_s:
+        return proposal
+    if not is_scale_down(inp.current, proposal.allocation):
+        return proposal
+    return proposal.then(
+        inp.current,
+        Reason.SCALE_DOWN_STABILIZED,
+        ABLE,
+        f"data missing or partial {now_s - blind_at_s:.0f} s ago: no scale-down before "
+        f"{delay_s:.0f} s of full data",
+        status=False,
+    )
+
+
 def hold_recommendation(inp: WorkloadInput, now_s: float, cfg: StabiliseConfig) -> Recommendations:
     """The window's recommendations after a blind tick: the current allocation is this tick's
     recommendation (the data does not justify a change), so a scale-down after an outage

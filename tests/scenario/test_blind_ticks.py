@@ -45,3 +45,24 @@ def test_no_scale_down_before_a_window_of_data_after_start_up() -> None:
     assert cluster.deployments[ref.key].replicas == 6  # a restart does not shrink at once
     run(clock, ctl, 3)
     assert cluster.deployments[ref.key].replicas < 6
+
+
+def test_no_scale_down_right_after_a_tick_that_could_not_read_the_cluster() -> None:
+    """Found by the fault soak: a failed watch (``snapshot()`` raising) made a tick plan
+    nothing, so the window's recommendations had a gap and the load that dropped during it
+    was scaled down to 15 s later. Now that tick is blind for every workload."""
+    clock, cluster, metrics, ctl = make()
+    ref = cluster.add(
+        "chat", slo_annotations(slice_min="50", slice_max="50"), replicas=4, slice_pct=50
+    )
+    metrics.values[ref.key] = busy(5.0, 4, 50)  # far less than 4 replicas need
+    run(clock, ctl, WINDOW_TICKS - 1)  # the start's window is nearly over, then one fails
+    cluster.fail_snapshot = True
+    run(clock, ctl, 1)
+    cluster.fail_snapshot = False
+    run(clock, ctl, WINDOW_TICKS - 2)
+    assert cluster.deployments[ref.key].replicas == 4
+    assert ctl.last_report is not None
+    assert "data missing or partial" in ctl.last_report.decisions[0].message
+    run(clock, ctl, 3)
+    assert cluster.deployments[ref.key].replicas < 4

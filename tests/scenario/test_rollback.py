@@ -113,3 +113,24 @@ def test_an_oomkilled_resize_rolls_back_to_the_last_good_slice() -> None:
     memory = restarted.state.workload(REF.key).memory.rollback
     assert memory.blocked_pct(cluster.now()) == {30}
     assert memory.last_good_pct == 50
+
+
+def test_an_oomkilled_memory_only_change_rolls_back_to_the_last_good_memory() -> None:
+    """Found by the fault soak (``sloscale soak``): an outside writer halves the GPU memory
+    and keeps the share. Before the fix the failure was taken for one at the last good slice
+    (a bad image, nothing to undo): the template stayed at 4 GiB, its pods OOMKilled, and
+    every scale-up added crashing pods. The slice is not backed off: it was never at fault."""
+    cluster = SimulatedCluster(_world())
+    store, recorder = InMemorySnapshotStore(), MetricsRecorder()
+    ctl = _controller(cluster, store, recorder)
+    _run(cluster, ctl, 8)
+    action = ScaleAction(REF, Allocation(2, 50), MODEL_MIB // 2, Reason.RESIZE)
+    assert all(r.ok for r in cluster.apply(Plan(scale=(action,))))
+    decisions = _run(cluster, ctl, 12)
+    (dep,) = cluster.snapshot().deployments
+    assert (dep.slice_pct, dep.memory_mib) == (50, MODEL_MIB)
+    assert dep.ready_replicas >= dep.replicas and dep.rollout_failure is None
+    rolled = [d for d in decisions if d.reason is Reason.RESIZE_FAILED]
+    assert rolled, [d.message for d in decisions]
+    assert f"{MODEL_MIB // 2} MiB not ready: OOMKilled" in rolled[0].conditions[-1].message
+    assert ctl.state.workload(REF.key).memory.rollback.blocked_pct(cluster.now()) == frozenset()

@@ -52,6 +52,7 @@ def snapshot() -> StateSnapshot:
         SliceMemory(last_resize_s=40.0, peak_rate_rps=61.5, peak_at_s=115.0),
         ROLLBACK,
         0.35,
+        110.0,  # blind at t=110: no scale-down before t=410
     )
     capacity = CapacityModel(0.021, 73.0, 60, 2.2, 1.3, 40, 1)
     budget = BudgetSnapshot.of(budget_with(30), SPEC)
@@ -74,6 +75,14 @@ def document() -> dict[str, Any]:
 
 def test_a_snapshot_survives_json() -> None:
     assert decode(document()) == snapshot()
+
+
+def test_a_document_without_the_blind_tick_reads_as_never_blind() -> None:
+    doc = document()
+    del doc["workloads"]["ml/chat"]["blindAt"]  # saved before it was kept
+    restored = decode(doc)
+    assert restored is not None
+    assert restored.workloads["ml/chat"].memory.blind_at_s is None
 
 
 def test_a_rolling_slice_and_an_unseen_one_survive() -> None:

@@ -34,6 +34,7 @@ from controller.policy.size import size
 from controller.policy.slices import SliceMemory, decayed_peak_rps, profile_share_pct
 from controller.policy.stabilise import (
     apply_bounds,
+    apply_fresh_window,
     apply_scale_down_delay,
     apply_step_limit,
     apply_tolerance,
@@ -504,6 +505,46 @@ class TestStabilise:
             p, history = apply_scale_down_delay(steady, down, 1201.0, CFG.stabilise)
             assert p.allocation == Allocation(2, 50)
             assert len(history) == 1  # only the proposal: the 900 s one has left the window
+
+    @pytest.mark.parametrize(
+        ("wanted", "at_s", "held"),
+        [
+            (Allocation(5, 40), 1000.0, True),  # same share, smaller slice: 100 s after blind
+            (Allocation(1, 100), 1000.0, True),  # same share, fewer replicas
+            (Allocation(3, 50), 1000.0, False),  # a scale-up is never held
+            (Allocation(1, 50), 1200.0, False),  # 300 s after the blind tick: a whole window
+        ],
+    )
+    def test_no_scale_down_before_a_whole_window_after_a_blind_tick(
+        self, wanted: Allocation, at_s: float, held: bool
+    ) -> None:
+        # found by the fault soak: after an outage, 2 x 100 % became 5 x 40 % 270 s later
+        inp = workload(replicas=2, slice_pct=50, memory=PlannerMemory(blind_at_s=900.0))
+        p = apply_fresh_window(inp, Proposal(wanted, Reason.RESIZE), at_s, CFG.stabilise)
+        assert p.allocation == (Allocation(2, 50) if held else wanted)
+        if held:
+            assert p.reason is Reason.SCALE_DOWN_STABILIZED
+            assert "no scale-down before 300 s of full data" in p.message
+
+    def test_a_partial_rate_may_scale_up_but_marks_the_tick_blind(self) -> None:
+        partial = replace(
+            workload(replicas=2, rate=400.0),
+            metrics=WorkloadMetrics(
+                request_rate_rps=80.0, latency_ms=300.0, good_ratio=1.0, rate_partial=True
+            ),
+        )
+        result = plan([partial], [], snapshot(partial), CFG)
+        (d,) = result.decisions
+        # 80 rps x 0.02 card-s = 1.6 cards: more than the 2 x 50 % it has
+        assert d.desired is not None and d.desired.share_pct > 100
+        assert result.memories["prod/chat"].blind_at_s == 1000.0
+
+    def test_a_blind_tick_marks_the_memory(self) -> None:
+        blind = workload(rate=None, latency=None)
+        result = plan([blind], [], snapshot(blind), CFG)
+        assert result.memories["prod/chat"].blind_at_s == 1000.0
+        fresh = workload()
+        assert plan([fresh], [], snapshot(fresh), CFG).memories["prod/chat"].blind_at_s is None
 
     def test_scale_down_goes_to_the_highest_recent_recommendation(self) -> None:
         inp = workload(replicas=6, memory=PlannerMemory(((900.0, Allocation(4, 50)),)))

@@ -8,6 +8,7 @@ import pytest
 
 from controller.domain import (
     Allocation,
+    Card,
     ConditionType,
     Reason,
     RolloutFailure,
@@ -204,3 +205,19 @@ class TestThroughThePlan:
         backoff = [c for c in later.decisions[0].conditions if c.reason is Reason.RESIZE_BACKOFF]
         assert [(c.type, c.status) for c in backoff] == [(ConditionType.SCALING_LIMITED, True)]
         assert "30 % slice backed off (300 s) after OOMKilled" in backoff[0].message
+
+
+def test_a_capacity_limited_rollback_still_writes_the_last_good_memory() -> None:
+    """Found by the fault soak: rerank's template halved to 12 GiB at 70 %, its pods
+    OOMKilled, and the rollback wanted more replicas than the pool held. The fit stage made
+    the decision ``CapacityLimited``, and the plan then wrote the template's (broken) memory
+    instead of the last good one: the rollback never happened, for hours."""
+    inp = failing(workload(replicas=2, slice_pct=50, rate=80.0))  # 1.6 cards: 4 x 50 %
+    inp = with_rollback(inp, RollbackMemory(50, (), 16384))  # the template has 8192 MiB
+    one_card = (Card("n1", 0, 81920),)  # holds only the 2 x 50 % it has
+    result = plan([inp], [], snapshot(inp, cards=one_card, t=NOW))
+    (action,) = result.plan.scale
+    assert action.target == Allocation(2, 50) and action.memory_mib == 16384
+    (decision,) = result.decisions
+    assert decision.reason is Reason.CAPACITY_LIMITED
+    assert any(c.reason is Reason.RESIZE_FAILED for c in decision.conditions)
