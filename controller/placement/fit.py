@@ -292,16 +292,22 @@ def _refit(
 ) -> tuple[Allocation, list[Slice]] | None:
     """Try the workload's other allocations that meet its SLO, cheapest first.
 
-    Only from a steady state (a resize needs one). On success the pool holds the new slices
-    and none of the old; on failure it is as it was (the partial scale-up kept).
+    Never one with fewer replicas or a smaller slice than the workload has: that is a
+    scale-down, which only the stabilised window may make (the fault soak found fallbacks
+    that shrank a service on a full pool). Only from a steady state (a resize needs one). On
+    success the pool holds the new slices and none of the old; on failure it is as it was
+    (the partial scale-up kept).
     """
     if not options or not inp.state.settled:
         return None
     with ctx.trial() as trial:
         ctx.pool.release_all(placed)
+        current = inp.current
         for option in options:
-            if option.slice_pct == inp.current.slice_pct or option == target:
+            if option.slice_pct == current.slice_pct or option == target:
                 continue
+            if option.replicas < current.replicas or option.slice_pct < current.slice_pct:
+                continue  # a scale-down: only the planner's stabilised window may make one
             slices = _claim_resize(inp, option, held, ctx)
             if slices is not None:
                 trial.commit()

@@ -21,6 +21,7 @@ from controller.domain import (
     WorkloadMetrics,
     WorkloadRef,
 )
+from controller.placement.fit import fit
 from controller.plan import PlannerConfig, plan
 from controller.policy.headroom import (
     headroom_floor,
@@ -653,6 +654,29 @@ class TestFit:
         result = plan([lo, hi], [], snapshot(lo, hi))
         assert result.desired[hi.key].replicas == 3  # 1 + 2 new of the 2 free cards
         assert result.desired[lo.key].replicas == 1
+
+    def test_a_fallback_on_a_full_pool_never_shrinks_what_runs(self) -> None:
+        # 5 x 50 % runs on three cards, a protected job holds the fourth. 4 x 80 % (one card
+        # each) does not fit; 3 x 70 % would, but it has fewer replicas: a scale-down the
+        # stabilised window never approved (found by the fault soak). What runs stays.
+        inp = workload(replicas=5, slice_pct=50)
+        blocker = job("train", pods=1, preemptible=False)
+        want = Proposal.first(Allocation(4, 80), Reason.RESIZE, ConditionType.SCALING_ACTIVE, "")
+        fallbacks = {inp.key: (Allocation(3, 70),)}
+        snap = snapshot(inp, jobs=(blocker.state,))
+        fitted = fit({inp.key: want}, [inp], [blocker], snap, CFG.resume, fallbacks)
+        assert fitted.proposals[inp.key].allocation == Allocation(5, 50)
+        assert fitted.proposals[inp.key].reason is Reason.CAPACITY_LIMITED
+        # a fallback that shrinks nothing is still taken: 2 x 50 % on one card, a job's 30 %
+        # on the other; 2 x 100 % does not fit, 2 x 60 % does
+        two = workload(replicas=2, slice_pct=50)
+        small = job("eval", pods=1, share=30, preemptible=False)
+        cards = (Card("n1", 0, 81920), Card("n1", 1, 81920))
+        roomy = snapshot(two, jobs=(small.state,), cards=cards)
+        big = Proposal.first(Allocation(2, 100), Reason.RESIZE, ConditionType.SCALING_ACTIVE, "")
+        grow = {two.key: (Allocation(2, 60),)}
+        refit = fit({two.key: big}, [two], [small], roomy, CFG.resume, grow)
+        assert refit.proposals[two.key].allocation == Allocation(2, 60)
 
 
 class TestPlanMemory:
