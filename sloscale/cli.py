@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller import __version__
+from sloscale.argtypes import non_negative_int, port, positive_float
 
 if TYPE_CHECKING:
     from sloscale.run import RunOptions
@@ -33,26 +34,6 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog}: {message}")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
-
-
 def _namespaces(text: str) -> frozenset[str]:
     """``ns1,ns2``: the namespaces, blanks dropped."""
     return frozenset(ns.strip() for ns in text.split(",") if ns.strip())
@@ -67,13 +48,6 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _port(text: str) -> int:
-    value = _non_negative_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sloscale", description="SLO-driven autoscaling for GPU inference")
     p.add_argument("--version", action="version", version=f"sloscale {__version__}")
@@ -81,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="run the real loop against the embedded simulated cluster")
-    demo.add_argument("--hours", type=_positive_float, default=24.0, help="simulated hours (24)")
+    demo.add_argument("--hours", type=positive_float, default=24.0, help="simulated hours (24)")
     demo.add_argument("--trace", type=Path, help="drive the first service from a trace CSV")
-    demo.add_argument("--seed", type=_non_negative_int, default=1)
+    demo.add_argument("--seed", type=non_negative_int, default=1)
     demo.add_argument(
         "--serve",
         action=argparse.BooleanOptionalAction,
@@ -91,11 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the API while the demo runs (default on)",
     )
     demo.add_argument("--host", default="127.0.0.1", help="API address (127.0.0.1)")
-    demo.add_argument("--port", type=_port, default=8080, help="API port (8080; 0 = any free)")
+    demo.add_argument("--port", type=port, default=8080, help="API port (8080; 0 = any free)")
     demo.add_argument("--json", type=Path, dest="json_out", help="write the results as JSON")
     demo.add_argument(
         "--interval",
-        type=_positive_float,
+        type=positive_float,
         default=15.0,
         help="simulated seconds between ticks (15)",
     )
@@ -108,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--jobs",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="add a backlog of N queued low-priority training jobs (0)",
@@ -165,8 +139,8 @@ def _add_soak_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="the real loop on the simulator for days with faults injected at the ports; "
         "checks invariants every tick and compares with the fault-free run (exit 1: violation)",
     )
-    soak.add_argument("--days", type=_positive_float, default=7.0, help="simulated days (7)")
-    soak.add_argument("--seed", type=_non_negative_int, default=1)
+    soak.add_argument("--days", type=positive_float, default=7.0, help="simulated days (7)")
+    soak.add_argument("--seed", type=non_negative_int, default=1)
     soak.add_argument("--json", type=Path, dest="json_out", help="write the results as JSON")
     soak.add_argument(
         "--classes",
@@ -178,7 +152,7 @@ def _add_soak_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     soak.add_argument(
         "--min-per-class",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=10,
         metavar="N",
         help="at least N faults of each class (10); 3 a day of each on longer soaks",
@@ -274,9 +248,9 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="namespaces whose workloads may have a priority above high (critical); "
         "elsewhere it is capped to high with a warning (default: none)",
     )
-    run.add_argument("--interval", type=_positive_float, default=15.0, help="seconds per tick")
-    run.add_argument("--window", type=_positive_float, default=60.0, help="rate window, s (60)")
-    run.add_argument("--query-timeout", type=_positive_float, default=5.0, help="per query, s")
+    run.add_argument("--interval", type=positive_float, default=15.0, help="seconds per tick")
+    run.add_argument("--window", type=positive_float, default=60.0, help="rate window, s (60)")
+    run.add_argument("--query-timeout", type=positive_float, default=5.0, help="per query, s")
     run.add_argument("--bearer-token-file", type=Path, help="send this token to Prometheus")
     run.add_argument("--basic-auth-user", help="basic auth user (password: $PROMETHEUS_PASSWORD)")
     run.add_argument("--ca-file", type=Path, help="CA bundle for Prometheus' certificate")
@@ -284,16 +258,16 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run.add_argument("--dry-run", action="store_true", help="shadow mode: decide, apply nothing")
     run.add_argument("--serve", action=argparse.BooleanOptionalAction, default=True)
     run.add_argument("--host", default="127.0.0.1", help="API address (127.0.0.1)")
-    run.add_argument("--port", type=_port, default=8080, help="API port (8080; 0 = any free)")
-    run.add_argument("--sim-metrics-port", type=_port, default=0, help="sim /metrics port")
-    run.add_argument("--seed", type=_non_negative_int, default=1)
-    run.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+    run.add_argument("--port", type=port, default=8080, help="API port (8080; 0 = any free)")
+    run.add_argument("--sim-metrics-port", type=port, default=0, help="sim /metrics port")
+    run.add_argument("--seed", type=non_negative_int, default=1)
+    run.add_argument("--duration", type=positive_float, help="stop after this many seconds")
 
 
 def _add_agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     agent = sub.add_parser("agent", help="GPU node exporter (NVML) with DCGM-compatible names")
     agent.add_argument("--host", default="0.0.0.0", help="listen address (0.0.0.0)")
-    agent.add_argument("--port", type=_port, default=9400, help="listen port (9400)")
+    agent.add_argument("--port", type=port, default=9400, help="listen port (9400)")
     agent.add_argument("--proc-root", type=Path, default=Path("/proc"), help="host /proc")
     agent.add_argument(
         "--kubelet-url",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from loadtests.shapes import traces_dir
+from sloscale.argtypes import int_at_least, positive_float
 from sloscale.bench.settings import BenchError
 from sloscale.bench.suite.ablation import (
     FULL,
@@ -71,26 +72,6 @@ def _regimes(text: str) -> tuple[Regime, ...]:
         raise argparse.ArgumentTypeError(f"regimes are {','.join(REGIMES)}, got {text!r}") from None
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"at least 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="sloscale bench --suite",
@@ -101,12 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--traces", type=_names, help="only these traces (file stems, comma-separated)")
     p.add_argument("--seeds", type=parse_seeds, help="seeds, e.g. 1-3 (1-3)")
     p.add_argument("--regimes", type=_regimes, help="cold,long (both)")
-    p.add_argument("--hours-cap", type=_positive, help="replay at most H hours of every cell")
+    p.add_argument("--hours-cap", type=positive_float, help="replay at most H hours of every cell")
     p.add_argument("--demo-seeds", type=parse_seeds, help="sloscale demo seeds (1-10; none)")
-    p.add_argument("--demo-hours", type=_positive, help="hours per demo seed (24)")
+    p.add_argument("--demo-hours", type=positive_float, help="hours per demo seed (24)")
     p.add_argument(
         "--workers",
-        type=_workers,
+        type=int_at_least(1),
         default=min(4, os.cpu_count() or 1),
         help="replays in parallel processes (min(4, CPUs)); results do not depend on it",
     )
