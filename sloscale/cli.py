@@ -19,6 +19,7 @@ from controller import __version__
 from sloscale.argtypes import non_negative_int, port, positive_float
 
 if TYPE_CHECKING:
+    from actuators.prometheus.gpu import PodLabels
     from sloscale.run import RunOptions
 
 EXIT_BAD_INPUT = 2
@@ -37,6 +38,16 @@ class _Parser(argparse.ArgumentParser):
 def _namespaces(text: str) -> frozenset[str]:
     """``ns1,ns2``: the namespaces, blanks dropped."""
     return frozenset(ns.strip() for ns in text.split(",") if ns.strip())
+
+
+def _pod_labels(text: str) -> PodLabels:
+    """``chart``, ``honor`` or ``NAMESPACE_LABEL,POD_LABEL`` (``actuators.prometheus.gpu``)."""
+    from actuators.prometheus.gpu import parse_pod_labels
+
+    try:
+        return parse_pod_labels(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _duration(text: str) -> float:
@@ -251,6 +262,33 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run.add_argument("--interval", type=positive_float, default=15.0, help="seconds per tick")
     run.add_argument("--window", type=positive_float, default=60.0, help="rate window, s (60)")
     run.add_argument("--query-timeout", type=positive_float, default=5.0, help="per query, s")
+    labels = (
+        "which labels of {what}'s series name the pod: chart (exported_namespace,exported_pod: "
+        "{chart}, honor_labels false), honor (namespace,pod: honor_labels true) or NS_LABEL,"
+        "POD_LABEL (default chart; each series still picks the preset that names a managed "
+        "pod unless --no-gpu-label-detection; docs/metrics.md)"
+    )
+    run.add_argument(
+        "--dcgm-labels",
+        type=_pod_labels,
+        default="chart",
+        metavar="PRESET",
+        help=labels.format(what="dcgm-exporter", chart="its Helm chart's ServiceMonitor"),
+    )
+    run.add_argument(
+        "--hami-labels",
+        type=_pod_labels,
+        default="chart",
+        metavar="PRESET",
+        help=labels.format(what="HAMi >= 2.9", chart="the HAMi chart's ServiceMonitor"),
+    )
+    run.add_argument(
+        "--gpu-label-detection",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read each GPU series with whichever preset names a managed pod (default on); "
+        "off: only the configured labels",
+    )
     run.add_argument("--bearer-token-file", type=Path, help="send this token to Prometheus")
     run.add_argument("--basic-auth-user", help="basic auth user (password: $PROMETHEUS_PASSWORD)")
     run.add_argument("--ca-file", type=Path, help="CA bundle for Prometheus' certificate")
@@ -280,6 +318,7 @@ def _add_agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 def run_options(args: argparse.Namespace) -> RunOptions:
     """``sloscale run``'s parsed arguments as ``RunOptions`` (the RBAC tests read a
     manifest's controller arguments through it)."""
+    from actuators.prometheus.gpu import GpuLabels
     from sloscale.run import RunOptions
 
     password = os.environ.get("PROMETHEUS_PASSWORD", "")
@@ -308,6 +347,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         state_configmap=args.state_configmap,
         slice_dialect=args.slice_dialect,
         critical_namespaces=args.critical_namespaces,
+        gpu_labels=GpuLabels(args.dcgm_labels, args.hami_labels, args.gpu_label_detection),
     )
 
 

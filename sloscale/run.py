@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -32,6 +32,7 @@ from actuators.prometheus import (
     SnapshotTap,
     SourceSettings,
 )
+from actuators.prometheus.gpu import GpuLabels
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.http import SimMetricsServer
 from actuators.sim.scenarios import demo_world
@@ -81,6 +82,8 @@ class RunOptions:
     wedged_after_s: float | None = None  # /healthz fails past it (None: health's default)
     critical_namespaces: frozenset[str] = frozenset()
     """Where a priority above ``high`` is honoured; elsewhere capped with a warning."""
+    gpu_labels: GpuLabels = field(default_factory=GpuLabels)
+    """Which labels name the pod on dcgm-exporter's and HAMi's series."""
 
     @property
     def keeps_state(self) -> bool:
@@ -243,6 +246,7 @@ def _composed(
             window_s=options.window_s,
             max_age_s=options.window_s,
             query_timeout_s=options.query_timeout_s,
+            gpu_labels=options.gpu_labels,
         ),
         pods=tap.pod_map,
     )

@@ -10,8 +10,9 @@ Where this agent differs, on purpose: dcgm-exporter attaches ``pod``/``namespace
 to the whole device's series, which on a card shared by several pods repeats the card's value
 for each. The agent exports the card-level series without pod labels, and one series per pod
 and device whose value is that pod's own share from per-process accounting: the sum of its
-processes' ``smUtil`` (% of the card) and of their ``usedGpuMemory`` (MiB). The Prometheus
-source reads series with ``pod!=""``, so both exporters feed it the same way. Per-process
+processes' ``smUtil`` (% of the card) and of their ``usedGpuMemory`` (MiB), marked
+``sloscale_split="process"`` so that the Prometheus source takes them as the pod's own rather
+than as a card value to spread over the card's slices (``actuators.prometheus.gpu``). Per-process
 memory is also exported as ``sloscale_agent_process_gpu_memory_bytes`` with ``pid``.
 """
 
@@ -77,6 +78,7 @@ def render(cards: Sequence[CardReading], hostname: str) -> str:
             if gi is not None:
                 labels |= {"GPU_I_ID": str(gi), "GPU_I_PROFILE": profiles.get(gi, "unknown")}
             labels |= {"pod": pod[1], "namespace": pod[0], "container": pod[2]}
+            labels["sloscale_split"] = "process"  # the pod's own share, not the card's
             sm = [p.sm_util_pct for p in procs if p.sm_util_pct is not None]
             mem = [p.gpu_memory_bytes for p in procs if p.gpu_memory_bytes is not None]
             if sm or not card.mig_enabled:

@@ -32,11 +32,14 @@ _POD_SUFFIX = re.compile(r"^-[a-z0-9]{1,10}-[a-z0-9]{5}$")
 
 @dataclass(frozen=True, slots=True)
 class PodInfo:
-    """One pod the cluster reports: its workload's key and its GPU share (% of a card)."""
+    """One pod the cluster reports: its workload's key, its GPU share (% of a card), and the
+    share allocated on the cards it holds slices on, its own included (what a card-level
+    reading is spread over: ``gpu``)."""
 
     workload: str
     share_pct: int | None = None
     ready: bool = True
+    card_share_pct: int | None = None
 
 
 PodMap = Mapping[tuple[str, str], PodInfo]
@@ -48,13 +51,16 @@ def pod_map_from_snapshot(snapshot: ClusterSnapshot) -> dict[tuple[str, str], Po
 
     Purely computational.
     """
+    allocated = snapshot.inventory.used_pct_by_card()
     out: dict[tuple[str, str], PodInfo] = {}
     for a in snapshot.inventory.allocations:
         namespace = a.owner.split("/", 1)[0]
         key = (namespace, a.pod)
         prev = out.get(key)
         share = a.share_pct + ((prev.share_pct or 0) if prev else 0)
-        out[key] = PodInfo(a.owner, share, a.ready and (prev.ready if prev else True))
+        on_cards = allocated[a.card_id] + ((prev.card_share_pct or 0) if prev else 0)
+        ready = a.ready and (prev.ready if prev else True)
+        out[key] = PodInfo(a.owner, share, ready, on_cards)
     return out
 
 
@@ -103,6 +109,10 @@ class WorkloadResolver:
     def share_pct(self, namespace: str, pod: str) -> int | None:
         info = self._pods.get((namespace, pod))
         return info.share_pct if info is not None else None
+
+    def pod_info(self, namespace: str, pod: str) -> PodInfo | None:
+        """What the snapshot says about a pod (``None``: not in it)."""
+        return self._pods.get((namespace, pod))
 
 
 class SnapshotTap:

@@ -27,12 +27,8 @@ Metric names (looked up, not guessed):
 - ``custom``: the workload's own ``latency-query`` (seconds), ``rate-query`` (requests/s) and
   ``good-ratio-query`` (0..1), each an instant vector; all workloads' queries of one kind are
   sent as one query, each tagged with a ``sloscale_workload`` label by ``label_replace``.
-- GPU: dcgm-exporter's ``DCGM_FI_DEV_GPU_UTIL`` (GPU utilisation, %) and
-  ``DCGM_FI_DEV_FB_USED`` (framebuffer used, MiB), with ``pod``/``namespace`` labels when its
-  Kubernetes pod mapping is on (NVIDIA dcgm-exporter docs); HAMi's per-container
-  ``Device_utilization_desc_of_container`` (%) and ``vGPU_device_memory_usage_in_bytes``, both
-  labelled ``podnamespace``, ``podname``, ``ctrname``, ``vdeviceid``, ``deviceuuid`` (HAMi
-  ``pkg/monitor/nvidia`` metrics). ``sloscale agent`` exports the DCGM names.
+- GPU (dcgm-exporter, HAMi's vGPU monitor, ``sloscale agent``): ``gpu``, which the source
+  adds to the batch.
 
 Counters are read through ``rate()``, which handles counter resets and needs two samples in
 the window (so a stale counter drops out instead of reading 0); gauges through
@@ -67,12 +63,6 @@ VLLM_WAITING = "vllm:num_requests_waiting"
 TRITON_SUCCESS = "nv_inference_request_success"
 TRITON_FAILURE = "nv_inference_request_failure"
 TRITON_SUMMARY = "nv_inference_request_summary_us"
-DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
-DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"
-DCGM_POWER_USAGE = "DCGM_FI_DEV_POWER_USAGE"
-DCGM_FB_FREE = "DCGM_FI_DEV_FB_FREE"
-HAMI_UTIL = "Device_utilization_desc_of_container"
-HAMI_MEMORY = "vGPU_device_memory_usage_in_bytes"
 
 WORKLOAD_TAG = "sloscale_workload"
 """The label ``label_replace`` adds to tell batched custom queries apart."""
@@ -288,37 +278,9 @@ def retrain_query(targets: Sequence[ObserveTarget]) -> Query | None:
     return tagged_query("retrain:data", parts)
 
 
-def gpu_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Query]:
-    """Per-pod GPU utilisation and memory from dcgm-exporter and from HAMi's monitor."""
-    if not targets:
-        return []
-    age = duration(s.max_age_s)
-    ns = namespace_matcher(targets)
-    hami_ns = namespace_matcher(targets, "podnamespace")
-    by_pod = "namespace, pod"
-    by_hami_pod = "podnamespace, podname"
-    return [
-        Query(
-            "dcgm:util",
-            f'sum by ({by_pod}) (last_over_time({DCGM_GPU_UTIL}{{pod!="",{ns}}}[{age}]))',
-        ),
-        Query(
-            "dcgm:memory",
-            f'sum by ({by_pod}) (last_over_time({DCGM_FB_USED}{{pod!="",{ns}}}[{age}]))',
-        ),
-        Query(
-            "hami:util",
-            f"sum by ({by_hami_pod}) (last_over_time({HAMI_UTIL}{{{hami_ns}}}[{age}]))",
-        ),
-        Query(
-            "hami:memory",
-            f"sum by ({by_hami_pod}) (last_over_time({HAMI_MEMORY}{{{hami_ns}}}[{age}]))",
-        ),
-    ]
-
-
 def tick_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Query]:
-    """The whole batch of one tick: at most 16 queries, whatever the number of targets."""
+    """The batch of one tick but the GPU queries (``gpu``): at most 12 queries, whatever the
+    number of targets."""
     out: list[Query] = []
     for profile in MetricsProfile:
         mine = [t for t in targets if t.spec.metrics_profile is profile]
@@ -326,7 +288,6 @@ def tick_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Que
     retrain = retrain_query(targets)
     if retrain is not None:
         out.append(retrain)
-    out.extend(gpu_queries(targets, s))
     return out
 
 

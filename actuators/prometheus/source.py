@@ -51,6 +51,16 @@ import numpy as np
 
 from actuators.prometheus.client import PrometheusClient, PromSample, QueryError
 from actuators.prometheus.coverage import partial_reasons
+from actuators.prometheus.gpu import (
+    GpuLabels,
+    GpuSample,
+    PodLabels,
+    gpu_queries,
+    gpu_signals,
+    label_notes,
+    labels_in_use,
+    match,
+)
 from actuators.prometheus.histogram import (
     GoodRatio,
     good_ratio,
@@ -76,10 +86,6 @@ from forecasting.base import History
 
 log = logging.getLogger("sloscale.prometheus")
 
-MIB = 1024.0 * 1024.0
-DCGM_LABELS = LabelNames("namespace", "pod", "deployment")
-HAMI_LABELS = LabelNames("podnamespace", "podname", "deployment")
-
 
 @dataclass(frozen=True, slots=True)
 class SourceSettings:
@@ -92,6 +98,8 @@ class SourceSettings:
     max_points_per_query: int = 1000
     partial_hold_s: float = 300.0
     """How long the last full rate may size a workload whose current reading is partial."""
+    gpu_labels: GpuLabels = field(default_factory=GpuLabels)
+    """Which labels name the pod on dcgm-exporter's and HAMi's series (``gpu``)."""
 
     def queries(self) -> QuerySettings:
         return QuerySettings(window_s=self.window_s, max_age_s=self.max_age_s)
@@ -148,6 +156,7 @@ class PrometheusMetricsSource:
         self.last_errors: tuple[str, ...] = ()
         self._last_full: dict[str, tuple[float, float]] = {}  # workload -> (rate, time)
         self._refused: dict[str, str] = {}  # custom PromQL refused as bad data -> why
+        self._gpu_labels_seen: dict[str, frozenset[PodLabels]] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -159,7 +168,11 @@ class PrometheusMetricsSource:
         """All targets' signals at ``now_s``; never raises (failures become ``errors``)."""
         self.ticks_total += 1
         try:
-            batch, refused = self._without_refused(tick_queries(targets, self.settings.queries()))
+            queries = self.settings.queries()
+            batch, refused = self._without_refused(
+                tick_queries(targets, queries)
+                + gpu_queries(targets, queries, self.settings.gpu_labels)
+            )
             outcomes = self._run(batch, now_s)
             for key, by_workload_why in rejected_parts(targets).items():
                 refused.setdefault(key, {}).update(by_workload_why)
@@ -173,8 +186,7 @@ class PrometheusMetricsSource:
                 known.setdefault(info.workload, set()).add(pod)
                 if info.ready:
                     ready.setdefault(info.workload, set()).add(pod)
-            aggs = self._aggregate(targets, outcomes, WorkloadResolver(targets, pods))
-            notes: list[str] = []
+            aggs, notes = self._aggregate(targets, outcomes, WorkloadResolver(targets, pods))
             by_workload = {
                 t.ref.key: self._metrics(
                     t,
@@ -282,9 +294,10 @@ class PrometheusMetricsSource:
         targets: Sequence[ObserveTarget],
         outcomes: Mapping[str, _Outcome],
         resolver: WorkloadResolver,
-    ) -> dict[str, _Agg]:
+    ) -> tuple[dict[str, _Agg], list[str]]:
+        """Every workload's aggregates, and the notes the GPU series' labels call for."""
         aggs = {t.ref.key: _Agg() for t in targets}
-        gpu: dict[str, dict[str, dict[str, float]]] = {}  # workload -> pod -> source -> value
+        gpu: list[GpuSample] = []
         for key, outcome in outcomes.items():
             if outcome.error is not None:
                 for agg in aggs.values():
@@ -295,16 +308,39 @@ class PrometheusMetricsSource:
                     aggs[workload].failed.add(key)
             for s in outcome.samples:
                 self._take(key, s, aggs, gpu, resolver)
-        for workload, pods in gpu.items():
-            _gpu_into(aggs[workload], workload, pods, resolver)
-        return aggs
+        for workload, signals in gpu_signals(gpu, resolver.pod_info).items():
+            agg = aggs[workload]
+            agg.gpu_util, agg.gpu_busy = signals.util, signals.busy
+            agg.gpu_memory_mib = signals.memory_mib
+        self._log_gpu_labels(gpu)
+        return aggs, label_notes(gpu, self.settings.gpu_labels)
+
+    def _log_gpu_labels(self, samples: Sequence[GpuSample]) -> None:
+        """Say when the label sets the GPU series are read with change (or none names a pod)."""
+        for source in ("dcgm", "hami"):
+            seen = labels_in_use(samples, source)
+            if self._gpu_labels_seen.get(source) == seen:
+                continue
+            self._gpu_labels_seen[source] = seen
+            if seen:
+                names = "; ".join(sorted(str(c) for c in seen))
+                log.info("%s series name their pods with: %s", source, names)
+            else:
+                log.warning(
+                    "no %s series names a managed pod under %s; reading with the configured "
+                    "--%s-labels %s",
+                    source,
+                    " or ".join(str(c) for c in self.settings.gpu_labels.candidates(source)),
+                    source,
+                    self.settings.gpu_labels.configured(source),
+                )
 
     def _take(
         self,
         key: str,
         s: PromSample,
         aggs: dict[str, _Agg],
-        gpu: dict[str, dict[str, dict[str, float]]],
+        gpu: list[GpuSample],
         resolver: WorkloadResolver,
     ) -> None:
         source, _, signal = key.partition(":")
@@ -321,16 +357,22 @@ class PrometheusMetricsSource:
             else:
                 agg.data_samples = _add(agg.data_samples, s.value)
             return
-        names = HAMI_LABELS if source == "hami" else DCGM_LABELS
-        hit = resolver.resolve(s.labels, names)
+        if source in ("dcgm", "hami"):
+            sample = match(
+                key,
+                s.labels,
+                s.value,
+                self.settings.gpu_labels,
+                lambda labels, c: resolver.resolve(labels, LabelNames(c.namespace, c.pod)),
+            )
+            if sample is not None:
+                gpu.append(sample)
+            return
+        hit = resolver.resolve(s.labels)
         if hit is None:
             return
         workload, pod = hit
         agg = aggs[workload]
-        if source in ("dcgm", "hami"):
-            if pod is not None:
-                gpu.setdefault(workload, {}).setdefault(pod, {})[key] = s.value
-            return
         if signal == "rate":
             tag = s.labels.get(COVER_TAG)
             if tag is not None:
@@ -522,31 +564,3 @@ def _feeds(profile: MetricsProfile) -> dict[str, set[str]]:
         return {"rate": {"triton:rate"}, "latency": {"triton:summary"}, "good_ratio": set()}
     p = profile.value
     return {"rate": {f"{p}:rate"}, "latency": {f"{p}:buckets"}, "good_ratio": {f"{p}:buckets"}}
-
-
-def _gpu_into(
-    agg: _Agg,
-    workload: str,
-    pods: Mapping[str, Mapping[str, float]],
-    resolver: WorkloadResolver,
-) -> None:
-    """Per-pod GPU readings to the workload: HAMi's per-container numbers win over DCGM."""
-    namespace = workload.split("/", 1)[0]
-    used, held, memory, busy = 0.0, 0.0, [], []
-    whole_cards = True
-    for pod, values in pods.items():
-        util_pct = values.get("hami:util", values.get("dcgm:util"))
-        mem_mib = values.get("hami:memory")
-        mem_mib = mem_mib / MIB if mem_mib is not None else values.get("dcgm:memory")
-        if mem_mib is not None:
-            memory.append(mem_mib)
-        share = resolver.share_pct(namespace, pod)
-        if util_pct is not None and share:
-            used += util_pct / 100.0
-            held += share / 100.0
-        whole_cards = whole_cards and share == 100
-        if "dcgm:util" in values:
-            busy.append(values["dcgm:util"] / 100.0)
-    agg.gpu_util = used / held if held > 0 else None
-    agg.gpu_memory_mib = sum(memory) / len(memory) if memory else None
-    agg.gpu_busy = sum(busy) / len(busy) if busy and whole_cards else None

@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -85,26 +85,50 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
+@dataclass(frozen=True, slots=True)
+class ScrapeJob:
+    """One scrape job: its targets, each with the target labels service discovery would give
+    it (a ServiceMonitor's ``namespace``, ``pod``, ``service``, ...), and ``honor_labels``."""
+
+    name: str
+    targets: Mapping[str, Mapping[str, str]]  # host:port -> target labels
+    honor_labels: bool = True
+
+
 def render_config(
     targets: Sequence[str],
     scrape_interval_s: float,
     *,
     job: str = "test",
     honor_labels: bool = True,
+    jobs: Sequence[ScrapeJob] = (),
 ) -> str:
-    """A minimal ``prometheus.yml`` scraping ``targets`` (host:port) at ``/metrics``."""
+    """A minimal ``prometheus.yml`` scraping ``targets`` (host:port) at ``/metrics``, and each
+    of ``jobs`` with its own settings."""
     lines = [
         "global:",
         f"  scrape_interval: {_duration(scrape_interval_s)}",
         f"  scrape_timeout: {_duration(scrape_interval_s * 0.8)}",
         f"  evaluation_interval: {_duration(max(1.0, scrape_interval_s))}",
         "scrape_configs:",
-        f"  - job_name: {job}",
-        f"    honor_labels: {'true' if honor_labels else 'false'}",
-        "    metrics_path: /metrics",
-        "    static_configs:",
-        f"      - targets: [{', '.join(repr(t) for t in targets)}]",
     ]
+    all_jobs = [*jobs]
+    if targets or not jobs:
+        all_jobs.insert(0, ScrapeJob(job, {t: {} for t in targets}, honor_labels))
+    for j in all_jobs:
+        lines += [
+            f"  - job_name: {j.name}",
+            f"    honor_labels: {'true' if j.honor_labels else 'false'}",
+            "    metrics_path: /metrics",
+            "    static_configs:",
+        ]
+        if not j.targets:
+            lines.append("      - targets: []")
+        for address, labels in j.targets.items():
+            lines.append(f"      - targets: [{address!r}]")
+            if labels:
+                lines.append("        labels:")
+                lines += [f"          {k}: {v!r}" for k, v in labels.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -121,6 +145,7 @@ class PrometheusServer:
         tsdb_dir: Path | None = None,
         port: int | None = None,
         extra_args: Sequence[str] = (),
+        jobs: Sequence[ScrapeJob] = (),
     ) -> None:
         self.binaries = binaries
         self.workdir = workdir
@@ -130,6 +155,7 @@ class PrometheusServer:
         self.tsdb_dir = tsdb_dir or workdir / "tsdb"
         self.port = port or free_port()
         self.extra_args = list(extra_args)
+        self.jobs = list(jobs)
         self.config_path = workdir / "prometheus.yml"
         self.log_path = workdir / "prometheus.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -142,7 +168,9 @@ class PrometheusServer:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def start(self, timeout_s: float = 30.0) -> Self:
-        self.config_path.write_text(render_config(self.targets, self.scrape_interval_s))
+        self.config_path.write_text(
+            render_config(self.targets, self.scrape_interval_s, jobs=self.jobs)
+        )
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             [
@@ -201,7 +229,9 @@ class PrometheusServer:
     def set_targets(self, targets: Sequence[str]) -> None:
         """Rewrite the scrape targets and reload the configuration."""
         self.targets = list(targets)
-        self.config_path.write_text(render_config(self.targets, self.scrape_interval_s))
+        self.config_path.write_text(
+            render_config(self.targets, self.scrape_interval_s, jobs=self.jobs)
+        )
         req = urllib.request.Request(f"{self.url}/-/reload", method="POST")
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()

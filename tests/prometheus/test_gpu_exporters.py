@@ -1,0 +1,361 @@
+"""GPU exporters as deployed: exposition shaped as each version writes it, scraped as each
+chart scrapes it, read through the source.
+
+One real Prometheus scrapes six exporters. dcgm-exporter (4.x: whole cards and a time-shared
+card; with ``--kubernetes-virtual-gpus``, card copies and the per-process split; MIG) and
+HAMi's vGPU monitor (2.8 legacy names, 2.9+, 2.9+ with ``--legacy-metrics``) are scraped the
+way their charts' ServiceMonitors do: ``honor_labels: false`` and the target labels a
+ServiceMonitor gives (``namespace``, ``pod``, ``container``, ``service``, ``endpoint`` of the
+exporter itself), so the exporters' ``pod``/``namespace`` arrive as ``exported_*``. One more
+dcgm-exporter is scraped with ``honor_labels: true`` (a PodMonitor that sets it).
+
+Label sets and formats follow the upstream sources cited in ``docs/metrics.md``: dcgm-exporter
+writes ``gpu``, ``UUID``, ``pci_bus_id``, ``device``, ``modelName``, ``Hostname``, and with a
+pod ``container``, ``namespace``, ``pod`` (MIG instances add ``GPU_I_PROFILE``, ``GPU_I_ID``;
+virtual GPUs ``vgpu``), values printed with ``%f`` for profiling ratios; HAMi's monitor is a
+client_golang registry wrapped with ``zone="vGPU"``, labels sorted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from actuators.prometheus import (
+    PodInfo,
+    PrometheusClient,
+    PrometheusConfig,
+    PrometheusMetricsSource,
+    SourceSettings,
+)
+from actuators.prometheus.gpu import HONORED, GpuLabels
+from controller.domain import Observation
+from tests.prometheus.conftest import SCRAPE_S, WINDOW_S, target
+from tests.support.exporters import TextExporter
+from tests.support.prometheus import PrometheusServer, ScrapeJob, require_prometheus
+
+GIB = 1024**3
+
+DCGM_HEAD = """\
+# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
+# TYPE DCGM_FI_DEV_GPU_UTIL gauge
+# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).
+# TYPE DCGM_FI_DEV_FB_USED gauge
+# HELP DCGM_FI_PROF_GR_ENGINE_ACTIVE Ratio of time the graphics engine is active (in %).
+# TYPE DCGM_FI_PROF_GR_ENGINE_ACTIVE gauge
+"""
+
+
+def dcgm(card: int, uuid: str, *, pod: tuple[str, str] | None = None, **extra: str) -> str:
+    """A dcgm-exporter label set: the device's, then (pod mapper) the pod's."""
+    labels = {
+        "gpu": str(card),
+        "UUID": uuid,
+        "pci_bus_id": f"00000000:{0x4E + card:02X}:00.0",
+        "device": f"nvidia{card}",
+        "modelName": "NVIDIA H100 80GB HBM3",
+        **{k: v for k, v in extra.items() if k in ("GPU_I_PROFILE", "GPU_I_ID")},
+        "Hostname": "gpu-node-1",
+    }
+    if pod is not None:
+        labels |= {"container": "server", "namespace": pod[0], "pod": pod[1]}
+    labels |= {k: v for k, v in extra.items() if k not in labels}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def dcgm_4x() -> str:
+    """dcgm-exporter 4.x, chart defaults (no virtual GPUs): a whole card, a time-shared card
+    whose series carry one of its pods (the pod mapper keeps the last), a MIG instance (no
+    ``GPU_UTIL`` there, ``GR_ENGINE_ACTIVE`` instead) and an idle card without a pod."""
+    whole = dcgm(0, "GPU-0a1b", pod=("whole", "llm-7c9d8f6b5-abcde"))
+    shared = dcgm(1, "GPU-1c2d", pod=("shared", "chat-6d5c4b3a2-aaaaa"))
+    mig = dcgm(
+        2,
+        "GPU-2e3f",
+        pod=("mig", "ocr-5b4a39281-ccccc"),
+        GPU_I_PROFILE="3g.40gb",
+        GPU_I_ID="2",
+    )
+    idle = dcgm(3, "GPU-3f4a")
+    return (
+        DCGM_HEAD
+        + f"DCGM_FI_DEV_GPU_UTIL{whole} 62\n"
+        + f"DCGM_FI_DEV_GPU_UTIL{shared} 45\n"
+        + f"DCGM_FI_DEV_GPU_UTIL{idle} 0\n"
+        + f"DCGM_FI_DEV_FB_USED{whole} 30000\n"
+        + f"DCGM_FI_DEV_FB_USED{shared} 20000\n"
+        + f"DCGM_FI_DEV_FB_USED{mig} 12000\n"
+        + f"DCGM_FI_DEV_FB_USED{idle} 0\n"
+        + f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{whole} 0.610000\n"
+        + f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{shared} 0.440000\n"
+        + f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{mig} 0.550000\n"
+        + f"DCGM_FI_PROF_GR_ENGINE_ACTIVE{idle} 0.000000\n"
+    )
+
+
+def dcgm_virtual_gpus() -> str:
+    """``--kubernetes-virtual-gpus``: one copy of a card's series per sharing pod (``vgpu``),
+    each with the card's value; where the exporter splits ``GPU_UTIL``/``FB_USED`` per process,
+    each pod's own value instead (card ``GPU-5b6c``)."""
+    a = dcgm(0, "GPU-4a5b", pod=("vgpu", "rerank-6b5a49382-ddddd"), vgpu="0")
+    b = dcgm(0, "GPU-4a5b", pod=("vgpu", "rerank-6b5a49382-eeeee"), vgpu="1")
+    c = dcgm(1, "GPU-5b6c", pod=("split", "asr-7a6b5c4d3-fffff"), vgpu="0")
+    d = dcgm(1, "GPU-5b6c", pod=("split", "asr-7a6b5c4d3-ggggg"), vgpu="1")
+    return (
+        DCGM_HEAD
+        + f"DCGM_FI_DEV_GPU_UTIL{a} 60\nDCGM_FI_DEV_GPU_UTIL{b} 60\n"
+        + f"DCGM_FI_DEV_GPU_UTIL{c} 35\nDCGM_FI_DEV_GPU_UTIL{d} 15\n"
+        + f"DCGM_FI_DEV_FB_USED{c} 9000\nDCGM_FI_DEV_FB_USED{d} 7000\n"
+    )
+
+
+def dcgm_honored() -> str:
+    """A dcgm-exporter scraped with ``honor_labels: true``: its labels as written."""
+    whole = dcgm(0, "GPU-6c7d", pod=("honored", "train-5d4c3b2a1-hhhhh"))
+    # with --kubernetes-virtual-gpus: a card busy 60 %, copied to its two 50 % pods
+    a = dcgm(1, "GPU-7d8e", pod=("honored", "rank-6b5a49382-mmmmm"), vgpu="0")
+    b = dcgm(1, "GPU-7d8e", pod=("honored", "rank-6b5a49382-nnnnn"), vgpu="1")
+    return (
+        DCGM_HEAD
+        + f"DCGM_FI_DEV_GPU_UTIL{whole} 30\nDCGM_FI_DEV_FB_USED{whole} 5000\n"
+        + f"DCGM_FI_DEV_GPU_UTIL{a} 60\nDCGM_FI_DEV_GPU_UTIL{b} 60\n"
+    )
+
+
+def hami_labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    pairs = sorted([*zip(names, values, strict=True), ("zone", "vGPU")])
+    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}"
+
+
+def hami_new(namespace: str, pod: str) -> str:
+    """HAMi >= 2.9 (``cmd/vGPUmonitor/metrics.go``): the "ratio" is % of the card."""
+    lab = hami_labels(
+        ("namespace", "pod", "container", "vdevice_index", "device_uuid"),
+        (namespace, pod, "vllm", "0", "GPU-7d8e9f00-0000-0000-0000-000000000001"),
+    )
+    return (
+        "# HELP hami_container_device_utilization_ratio Container device SM utilization ratio\n"
+        "# TYPE hami_container_device_utilization_ratio gauge\n"
+        f"hami_container_device_utilization_ratio{lab} 24\n"
+        "# HELP hami_vgpu_memory_used_bytes vGPU device memory usage in bytes\n"
+        "# TYPE hami_vgpu_memory_used_bytes gauge\n"
+        f"hami_vgpu_memory_used_bytes{lab} {8 * GIB:.6e}\n"
+    )
+
+
+def hami_legacy(namespace: str, pod: str) -> str:
+    """HAMi 2.8, or >= 2.9 with ``--legacy-metrics``: the old names and labels."""
+    lab = hami_labels(
+        ("podnamespace", "podname", "ctrname", "vdeviceid", "deviceuuid"),
+        (namespace, pod, "vllm", "0", "GPU-7d8e9f00-0000-0000-0000-000000000001"),
+    )
+    return (
+        "# HELP Device_utilization_desc_of_container Container device utilization description\n"
+        "# TYPE Device_utilization_desc_of_container gauge\n"
+        f"Device_utilization_desc_of_container{lab} 24\n"
+        "# HELP vGPU_device_memory_usage_in_bytes vGPU device usage\n"
+        "# TYPE vGPU_device_memory_usage_in_bytes gauge\n"
+        f"vGPU_device_memory_usage_in_bytes{lab} {8 * GIB:.6e}\n"
+    )
+
+
+HAMI_28 = hami_legacy("hami28", "chat-5c4b3a291-iiiii")
+HAMI_29 = hami_new("hami29", "chat-5c4b3a291-jjjjj")
+HAMI_29_LEGACY = hami_new("hamiboth", "chat-5c4b3a291-kkkkk") + hami_legacy(
+    "hamiboth", "chat-5c4b3a291-kkkkk"
+)
+
+
+def service_monitor(namespace: str, pod: str, service: str) -> dict[str, str]:
+    """The target labels prometheus-operator gives a ServiceMonitor's endpoint."""
+    return {
+        "namespace": namespace,
+        "pod": pod,
+        "container": service,
+        "service": service,
+        "endpoint": "metrics",
+    }
+
+
+def pod(workload: str, share: int, card_share: int | None = None) -> PodInfo:
+    return PodInfo(workload, share, True, card_share if card_share is not None else share)
+
+
+POD_MAP = {
+    ("whole", "llm-7c9d8f6b5-abcde"): pod("whole/llm", 100),
+    # a time-shared card: chat 30 % and embed 60 %; dcgm-exporter labels it with chat only
+    ("shared", "chat-6d5c4b3a2-aaaaa"): pod("shared/chat", 30, 90),
+    ("shared", "embed-4e3d2c1b0-bbbbb"): pod("shared/embed", 60, 90),
+    ("mig", "ocr-5b4a39281-ccccc"): pod("mig/ocr", 43),
+    ("vgpu", "rerank-6b5a49382-ddddd"): pod("vgpu/rerank", 50, 100),
+    ("vgpu", "rerank-6b5a49382-eeeee"): pod("vgpu/rerank", 50, 100),
+    ("split", "asr-7a6b5c4d3-fffff"): pod("split/asr", 50, 100),
+    ("split", "asr-7a6b5c4d3-ggggg"): pod("split/asr", 50, 100),
+    ("hami28", "chat-5c4b3a291-iiiii"): pod("hami28/chat", 30),
+    ("hami29", "chat-5c4b3a291-jjjjj"): pod("hami29/chat", 30),
+    ("hamiboth", "chat-5c4b3a291-kkkkk"): pod("hamiboth/chat", 30),
+    ("honored", "train-5d4c3b2a1-hhhhh"): pod("honored/train", 100),
+    ("honored", "rank-6b5a49382-mmmmm"): pod("honored/rank", 50, 100),
+    ("honored", "rank-6b5a49382-nnnnn"): pod("honored/rank", 50, 100),
+}
+TARGETS = [target(k) for k in sorted({info.workload for info in POD_MAP.values()})]
+
+
+def _constant(body: str) -> Callable[[], str]:
+    return lambda: body
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    bodies = {
+        "dcgm": dcgm_4x(),
+        "vgpu": dcgm_virtual_gpus(),
+        "honored": dcgm_honored(),
+        "hami28": HAMI_28,
+        "hami29": HAMI_29,
+        "hamiboth": HAMI_29_LEGACY,
+    }
+    exporters = {k: TextExporter(_constant(body)).start() for k, body in bodies.items()}
+    dcgm_target = service_monitor("gpu-operator", "nvidia-dcgm-exporter-x7k2p", "dcgm-exporter")
+    hami_target = service_monitor("kube-system", "hami-device-plugin-q9w8e", "vgpu-monitor")
+    jobs = [
+        ScrapeJob(
+            "dcgm-exporter",
+            {exporters[k].address: dcgm_target for k in ("dcgm", "vgpu")},
+            honor_labels=False,  # the chart's serviceMonitor.honorLabels
+        ),
+        ScrapeJob(
+            "hami-device-plugin",
+            {exporters[k].address: hami_target for k in ("hami28", "hami29", "hamiboth")},
+            honor_labels=False,  # the HAMi chart's ServiceMonitor sets none
+        ),
+        ScrapeJob("dcgm-podmonitor", {exporters["honored"].address: {}}, honor_labels=True),
+    ]
+    server = PrometheusServer(
+        require_prometheus(),
+        tmp_path_factory.mktemp("gpu-prom"),
+        scrape_interval_s=SCRAPE_S,
+        jobs=jobs,
+    )
+    try:
+        server.start()
+        server.wait_for("count(up == 1) == 6", timeout_s=20)
+        yield server
+    finally:
+        server.stop()
+        for e in exporters.values():
+            e.stop()
+
+
+def observe(prom: PrometheusServer, labels: GpuLabels | None = None) -> Observation:
+    source = PrometheusMetricsSource(
+        PrometheusClient(PrometheusConfig(prom.url, timeout_s=5.0)),
+        SourceSettings(window_s=WINDOW_S, max_age_s=WINDOW_S, gpu_labels=labels or GpuLabels()),
+        pods=lambda: POD_MAP,
+    )
+    try:
+        return source.observe(TARGETS, time.time())
+    finally:
+        source.close()
+
+
+@pytest.fixture(scope="module")
+def observed(prom: PrometheusServer) -> Observation:
+    return observe(prom)
+
+
+# ---- E2: label mapping -----------------------------------------------------------------------
+
+
+def test_chart_scrape_renames_pod_labels(prom: PrometheusServer) -> None:
+    """The premise: with the chart's settings the workload's pod is in ``exported_pod``."""
+    got = prom.query('DCGM_FI_DEV_GPU_UTIL{exported_pod="llm-7c9d8f6b5-abcde"}')
+    assert [r["metric"]["pod"] for r in got] == ["nvidia-dcgm-exporter-x7k2p"]
+    assert [r["metric"]["exported_namespace"] for r in got] == ["whole"]
+
+
+def test_dcgm_scraped_with_the_chart_settings_is_read(observed: Observation) -> None:
+    llm = observed.get("whole/llm")
+    assert llm.gpu_util == pytest.approx(0.62)  # 62 % of its own whole card
+    assert llm.gpu_busy == pytest.approx(0.62)
+    assert llm.gpu_memory_mib == pytest.approx(30000.0)
+    assert not observed.errors
+
+
+def test_each_series_picks_its_label_set(observed: Observation) -> None:
+    """A second job scraping with ``honor_labels: true`` is read too (detected per series)."""
+    assert observed.get("honored/train").gpu_util == pytest.approx(0.30)
+    assert observed.get("honored/train").gpu_memory_mib == pytest.approx(5000.0)
+
+
+def test_without_detection_only_the_configured_labels_are_read(prom: PrometheusServer) -> None:
+    obs = observe(prom, GpuLabels(dcgm=HONORED, detect=False))
+    assert obs.get("honored/train").gpu_util == pytest.approx(0.30)
+    assert obs.get("whole/llm").gpu_util is None  # its pod is in exported_pod
+
+
+# ---- E3: HAMi names by version ---------------------------------------------------------------
+
+
+def test_hami_2_9_names_are_read_as_percent_of_the_card(observed: Observation) -> None:
+    chat = observed.get("hami29/chat")
+    assert chat.gpu_util == pytest.approx(0.8)  # "ratio" 24 is % of the card: 0.24 / 0.30
+    assert chat.gpu_memory_mib == pytest.approx(8192.0)
+
+
+def test_hami_2_8_legacy_names_are_still_read(observed: Observation) -> None:
+    chat = observed.get("hami28/chat")
+    assert chat.gpu_util == pytest.approx(0.8)
+    assert chat.gpu_memory_mib == pytest.approx(8192.0)
+
+
+def test_hami_with_both_names_counts_once(observed: Observation) -> None:
+    chat = observed.get("hamiboth/chat")
+    assert chat.gpu_util == pytest.approx(0.8)  # not 1.6: the new names win, legacy unread
+    assert chat.gpu_memory_mib == pytest.approx(8192.0)
+
+
+# ---- E4: a shared card's value ---------------------------------------------------------------
+
+
+def test_a_time_shared_card_is_spread_over_its_slices(observed: Observation) -> None:
+    chat = observed.get("shared/chat")
+    # the card ran 45 % of the time, for 30 % + 60 % of it allocated: 0.45 / 0.90 = 0.5,
+    # not 0.45 / 0.30 = 1.5 (the whole card's busy time charged to chat's 30 %)
+    assert chat.gpu_util == pytest.approx(0.5)
+    assert chat.gpu_busy is None  # whose kernels ran is not known
+    assert observed.get("shared/embed").gpu_util is None  # no series names it
+
+
+def test_virtual_gpu_copies_are_not_counted_twice(observed: Observation) -> None:
+    rerank = observed.get("vgpu/rerank")
+    # two pods of 50 % share a card busy 60 %: 0.6, not (0.6 + 0.6) / (0.5 + 0.5) = 1.2
+    assert rerank.gpu_util == pytest.approx(0.6)
+    assert rerank.gpu_busy is None
+
+
+def test_copies_scraped_with_honored_labels_are_not_overstated(observed: Observation) -> None:
+    """The same as above where the old rule could read the pods at all (``honor_labels``)."""
+    assert observed.get("honored/rank").gpu_util == pytest.approx(0.6)  # not 1.2
+
+
+def test_a_per_process_split_is_each_pods_own(observed: Observation) -> None:
+    asr = observed.get("split/asr")
+    assert asr.gpu_util == pytest.approx(0.5)  # (0.35 + 0.15) / (0.5 + 0.5)
+    assert asr.gpu_memory_mib == pytest.approx(8000.0)  # mean of 9000 and 7000 MiB
+
+
+# ---- E5: MIG ---------------------------------------------------------------------------------
+
+
+def test_mig_utilisation_is_the_engine_activity_ratio(observed: Observation) -> None:
+    ocr = observed.get("mig/ocr")
+    assert ocr.gpu_util == pytest.approx(0.55)  # GR_ENGINE_ACTIVE 0.55 of its own instance
+    assert ocr.gpu_busy == pytest.approx(0.55)
+    assert ocr.gpu_memory_mib == pytest.approx(12000.0)
+
+
+def test_whole_cards_prefer_gpu_util_over_engine_activity(observed: Observation) -> None:
+    assert observed.get("whole/llm").gpu_util == pytest.approx(0.62)  # not 0.61
