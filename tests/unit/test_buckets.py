@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from controller.buckets import KNOWN_BUCKETS_S, known_unresolved, unresolved
@@ -14,6 +16,7 @@ from controller.domain import (
 )
 from controller.policy.inputs import metrics_warnings
 from controller.spec import parse_slo_spec
+from sloscale import validate
 
 V0 = dict(KNOWN_BUCKETS_S[MetricsProfile.VLLM])["vLLM V0 (v0.6.3)"]
 V1 = dict(KNOWN_BUCKETS_S[MetricsProfile.VLLM])["vLLM V1"]
@@ -70,3 +73,46 @@ def test_model_is_refused_where_the_series_name_no_model(profile: str) -> None:
     ann = {**BASE, "sloscale.io/metrics-profile": profile, "sloscale.io/model": "x"}
     (error,) = parse_slo_spec("ns/a", ann).errors
     assert error.key == "sloscale.io/model" and "allowed only with" in error.message
+
+
+def deployment(image: str, target_ms: str = "800") -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: chat
+  namespace: llm
+  annotations:
+    sloscale.io/enabled: "true"
+    sloscale.io/latency-target-ms: "{target_ms}"
+    sloscale.io/metrics-profile: vllm
+spec:
+  template:
+    spec:
+      containers: [{{name: vllm, image: "{image}"}}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("image", "warned"),
+    [
+        pytest.param("vllm/vllm-openai:v0.6.3", True, id="v0.6.3"),
+        pytest.param("vllm/vllm-openai:v0.10.2", False, id="v1-engine"),
+        pytest.param("registry.local/llm:latest", True, id="unknown-version"),
+    ],
+)
+def test_validate_warns_of_a_target_the_buckets_cannot_resolve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], image: str, warned: bool
+) -> None:
+    manifest = tmp_path / "chat.yaml"
+    manifest.write_text(deployment(image))
+    assert validate.main([str(manifest)]) == validate.EXIT_OK  # a warning, not an error
+    out = capsys.readouterr().out
+    assert ("warning:" in out and "below the first finite bucket (1 s)" in out) is warned
+
+
+def test_the_example_deployment_runs_a_vllm_whose_buckets_resolve_its_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy/examples/vllm-deployment.yaml"
+    assert validate.main([str(example)]) == validate.EXIT_OK
+    assert "warning" not in capsys.readouterr().out
