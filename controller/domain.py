@@ -58,6 +58,8 @@ class MetricsProfile(StrEnum):
     HTTP = "http"
     VLLM = "vllm"
     TRITON = "triton"
+    TGI = "tgi"
+    SGLANG = "sglang"
     CUSTOM = "custom"
 
 
@@ -93,6 +95,9 @@ class SloSpec:
     rate_query: str | None = None
     good_ratio_query: str | None = None
     retrain: RetrainSpec | None = None
+    model: str | None = None
+    """``model``: the served model this SLO covers on a server that serves several (Triton's
+    ``model`` label, vLLM's and SGLang's ``model_name``); ``None``: the pod's only model."""
     reclaim_idle_after_s: float | None = None
     """``reclaim-idle-after``: GPU utilisation under 5 % this long shrinks the Deployment to
     its minimum (``min-replicas`` x ``slice-min``) until demand returns."""
@@ -296,6 +301,36 @@ def available(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+@dataclass(frozen=True, slots=True)
+class UnresolvedTarget:
+    """A latency target the histogram's buckets cannot resolve: it lies below the first finite
+    bucket (``below_s`` 0), above the last (``above_s`` ``None``), or between two bounds more
+    than ``UNRESOLVED_RATIO`` apart. The SLI is then read at ``below_s``, a lower bound of the
+    share of requests under the target (``controller.buckets``)."""
+
+    target_s: float
+    below_s: float
+    above_s: float | None
+
+    def describe(self) -> str:
+        target = f"latency target {self.target_s * 1000:g} ms"
+        if self.above_s is None:
+            where = f"lies above the largest finite bucket ({self.below_s:g} s)"
+        elif self.below_s <= 0:
+            where = f"lies below the first finite bucket ({self.above_s:g} s)"
+        else:
+            where = f"lies between buckets {self.below_s:g} s and {self.above_s:g} s"
+        bound = (
+            "no request counts as good"
+            if self.below_s <= 0
+            else f"only requests under {self.below_s:g} s count as good"
+        )
+        return (
+            f"{target} {where}, which the histogram cannot resolve: the SLI is a lower bound "
+            f"({bound}); put a bucket at the target or the target on a bucket"
+        )
+
+
 _SIGNAL_FIELDS = (
     "request_rate_rps",
     "latency_ms",
@@ -324,6 +359,9 @@ class WorkloadMetrics:
     """The rate missed part of its window or of the ready pods, and was sized on the larger
     of it and the last full reading (``actuators.prometheus.coverage``): enough to scale up
     on, never to scale down on."""
+    unresolved_target: UnresolvedTarget | None = None
+    """The latency target is not resolvable by the histogram's buckets: ``good_ratio`` is the
+    conservative (lower) bound, and every decision says so (``SliResolved`` false)."""
 
     def __post_init__(self) -> None:
         # Every adapter's readings pass here: NaN or infinity is unavailable (None), never a
@@ -394,6 +432,7 @@ class Reason(StrEnum):
     PRIORITY_CAPPED = "PriorityCapped"
     RESIZE_FAILED = "ResizeFailed"
     RESIZE_BACKOFF = "ResizeBackoff"
+    TARGET_UNRESOLVED = "TargetUnresolved"
 
 
 class ConditionType(StrEnum):
@@ -406,7 +445,8 @@ class ConditionType(StrEnum):
     before its backoff expires), ``CapacityAvailable`` (fit: the pool holds the
     allocation), ``IdleReclaim``, and for jobs ``Preemption`` and ``Resume``; the loop adds
     ``SpecValid`` (false: an invalid spec; true with ``PriorityCapped``: a spec taken only in
-    part) and ``Applied``.
+    part), ``SliResolved`` (false with ``TargetUnresolved``: the latency histogram's buckets
+    cannot resolve the target, so the SLI is a lower bound) and ``Applied``.
     """
 
     SCALING_ACTIVE = "ScalingActive"
@@ -418,6 +458,7 @@ class ConditionType(StrEnum):
     RESUME = "Resume"
     RETRAINING = "Retraining"
     SPEC_VALID = "SpecValid"
+    SLI_RESOLVED = "SliResolved"
     APPLIED = "Applied"
 
 

@@ -53,7 +53,13 @@ from controller.forecast import (
 from controller.keeper import MemoryKeeper, StateSnapshotStore
 from controller.placement.preemption import applied_losses, work_at_risk_gpu_h
 from controller.plan import PlannerConfig, hold, hold_all, plan
-from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput, spec_warnings
+from controller.policy.inputs import (
+    JobInput,
+    PlannerMemory,
+    WorkloadInput,
+    metrics_warnings,
+    spec_warnings,
+)
 from controller.policy.reclaim import idle_since
 from controller.ports import Clock, Cluster, MetricsSource, ObserveTarget, RateHistorySource
 from controller.report import (
@@ -503,7 +509,7 @@ class Controller:
             ),
             resume_rate_rps=self._resume_rate(key, now),
             idle_since_s=tr.idle_since_s,
-            warnings=spec_warnings(tr.warnings),
+            warnings=spec_warnings(tr.warnings) + metrics_warnings(metrics),
         )
 
     def _resume_rate(self, key: str, now: float) -> float | None:

@@ -114,6 +114,7 @@ _DEPLOYMENT_NAMES = (
     "latency-query",
     "rate-query",
     "good-ratio-query",
+    "model",
     "retrain-data-query",
     "retrain-threshold",
     "retrain-job-template",
@@ -341,6 +342,7 @@ def parse_slo_spec(
     slice_min, slice_max, slice_step = _read_slices(reader)
     dialect = reader.get("slice-dialect", values.choice(SliceDialect), default_dialect)
     profile, (latency_query, rate_query, good_query) = _read_metrics(reader)
+    model = _read_model(reader, profile)
     retrain = _read_retrain(reader)
     spec = SloSpec(
         latency_target_ms=target_ms,
@@ -359,6 +361,7 @@ def parse_slo_spec(
         rate_query=rate_query,
         good_ratio_query=good_query,
         retrain=retrain,
+        model=model,
         reclaim_idle_after_s=reader.get(
             "reclaim-idle-after", values.duration(allow_zero=False), defaults.reclaim_idle_after_s
         ),
@@ -424,6 +427,20 @@ def _read_metrics(
                     f"allowed only with metrics-profile custom (this one is {profile.value})",
                 )
     return profile, (latency, rate, good)
+
+
+MODEL_PROFILES = (MetricsProfile.VLLM, MetricsProfile.TRITON, MetricsProfile.SGLANG)
+"""The profiles whose series name the served model (Triton ``model``, vLLM and SGLang
+``model_name``): ``model`` picks one on a server that serves several."""
+
+
+def _read_model(reader: _Reader, profile: MetricsProfile) -> str | None:
+    """``model``, only with a profile whose series carry the model's name."""
+    model = reader.get("model", values.text, None)
+    if model is not None and reader.valid("metrics-profile") and profile not in MODEL_PROFILES:
+        names = ", ".join(p.value for p in MODEL_PROFILES)
+        reader.error("model", f"allowed only with metrics-profile {names} (this one is {profile})")
+    return model
 
 
 def _read_retrain(reader: _Reader) -> RetrainSpec | None:

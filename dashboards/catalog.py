@@ -167,9 +167,15 @@ def slo_overview() -> Dashboard:
                                 f"http_server_request_duration_seconds_count{{{H}}}[{RATE}]))",
                                 "{{namespace}}/{{deployment}} requests",
                             ),
+                            # OpenTelemetry has no failure counter: a failed request is in
+                            # the duration histogram with the error.type attribute, whose
+                            # series exists once a request failed (0 until then)
                             Query(
-                                "sum by (namespace, deployment) "
-                                f"(rate(http_server_requests_failed_total{{{H}}}[{RATE}]))",
+                                "sum by (namespace, deployment) (rate("
+                                "http_server_request_duration_seconds_count"
+                                f'{{{H}, error_type!=""}}[{RATE}])) or 0 * '
+                                "sum by (namespace, deployment) (rate("
+                                f"http_server_request_duration_seconds_count{{{H}}}[{RATE}]))",
                                 "{{namespace}}/{{deployment}} failed",
                             ),
                         ),

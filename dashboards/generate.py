@@ -43,7 +43,9 @@ every panel's queries against a real Prometheus scraping a short closed loop.
   workbook's multi-window, multi-burn-rate alerts (`SloscaleErrorBudgetBurn`: 14.4× over 1 h
   and 5 m and 6× over 6 h and 30 m page; 3× over 1 d and 2 h and 1× over 3 d and 6 h open a
   ticket), every window scaled by the SLO window / 30 d; plus `SloscaleSLIMissing` when the
-  SLI series is gone. The SLI is the controller's `sloscale_workload_requests_total` and
+  SLI series is gone, and `SloscaleLatencyTargetUnresolved` when the controller says the
+  workload's latency histogram cannot resolve its target (its SLI is then a lower bound).
+  The SLI is the controller's `sloscale_workload_requests_total` and
   `sloscale_workload_good_requests_total`, so the rules work for every metrics profile.
 - `deploy/grafana/`: ConfigMaps labelled `grafana_dashboard: "1"` for the Grafana sidecar,
   and a file-provisioning example. `deploy/prometheus-rules/`: example rules generated from

@@ -43,6 +43,11 @@ GOOD_METRIC = "sloscale_workload_good_requests_total"
 ALERT_NAME = "SloscaleErrorBudgetBurn"
 MISSING_ALERT_NAME = "SloscaleSLIMissing"
 MISSING_FOR = "15m"
+UNRESOLVED_ALERT_NAME = "SloscaleLatencyTargetUnresolved"
+UNRESOLVED_FOR = "15m"
+CONDITION_METRIC = "sloscale_workload_condition"
+"""The controller's condition gauge: ``SliResolved`` 0 with ``TargetUnresolved`` says the
+latency histogram's buckets cannot resolve the target (``controller.buckets``)."""
 
 WORKBOOK_WINDOW_S = 30 * 86400.0
 MIN_WINDOW_S = 60.0
@@ -227,7 +232,36 @@ def alerting_rules(slo: SloRules) -> list[Json]:
             "annotations": missing_annotations(slo),
         }
     )
+    rules.append(
+        {
+            "alert": UNRESOLVED_ALERT_NAME,
+            "expr": f"{unresolved_selector(slo)} == 0",
+            "for": UNRESOLVED_FOR,
+            "labels": {"severity": "ticket", "namespace": slo.namespace, "workload": slo.workload},
+            "annotations": unresolved_annotations(slo),
+        }
+    )
     return rules
+
+
+def unresolved_selector(slo: SloRules) -> str:
+    return (
+        f'{CONDITION_METRIC}{{workload="{_escape(slo.workload)}",type="SliResolved",'
+        'reason="TargetUnresolved"}'
+    )
+
+
+def unresolved_annotations(slo: SloRules) -> dict[str, str]:
+    return {
+        "summary": f"{slo.workload}'s latency target cannot be resolved by its histogram",
+        "description": (
+            f"The latency histogram {slo.workload} exports has no bucket near its target (it "
+            "lies below the first finite bucket, above the last, or between bounds more than "
+            "2× apart): its SLI is a lower bound and these burn-rate alerts overstate the "
+            "burn. Put a bucket at the target (vLLM V1 has 0.3/0.5/0.8 s) or the target on a "
+            "bucket; the decision's SliResolved condition says which buckets."
+        ),
+    }
 
 
 def missing_annotations(slo: SloRules) -> dict[str, str]:
@@ -371,6 +405,32 @@ def burn_rate_tests(slo: SloRules, others: Sequence[SloRules] = ()) -> list[Json
             ],
         }
     )
+    tests.append(
+        {
+            "name": f"{slo.workload} with a latency target its buckets cannot resolve",
+            "interval": f"{TEST_STEP_S}s",
+            "input_series": [{"series": unresolved_selector(slo), "values": f"0x{quiet_steps}"}],
+            "alert_rule_test": [
+                {"eval_time": "0s", "alertname": UNRESOLVED_ALERT_NAME},  # pending
+                {
+                    "eval_time": format_duration(TEST_EVAL_INTERVAL_S),
+                    "alertname": UNRESOLVED_ALERT_NAME,
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {
+                                "severity": "ticket",
+                                "namespace": slo.namespace,
+                                "workload": slo.workload,
+                                "type": "SliResolved",
+                                "reason": "TargetUnresolved",
+                            },
+                            "exp_annotations": unresolved_annotations(slo),
+                        }
+                    ],
+                },
+            ],
+        }
+    )
     return tests
 
 
@@ -388,6 +448,7 @@ def tests_for(slos: Sequence[SloRules], rule_files: Sequence[str]) -> Json:
 __all__ = [
     "ALERT_NAME",
     "MISSING_ALERT_NAME",
+    "UNRESOLVED_ALERT_NAME",
     "WORKBOOK_ALERTS",
     "BurnAlert",
     "SloRules",

@@ -15,7 +15,8 @@ at once, and a slow or removed pod holds nobody else's requests.
 
 ``/metrics`` (Prometheus text format) exposes what a real Deployment would: the ``http``
 profile's ``http_server_request_duration_seconds`` histogram measured at the gateway (queueing
-included) with ``namespace``/``deployment`` labels, ``http_server_requests_failed_total``,
+included) with ``namespace``/``deployment`` labels, a failed request in its own series with
+``error_type="503"`` (OpenTelemetry's ``error.type``: the conventions have no failure counter),
 ``http_server_active_requests`` (requests in the gateway, queued or in service; the
 OpenTelemetry HTTP server metric of that name), and
 dcgm-exporter-named per-pod gauges ``DCGM_FI_DEV_GPU_UTIL`` (% of a card: busy fraction times
@@ -43,7 +44,12 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from actuators.sim.exporter import FAILED_NAME, HISTOGRAM_NAME, LATENCY_BUCKETS_S
+from actuators.sim.exporter import (
+    ERROR_TYPE_LABEL,
+    FAILED_ERROR_TYPE,
+    HISTOGRAM_NAME,
+    LATENCY_BUCKETS_S,
+)
 
 ACTIVE_NAME = "http_server_active_requests"
 
@@ -253,13 +259,20 @@ def render_metrics(
     base = {"namespace": config.namespace, "deployment": config.name}
     out = [f"# TYPE {ACTIVE_NAME} gauge", f"{ACTIVE_NAME}{_labels(base)} {active_requests}"]
     out.append(f"# TYPE {HISTOGRAM_NAME} histogram")
+    les = [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]
     cumulative = np.cumsum(log.buckets)
-    for le, count in zip([*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"], cumulative, strict=True):
+    cumulative[-1] -= log.failed  # the failed (latency inf) are in the error series only
+    for le, count in zip(les, cumulative, strict=True):
         out.append(f"{HISTOGRAM_NAME}_bucket{_labels({**base, 'le': le})} {int(count)}")
-    out.append(f"{HISTOGRAM_NAME}_count{_labels(base)} {log.count}")
+    out.append(f"{HISTOGRAM_NAME}_count{_labels(base)} {log.count - log.failed}")
     out.append(f"{HISTOGRAM_NAME}_sum{_labels(base)} {log.sum_s!r}")
-    out.append(f"# TYPE {FAILED_NAME} counter")
-    out.append(f"{FAILED_NAME}{_labels(base)} {log.failed}")
+    if log.failed:
+        failed = {**base, ERROR_TYPE_LABEL: FAILED_ERROR_TYPE}
+        for le in les:
+            count = log.failed if le == "+Inf" else 0
+            out.append(f"{HISTOGRAM_NAME}_bucket{_labels({**failed, 'le': le})} {count}")
+        out.append(f"{HISTOGRAM_NAME}_count{_labels(failed)} {log.failed}")
+        out.append(f"{HISTOGRAM_NAME}_sum{_labels(failed)} 0")
     out.append("# TYPE DCGM_FI_DEV_GPU_UTIL gauge")
     for pod, pct in sorted(gpu_used_pct.items()):
         labels = _labels({"namespace": config.namespace, "pod": pod})

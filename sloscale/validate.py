@@ -11,6 +11,10 @@ nesting deeper than any manifest needs; an object whose ``metadata`` or ``annota
 a mapping is an error, and so is an annotation value that is not a string (``true`` or ``5``
 unquoted: the API server rejects those).
 
+A latency target that a known default bucket set of the workload's engine cannot resolve
+(vLLM 0.6.3's e2e histogram starts at 1 s: an 800 ms target; ``controller.buckets``) is a
+``warning:`` line naming the version: the controller would read the SLI as a lower bound.
+
 A priority above ``high`` outside the namespaces of ``--critical-namespaces`` (the
 controller's flag, none by default) is capped as the controller caps it: a ``warning:`` line,
 not an error.
@@ -22,6 +26,7 @@ cannot be read or parsed.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Hashable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
@@ -31,7 +36,8 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
-from controller.domain import SliceDialect, SpecError
+from controller.buckets import known_unresolved
+from controller.domain import MetricsProfile, SliceDialect, SloSpec, SpecError
 from controller.spec import ANNOTATION_PREFIX, format_errors, parse_job_spec, parse_slo_spec
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
@@ -189,13 +195,61 @@ def check(
     ann, errors = _annotations(meta, key)
     if kind == "Deployment":
         slo = parse_slo_spec(key, ann, default_dialect=default_dialect, cap_priority=cap)
-        return (*errors, *slo.errors), slo.warnings
+        images = _images(obj)
+        resolution = bucket_warnings(key, slo.spec, images) if slo.spec is not None else ()
+        return (*errors, *slo.errors), (*slo.warnings, *resolution)
     if kind == "CronJob" or (
         kind in ("Job", "Pod") and any(k.startswith(ANNOTATION_PREFIX) for k in ann)
     ):
         job = parse_job_spec(key, ann, cap_priority=cap)
         return (*errors, *job.errors), job.warnings
     return tuple(errors), ()
+
+
+_VLLM_TAG = re.compile(r"vllm[^:/]*:v?(\d+)\.(\d+)")
+VLLM_V1_DEFAULT = (0, 8)
+"""vLLM runs the V1 engine (and its finer e2e buckets) by default from v0.8.0."""
+
+
+def _images(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """The container images of a Deployment's pod template (none when malformed)."""
+    template = (
+        (obj.get("spec") or {}).get("template") if isinstance(obj.get("spec"), Mapping) else {}
+    )
+    pod = (template or {}).get("spec") if isinstance(template, Mapping) else {}
+    containers = (pod or {}).get("containers") if isinstance(pod, Mapping) else []
+    if not isinstance(containers, list):
+        return ()
+    return tuple(str(c["image"]) for c in containers if isinstance(c, Mapping) and c.get("image"))
+
+
+def _known_version(spec: SloSpec, images: Sequence[str]) -> str | None:
+    """The bucket set a recognisable vLLM image tag pins (``None``: any may run)."""
+    if spec.metrics_profile is not MetricsProfile.VLLM:
+        return None
+    for image in images:
+        if m := _VLLM_TAG.search(image):
+            v1 = (int(m[1]), int(m[2])) >= VLLM_V1_DEFAULT
+            return "vLLM V1" if v1 else "vLLM V0 (v0.6.3)"
+    return None
+
+
+def bucket_warnings(key: str, spec: SloSpec, images: Sequence[str] = ()) -> tuple[SpecError, ...]:
+    """A warning per known default bucket set of the workload's engine that cannot resolve
+    its latency target (``controller.buckets``): the controller would read a lower bound.
+    A vLLM image whose tag names its version narrows the sets to that version's."""
+    version = _known_version(spec, images)
+    found = known_unresolved(spec.metrics_profile, spec.latency_target_ms / 1000)
+    return tuple(
+        SpecError(
+            key,
+            f"{ANNOTATION_PREFIX}latency-target-ms",
+            f"{spec.latency_target_ms:g}",
+            f"with {name} buckets, {gap.describe()}",
+        )
+        for name, gap in found
+        if version is None or name == version
+    )
 
 
 def main(argv: Sequence[str]) -> int:

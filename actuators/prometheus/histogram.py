@@ -99,17 +99,23 @@ def histogram_quantile(
 
 
 def good_ratio(
-    threshold: float, buckets: Mapping[float, float] | Iterable[tuple[float, float]]
+    threshold: float,
+    buckets: Mapping[float, float] | Iterable[tuple[float, float]],
+    total: float | None = None,
 ) -> GoodRatio | None:
     """Share of observations ``<= threshold``; exact at a bucket bound, else interpolated.
 
     Above the largest finite bound the histogram cannot tell (the rest sit in ``+Inf``): the
-    largest finite bucket's share is returned, a lower bound, flagged as not exact.
+    largest finite bucket's share is returned, a lower bound, flagged as not exact. ``total``:
+    the requests the share is of when ``buckets`` hold only some of them (the ``http``
+    profile's requests without ``error_type``: a failed request is never good).
     """
     pairs = normalise_buckets(buckets)
-    if pairs is None or not pairs[-1][1] > 0:
+    if pairs is None:
         return None
-    total = pairs[-1][1]
+    total = max(pairs[-1][1], total or 0.0)
+    if not total > 0:
+        return None
     finite = pairs[:-1]
     for le, c in finite:
         if math.isclose(le, threshold, rel_tol=BOUND_REL_TOL, abs_tol=1e-12):
@@ -124,6 +130,24 @@ def good_ratio(
             return GoodRatio(min(1.0, max(0.0, (below + inside * frac) / total)), exact=False)
         lo, below = le, c
     return GoodRatio(min(1.0, finite[-1][1] / total), exact=False)  # pragma: no cover
+
+
+def lower_bound_ratio(
+    bound: float,
+    buckets: Mapping[float, float] | Iterable[tuple[float, float]],
+    total: float | None = None,
+) -> GoodRatio | None:
+    """Share of observations ``<= bound`` where ``bound`` is a bucket bound (or 0, nothing
+    under it): the conservative SLI of a target the buckets cannot resolve, ``bound`` being
+    the largest bound under the target (``controller.buckets.unresolved``)."""
+    pairs = normalise_buckets(buckets)
+    if pairs is None:
+        return None
+    total = max(pairs[-1][1], total or 0.0)
+    if not total > 0:
+        return None
+    under = max((c for le, c in pairs if le <= bound * (1 + BOUND_REL_TOL)), default=0.0)
+    return GoodRatio(min(1.0, under / total), exact=False)
 
 
 def summary_good_ratio(threshold: float, quantiles: Mapping[float, float]) -> GoodRatio | None:

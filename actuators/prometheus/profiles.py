@@ -10,20 +10,40 @@ Metric names (looked up, not guessed):
 - ``http``: OpenTelemetry's HTTP server semantic conventions define the histogram
   ``http.server.request.duration`` in seconds, which Prometheus exporters write as
   ``http_server_request_duration_seconds`` with ``_bucket{le}``, ``_count`` and ``_sum``
-  (https://opentelemetry.io/docs/specs/semconv/http/http-metrics/). The simulator exports the
-  same name (``actuators.sim.exporter.HISTOGRAM_NAME``). The same conventions' up-down counter
+  (https://opentelemetry.io/docs/specs/semconv/http/http-metrics/). A request that ended in an
+  error has the attribute ``error.type`` (label ``error_type``; for a 5xx, the status code):
+  there is no separate failure counter. Its buckets are read by ``error_type`` so that a
+  failed request, however fast, is never counted good. The simulator exports the same name
+  (``actuators.sim.exporter.HISTOGRAM_NAME``). The same conventions' up-down counter
   ``http.server.active_requests`` (``http_server_active_requests``) counts requests in flight;
   optional: without it the backlog is simply not seen.
 - ``vllm``: vLLM's ``/metrics`` has the histogram ``vllm:e2e_request_latency_seconds`` ("end to
   end request latency in seconds") and the gauges ``vllm:num_requests_running`` and
-  ``vllm:num_requests_waiting`` (vLLM ``docs/design/v1/metrics.md``).
+  ``vllm:num_requests_waiting``, with the same names in the V0 engine (``vllm/engine/metrics.py``,
+  v0.6.3: label ``model_name``) and the V1 engine (``vllm/v1/metrics/loggers.py``: labels
+  ``model_name``, ``engine``); only the buckets differ (``controller.buckets``). Both are summed
+  over engines; ``model`` selects one ``model_name``.
 - ``triton``: Triton counts ``nv_inference_request_success`` and
-  ``nv_inference_request_failure`` per model; its latency counters
-  (``nv_inference_request_duration_us``, ``nv_inference_queue_duration_us``) are cumulative
-  sums with no distribution, so quantiles come from the summary
+  ``nv_inference_request_failure`` per model (labels ``model``, ``version``); its latency
+  counters (``nv_inference_request_duration_us``, ``nv_inference_queue_duration_us``) are
+  cumulative sums with no distribution, so quantiles come from the summary
   ``nv_inference_request_summary_us{quantile=...}`` that Triton exports when started with
-  ``--metrics-config summary_latencies=true`` (Triton ``docs/user_guide/metrics.md``). A mean
-  is never passed off as a quantile: without the summary, latency is unavailable.
+  ``--metrics-config summary_latencies=true`` (Triton ``docs/user_guide/metrics.md``, 23.04 on).
+  A mean is never passed off as a quantile: without the summary, latency is unavailable. The
+  queue is the gauge ``nv_inference_pending_request_count`` (requests awaiting execution by the
+  backend, per model). Every query keeps the ``model`` label: a Triton pod serves many models
+  (an ensemble and its steps, a pre-processor), so a workload reads the model its ``model``
+  annotation names, or the pod's only model; with several and none named, its Triton signals
+  are unavailable and ``errors`` says which models there are (``source``).
+- ``tgi``: text-generation-inference's router (``router/src/server.rs``, v2/v3, rendered by
+  ``metrics-exporter-prometheus``: no unit suffix, no labels) has the histogram
+  ``tgi_request_duration`` (seconds, successful requests), the counters ``tgi_request_count``
+  (every request received: the rate) and ``tgi_request_failure`` (label ``err``), and the gauges
+  ``tgi_queue_size`` and ``tgi_batch_current_size`` (queued and running requests). A failed
+  request is never good: the good ratio's total is the histogram's count plus the failures.
+- ``sglang``: SGLang with ``--enable-metrics`` (``python/sglang/srt/metrics/collector.py``) has
+  the histogram ``sglang:e2e_request_latency_seconds`` and the gauges ``sglang:num_queue_reqs``
+  and ``sglang:num_running_reqs``, labelled ``model_name`` (``model`` selects one).
 - ``custom``: the workload's own ``latency-query`` (seconds), ``rate-query`` (requests/s) and
   ``good-ratio-query`` (0..1), each an instant vector; all workloads' queries of one kind are
   sent as one query, each tagged with a ``sloscale_workload`` label by ``label_replace``.
@@ -60,6 +80,15 @@ HTTP_ACTIVE = "http_server_active_requests"
 VLLM_HISTOGRAM = "vllm:e2e_request_latency_seconds"
 VLLM_RUNNING = "vllm:num_requests_running"
 VLLM_WAITING = "vllm:num_requests_waiting"
+TGI_HISTOGRAM = "tgi_request_duration"
+TGI_REQUESTS = "tgi_request_count"
+TGI_FAILURE = "tgi_request_failure"
+TGI_QUEUE = "tgi_queue_size"
+TGI_RUNNING = "tgi_batch_current_size"
+SGLANG_HISTOGRAM = "sglang:e2e_request_latency_seconds"
+SGLANG_QUEUE = "sglang:num_queue_reqs"
+SGLANG_RUNNING = "sglang:num_running_reqs"
+TRITON_PENDING = "nv_inference_pending_request_count"
 TRITON_SUCCESS = "nv_inference_request_success"
 TRITON_FAILURE = "nv_inference_request_failure"
 TRITON_SUMMARY = "nv_inference_request_summary_us"
@@ -72,6 +101,16 @@ COVER_TAG = "sloscale_cover"
 
 GROUP = "namespace, pod, deployment"
 """What every per-workload query groups by: pods map to workloads in ``podmap``."""
+
+ERROR_LABEL = "error_type"
+"""OpenTelemetry's ``error.type`` attribute as a Prometheus label: set on failed requests."""
+
+MODEL_LABELS: dict[MetricsProfile, str] = {
+    MetricsProfile.VLLM: "model_name",
+    MetricsProfile.TRITON: "model",
+    MetricsProfile.SGLANG: "model_name",
+}
+"""The label that names the served model, per profile (``SloSpec.model`` selects on it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +164,22 @@ def coverage(counter: str, ns: str, s: QuerySettings) -> str:
     return " or ".join(f'label_replace({q}, "{COVER_TAG}", "{tag}", "", "")' for tag, q in parts)
 
 
-def histogram_queries(name: str, prefix: str, ns: str, s: QuerySettings) -> list[Query]:
-    """Request rate (with its coverage) and bucket rates of one histogram family, by pod."""
+def histogram_queries(
+    name: str, prefix: str, ns: str, s: QuerySettings, by: str = ""
+) -> list[Query]:
+    """Request rate (with its coverage) and bucket rates of one histogram family, by pod and
+    by the labels ``by`` adds (``, model_name``)."""
     w = duration(s.window_s)
-    rate = f"sum by ({GROUP}) (rate({name}_count{{{ns}}}[{w}]))"
+    rate = f"sum by ({GROUP}{by}) (rate({name}_count{{{ns}}}[{w}]))"
     return [
         Query(f"{prefix}:rate", f"{rate} or {coverage(f'{name}_count', ns, s)}"),
-        Query(f"{prefix}:buckets", f"sum by ({GROUP}, le) (rate({name}_bucket{{{ns}}}[{w}]))"),
+        Query(f"{prefix}:buckets", f"sum by ({GROUP}, le{by}) (rate({name}_bucket{{{ns}}}[{w}]))"),
     ]
+
+
+def gauge(name: str, ns: str, age: str, by: str = "") -> str:
+    """A gauge's last value within ``age``, summed by pod (and ``by``)."""
+    return f"sum by ({GROUP}{by}) (last_over_time({name}{{{ns}}}[{age}]))"
 
 
 def profile_queries(
@@ -144,25 +191,47 @@ def profile_queries(
     ns = namespace_matcher(targets)
     w, age = duration(s.window_s), duration(s.max_age_s)
     if profile is MetricsProfile.HTTP:
-        active = f"sum by ({GROUP}) (last_over_time({HTTP_ACTIVE}{{{ns}}}[{age}]))"
+        ok = f"sum by ({GROUP}, le, {ERROR_LABEL}) (rate({HTTP_HISTOGRAM}_bucket{{{ns}}}[{w}]))"
+        rate = f"sum by ({GROUP}) (rate({HTTP_HISTOGRAM}_count{{{ns}}}[{w}]))"
         return [
-            *histogram_queries(HTTP_HISTOGRAM, "http", ns, s),
-            Query("http:in_flight", active),
+            Query("http:rate", f"{rate} or {coverage(f'{HTTP_HISTOGRAM}_count', ns, s)}"),
+            Query("http:buckets", ok),
+            Query("http:in_flight", gauge(HTTP_ACTIVE, ns, age)),
         ]
     if profile is MetricsProfile.VLLM:
-        running = f"sum by ({GROUP}) (last_over_time({VLLM_RUNNING}{{{ns}}}[{age}]))"
-        waiting = f"sum by ({GROUP}) (last_over_time({VLLM_WAITING}{{{ns}}}[{age}]))"
+        by = f", {MODEL_LABELS[profile]}"
+        running, waiting = gauge(VLLM_RUNNING, ns, age, by), gauge(VLLM_WAITING, ns, age, by)
         return [
-            *histogram_queries(VLLM_HISTOGRAM, "vllm", ns, s),
+            *histogram_queries(VLLM_HISTOGRAM, "vllm", ns, s, by),
             Query("vllm:in_flight", either_or_both(running, waiting)),
         ]
-    if profile is MetricsProfile.TRITON:
+    if profile is MetricsProfile.SGLANG:
+        by = f", {MODEL_LABELS[profile]}"
+        running, queued = gauge(SGLANG_RUNNING, ns, age, by), gauge(SGLANG_QUEUE, ns, age, by)
         return [
-            Query("triton:rate", f"{triton_rate(ns, w)} or {coverage(TRITON_SUCCESS, ns, s)}"),
-            Query(
-                "triton:summary",
-                f"max by ({GROUP}, quantile) (last_over_time({TRITON_SUMMARY}{{{ns}}}[{age}]))",
-            ),
+            *histogram_queries(SGLANG_HISTOGRAM, "sglang", ns, s, by),
+            Query("sglang:in_flight", either_or_both(running, queued)),
+        ]
+    if profile is MetricsProfile.TGI:
+        requests = f"sum by ({GROUP}) (rate({TGI_REQUESTS}{{{ns}}}[{w}]))"
+        failed = f"sum by ({GROUP}) (rate({TGI_FAILURE}{{{ns}}}[{w}]))"
+        running, queued = gauge(TGI_RUNNING, ns, age), gauge(TGI_QUEUE, ns, age)
+        buckets = f"sum by ({GROUP}, le) (rate({TGI_HISTOGRAM}_bucket{{{ns}}}[{w}]))"
+        return [
+            Query("tgi:rate", f"{requests} or {coverage(TGI_REQUESTS, ns, s)}"),
+            Query("tgi:buckets", buckets),
+            Query("tgi:failed", failed),
+            Query("tgi:in_flight", either_or_both(running, queued)),
+        ]
+    if profile is MetricsProfile.TRITON:
+        by = f", {MODEL_LABELS[profile]}"
+        summary = (
+            f"max by ({GROUP}{by}, quantile) (last_over_time({TRITON_SUMMARY}{{{ns}}}[{age}]))"
+        )
+        return [
+            Query("triton:rate", f"{triton_rate(ns, w, by)} or {coverage(TRITON_SUCCESS, ns, s)}"),
+            Query("triton:summary", summary),
+            Query("triton:in_flight", gauge(TRITON_PENDING, ns, age, by)),
         ]
     return custom_queries(targets)
 
@@ -176,10 +245,10 @@ def either_or_both(a: str, b: str) -> str:
     return f"({a} + {b}) or {a} or {b}"
 
 
-def triton_rate(ns: str, w: str) -> str:
-    """Requests per second, successful and failed, per pod."""
-    ok = f"sum by ({GROUP}) (rate({TRITON_SUCCESS}{{{ns}}}[{w}]))"
-    failed = f"sum by ({GROUP}) (rate({TRITON_FAILURE}{{{ns}}}[{w}]))"
+def triton_rate(ns: str, w: str, by: str = "") -> str:
+    """Requests per second, successful and failed, per pod (and ``by``)."""
+    ok = f"sum by ({GROUP}{by}) (rate({TRITON_SUCCESS}{{{ns}}}[{w}]))"
+    failed = f"sum by ({GROUP}{by}) (rate({TRITON_FAILURE}{{{ns}}}[{w}]))"
     return either_or_both(ok, failed)
 
 
@@ -279,8 +348,8 @@ def retrain_query(targets: Sequence[ObserveTarget]) -> Query | None:
 
 
 def tick_queries(targets: Sequence[ObserveTarget], s: QuerySettings) -> list[Query]:
-    """The batch of one tick but the GPU queries (``gpu``): at most 12 queries, whatever the
-    number of targets."""
+    """The batch of one tick but the GPU queries (``gpu``): a fixed number of queries,
+    whatever the number of targets."""
     out: list[Query] = []
     for profile in MetricsProfile:
         mine = [t for t in targets if t.spec.metrics_profile is profile]
@@ -302,8 +371,18 @@ def rate_history_query(
     if profile is MetricsProfile.HTTP:
         return Query("http:rate", f"sum by ({GROUP}) (rate({HTTP_HISTOGRAM}_count{{{ns}}}[{w}]))")
     if profile is MetricsProfile.VLLM:
-        return Query("vllm:rate", f"sum by ({GROUP}) (rate({VLLM_HISTOGRAM}_count{{{ns}}}[{w}]))")
+        by = f", {MODEL_LABELS[profile]}"
+        return Query(
+            "vllm:rate", f"sum by ({GROUP}{by}) (rate({VLLM_HISTOGRAM}_count{{{ns}}}[{w}]))"
+        )
+    if profile is MetricsProfile.SGLANG:
+        by = f", {MODEL_LABELS[profile]}"
+        return Query(
+            "sglang:rate", f"sum by ({GROUP}{by}) (rate({SGLANG_HISTOGRAM}_count{{{ns}}}[{w}]))"
+        )
+    if profile is MetricsProfile.TGI:
+        return Query("tgi:rate", f"sum by ({GROUP}) (rate({TGI_REQUESTS}{{{ns}}}[{w}]))")
     if profile is MetricsProfile.TRITON:
-        return Query("triton:rate", triton_rate(ns, w))
+        return Query("triton:rate", triton_rate(ns, w, f", {MODEL_LABELS[profile]}"))
     parts = [(t.ref.key, t.spec.rate_query) for t in targets if t.spec.rate_query]
     return tagged_query("custom:rate", parts)

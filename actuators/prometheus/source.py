@@ -65,6 +65,7 @@ from actuators.prometheus.histogram import (
     GoodRatio,
     good_ratio,
     histogram_quantile,
+    lower_bound_ratio,
     parse_le,
     summary_good_ratio,
     summary_quantile,
@@ -72,6 +73,8 @@ from actuators.prometheus.histogram import (
 from actuators.prometheus.podmap import LabelNames, PodMap, WorkloadResolver
 from actuators.prometheus.profiles import (
     COVER_TAG,
+    ERROR_LABEL,
+    MODEL_LABELS,
     WORKLOAD_TAG,
     Query,
     QuerySettings,
@@ -80,7 +83,8 @@ from actuators.prometheus.profiles import (
     tagged_union,
     tick_queries,
 )
-from controller.domain import MetricsProfile, Observation, WorkloadMetrics
+from controller.buckets import unresolved
+from controller.domain import MetricsProfile, Observation, UnresolvedTarget, WorkloadMetrics
 from controller.ports import ObserveTarget
 from forecasting.base import History
 
@@ -120,6 +124,9 @@ class _Agg:
     rate_pods: set[str | None] = field(default_factory=set)
     cover: dict[str | None, dict[str, float]] = field(default_factory=dict)
     buckets: dict[float, float] = field(default_factory=dict)
+    ok_buckets: dict[float, float] = field(default_factory=dict)  # requests without an error
+    failed_rps: float | None = None  # failures the histogram does not hold (TGI)
+    models: set[str] = field(default_factory=set)  # served models seen (``MODEL_LABELS``)
     in_flight: float | None = None
     summary: dict[float, float] = field(default_factory=dict)
     latency_s: float | None = None
@@ -153,6 +160,7 @@ class PrometheusMetricsSource:
         self.empty_results_total = 0
         self.ticks_total = 0
         self.interpolated_thresholds: set[str] = set()
+        self.unresolved_targets: set[str] = set()
         self.last_errors: tuple[str, ...] = ()
         self._last_full: dict[str, tuple[float, float]] = {}  # workload -> (rate, time)
         self._refused: dict[str, str] = {}  # custom PromQL refused as bad data -> why
@@ -297,6 +305,7 @@ class PrometheusMetricsSource:
     ) -> tuple[dict[str, _Agg], list[str]]:
         """Every workload's aggregates, and the notes the GPU series' labels call for."""
         aggs = {t.ref.key: _Agg() for t in targets}
+        declared = {t.ref.key: t.spec.model for t in targets}
         gpu: list[GpuSample] = []
         for key, outcome in outcomes.items():
             if outcome.error is not None:
@@ -307,7 +316,7 @@ class PrometheusMetricsSource:
                 if workload in aggs:
                     aggs[workload].failed.add(key)
             for s in outcome.samples:
-                self._take(key, s, aggs, gpu, resolver)
+                self._take(key, s, aggs, gpu, resolver, declared)
         for workload, signals in gpu_signals(gpu, resolver.pod_info).items():
             agg = aggs[workload]
             agg.gpu_util, agg.gpu_busy = signals.util, signals.busy
@@ -342,6 +351,7 @@ class PrometheusMetricsSource:
         aggs: dict[str, _Agg],
         gpu: list[GpuSample],
         resolver: WorkloadResolver,
+        declared: Mapping[str, str | None],
     ) -> None:
         source, _, signal = key.partition(":")
         if source in ("custom", "retrain"):
@@ -373,6 +383,14 @@ class PrometheusMetricsSource:
             return
         workload, pod = hit
         agg = aggs[workload]
+        model_label = _MODEL_LABEL_BY_SOURCE.get(source)
+        if model_label is not None and COVER_TAG not in s.labels:
+            model = s.labels.get(model_label)
+            wanted = declared.get(workload)
+            if wanted is not None and model != wanted:
+                return  # another model on the same server: not this workload's SLO
+            if model is not None:
+                agg.models.add(model)
         if signal == "rate":
             tag = s.labels.get(COVER_TAG)
             if tag is not None:
@@ -383,6 +401,10 @@ class PrometheusMetricsSource:
         elif signal == "buckets":
             le = parse_le(s.labels.get("le", ""))
             agg.buckets[le] = agg.buckets.get(le, 0.0) + s.value
+            if not s.labels.get(ERROR_LABEL):
+                agg.ok_buckets[le] = agg.ok_buckets.get(le, 0.0) + s.value
+        elif signal == "failed":
+            agg.failed_rps = _add(agg.failed_rps, s.value)
         elif signal == "in_flight":
             agg.in_flight = _add(agg.in_flight, s.value)
         elif signal == "summary":
@@ -408,9 +430,19 @@ class PrometheusMetricsSource:
         profile = spec.metrics_profile
         feeds = _feeds(profile)
         rate = None if feeds["rate"] & agg.failed else agg.rate
+        in_flight = agg.in_flight
         latency_s: float | None = None
         ratio: GoodRatio | None = None
+        gap: UnresolvedTarget | None = None
         threshold_s = spec.latency_target_ms / 1000.0
+        if profile is MetricsProfile.TRITON and spec.model is None and len(agg.models) > 1:
+            notes.append(
+                f"prometheus: {key} serves {len(agg.models)} Triton models "
+                f"({', '.join(sorted(agg.models))}): set sloscale.io/model to the one its SLO "
+                "covers; its Triton signals are unavailable until then"
+            )
+            rate = in_flight = None
+            agg.summary.clear()
         if profile is MetricsProfile.CUSTOM:
             latency_s = None if feeds["latency"] & agg.failed else agg.latency_s
             if agg.good_ratio is not None and not (feeds["good_ratio"] & agg.failed):
@@ -422,15 +454,15 @@ class PrometheusMetricsSource:
                 ratio = summary_good_ratio(spec.latency_target_ms * 1000.0, agg.summary)
         elif not feeds["latency"] & agg.failed and agg.buckets and rate is not None and rate > 0:
             latency_s = histogram_quantile(spec.latency_quantile, agg.buckets)
-            ratio = good_ratio(threshold_s, agg.buckets)
-        if profile is MetricsProfile.VLLM and rate == 0 and agg.in_flight != 0:
+            ratio, gap = self._sli(key, threshold_s, agg, feeds["good_ratio"])
+        if profile in _COMPLETIONS_RATE and rate == 0 and in_flight != 0:
             rate = None  # requests may be in flight while none completed: demand is unknown
         partial = False
         if rate is not None and profile is not MetricsProfile.CUSTOM:
             reasons = partial_reasons(agg.rate_pods, agg.cover, *pods)
             rate = self._trusted(key, rate, reasons, now_s, notes)
             partial = bool(reasons) and rate is not None
-        if ratio is not None and not ratio.exact:
+        if ratio is not None and not ratio.exact and gap is None:
             self._note_interpolated(key, spec.latency_target_ms, profile)
         values: dict[str, float | None] = {
             "rate": rate,
@@ -449,14 +481,39 @@ class PrometheusMetricsSource:
             gpu_busy=values["gpu_busy"],
             gpu_memory_mib=values["memory"],
             data_samples=values["data"],
-            in_flight=agg.in_flight,
+            in_flight=in_flight,
             window_s=self.settings.window_s,
             rate_partial=partial,
+            unresolved_target=gap if ratio is not None else None,
         )
         core = ("request_rate_rps", "latency_ms", "good_ratio")
         with self._lock:
             self.empty_results_total += sum(name in core for name in metrics.missing)
         return metrics
+
+    def _sli(
+        self,
+        key: str,
+        threshold_s: float,
+        agg: _Agg,
+        feeds: set[str],
+    ) -> tuple[GoodRatio | None, UnresolvedTarget | None]:
+        """The good ratio from the buckets, and why the target is unresolved (if it is).
+
+        Only requests without an error count as good (``ok_buckets``), out of all requests
+        and the failures the histogram does not hold. A target the buckets cannot resolve
+        (``controller.buckets``) is read at the bound under it: a lower bound, said in
+        the log once per workload and carried on the metrics to every decision."""
+        if feeds & agg.failed:
+            return None, None
+        total = sum(v for le, v in agg.buckets.items() if math.isinf(le)) + (agg.failed_rps or 0)
+        gap = unresolved(threshold_s, (le for le in agg.buckets if math.isfinite(le)))
+        if gap is None:
+            return good_ratio(threshold_s, agg.ok_buckets, total), None
+        if key not in self.unresolved_targets:
+            self.unresolved_targets.add(key)
+            log.warning("%s: %s", key, gap.describe())
+        return lower_bound_ratio(gap.below_s, agg.ok_buckets, total), gap
 
     def _trusted(
         self, key: str, rate: float, reasons: Sequence[str], now_s: float, notes: list[str]
@@ -552,6 +609,13 @@ class PrometheusMetricsSource:
         }
 
 
+_MODEL_LABEL_BY_SOURCE = {p.value: label for p, label in MODEL_LABELS.items()}
+"""Query key prefix (``triton``) -> the label naming the served model."""
+
+_COMPLETIONS_RATE = (MetricsProfile.VLLM, MetricsProfile.SGLANG)
+"""Profiles whose rate counts completed requests (a histogram's count), not arrivals."""
+
+
 def _feeds(profile: MetricsProfile) -> dict[str, set[str]]:
     """Which query keys each core signal of ``profile`` depends on."""
     if profile is MetricsProfile.CUSTOM:
@@ -562,5 +626,11 @@ def _feeds(profile: MetricsProfile) -> dict[str, set[str]]:
         }
     if profile is MetricsProfile.TRITON:
         return {"rate": {"triton:rate"}, "latency": {"triton:summary"}, "good_ratio": set()}
+    if profile is MetricsProfile.TGI:
+        return {
+            "rate": {"tgi:rate"},
+            "latency": {"tgi:buckets"},
+            "good_ratio": {"tgi:buckets", "tgi:failed"},
+        }
     p = profile.value
     return {"rate": {f"{p}:rate"}, "latency": {f"{p}:buckets"}, "good_ratio": {f"{p}:buckets"}}

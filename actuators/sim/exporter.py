@@ -9,9 +9,10 @@ within histogram buckets, with the same blind spots.
 Names follow the ``http`` metrics profile (OpenTelemetry http server semantic conventions):
 ``http_server_request_duration_seconds`` is a histogram with fine, Prometheus-style buckets
 (geometric, factor ~1.15, from 1 ms to ~62 s, plus ``+Inf``). A request that failed (no ready
-replica) or timed out is counted in ``_count`` and in the ``+Inf`` bucket only, and adds
-nothing to ``_sum`` (the gateway saw no response); it is also counted in
-``http_server_requests_failed_total``.
+replica) or timed out is, as the conventions have it, in the same histogram with the attribute
+``error.type`` (label ``error_type``, here the gateway's status ``503``; there is no failure
+counter in the conventions): in its own series, counted in ``_count`` and in the ``+Inf``
+bucket only, adding nothing to ``_sum`` (the gateway saw no response).
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ LATENCY_BUCKETS_S: tuple[float, ...] = _latency_bounds_s()
 _BOUNDS = np.array(LATENCY_BUCKETS_S)
 
 HISTOGRAM_NAME = "http_server_request_duration_seconds"
-FAILED_NAME = "http_server_requests_failed_total"
+ERROR_TYPE_LABEL = "error_type"
+"""OpenTelemetry's ``error.type`` attribute as Prometheus writes it."""
+FAILED_ERROR_TYPE = "503"
+"""The ``error_type`` of a request no replica answered: the gateway's status code."""
 GPU_USED_NAME = "sloscale_sim_gpu_used_share_seconds_total"
 GPU_ALLOCATED_NAME = "sloscale_sim_gpu_allocated_share_seconds_total"
 GPU_BUSY_NAME = "sloscale_sim_gpu_busy_seconds_total"
@@ -184,14 +188,21 @@ def render_openmetrics(scrape: Scrape) -> str:
     out.append(f"# TYPE {HISTOGRAM_NAME} histogram")
     out.append(f"# UNIT {HISTOGRAM_NAME} seconds")
     out.append(f"# HELP {HISTOGRAM_NAME} Duration of HTTP server requests.")
-    le_labels = [repr(b) for b in LATENCY_BUCKETS_S]
+    le_labels = [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]
+    failed = {ERROR_TYPE_LABEL: FAILED_ERROR_TYPE}
     for s in items:
-        for le, count in zip([*le_labels, "+Inf"], s.latency_buckets, strict=True):
+        ok = [*s.latency_buckets[:-1], s.latency_buckets[-1] - s.failed_total]
+        for le, count in zip(le_labels, ok, strict=True):
             out.append(f"{HISTOGRAM_NAME}_bucket{_labels(s, le=le)} {_fmt(count)}")
-        out.append(f"{HISTOGRAM_NAME}_count{_labels(s)} {_fmt(s.requests_total)}")
+        out.append(f"{HISTOGRAM_NAME}_count{_labels(s)} {_fmt(ok[-1])}")
         out.append(f"{HISTOGRAM_NAME}_sum{_labels(s)} {_fmt(s.latency_sum_s)}")
+        if s.failed_total > 0:  # an attribute set appears once a request had it
+            for le in le_labels:
+                count = s.failed_total if le == "+Inf" else 0.0
+                out.append(f"{HISTOGRAM_NAME}_bucket{_labels(s, **failed, le=le)} {_fmt(count)}")
+            out.append(f"{HISTOGRAM_NAME}_count{_labels(s, **failed)} {_fmt(s.failed_total)}")
+            out.append(f"{HISTOGRAM_NAME}_sum{_labels(s, **failed)} 0")
     counters = [
-        (FAILED_NAME, "Requests that failed or timed out.", "failed_total"),
         (GPU_USED_NAME, "GPU card-seconds of SM activity.", "gpu_used_share_s"),
         (GPU_ALLOCATED_NAME, "GPU card-seconds held.", "gpu_allocated_share_s"),
         (GPU_BUSY_NAME, "Seconds a kernel ran on the pods' slices.", "gpu_busy_s"),

@@ -60,7 +60,7 @@ class WorkloadInput:
     resume_rate_rps: float | None = None  # upper band over the resume horizon
     idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since (None: busy)
     rate_profile_rps: tuple[float, ...] = ()  # equally likely quantiles of the step rate
-    warnings: tuple[Condition, ...] = ()  # what its spec took only in part: on every decision
+    warnings: tuple[Condition, ...] = ()  # spec taken in part, SLI a bound: on every decision
 
     @property
     def key(self) -> str:
@@ -110,3 +110,13 @@ def spec_warnings(warnings: Sequence[SpecError]) -> tuple[Condition, ...]:
         Condition(ConditionType.SPEC_VALID, True, Reason.PRIORITY_CAPPED, f"{w.key}: {w.message}")
         for w in warnings
     )
+
+
+def metrics_warnings(metrics: WorkloadMetrics) -> tuple[Condition, ...]:
+    """The conditions that carry what the metrics cannot tell onto every decision of the
+    workload: ``SliResolved`` false, reason ``TargetUnresolved``, when the latency histogram's
+    buckets cannot resolve the target (the SLI is then a lower bound)."""
+    if metrics.unresolved_target is None:
+        return ()
+    message = metrics.unresolved_target.describe()
+    return (Condition(ConditionType.SLI_RESOLVED, False, Reason.TARGET_UNRESOLVED, message),)

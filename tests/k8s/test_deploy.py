@@ -22,6 +22,7 @@ K8S_VERSION = "1.33.0"
 CRD_KINDS = {
     "ServiceMonitor": ("monitoring.coreos.com/v1", ("selector", "endpoints")),
     "PrometheusRule": ("monitoring.coreos.com/v1", ("groups",)),
+    "PodMonitor": ("monitoring.coreos.com/v1", ("selector", "podMetricsEndpoints")),
 }
 
 
@@ -55,7 +56,30 @@ def test_every_overlay_is_listed() -> None:
         "overlays/volcano",
         "overlays/kai",
         "overlays/mig",
+        "monitoring",
     } <= set(KUSTOMIZATIONS)
+
+
+ENGINES = ("vllm", "triton", "tgi", "sglang")
+
+
+def test_each_engine_has_a_podmonitor_with_the_labels_the_panels_need() -> None:
+    monitors = {d["metadata"]["name"]: d for d in build("monitoring") if d["kind"] == "PodMonitor"}
+    assert set(monitors) == {f"sloscale-{e}" for e in ENGINES}
+    for engine in ENGINES:
+        spec = monitors[f"sloscale-{engine}"]["spec"]
+        assert spec["selector"]["matchLabels"] == {"sloscale.io/metrics-profile": engine}
+        (endpoint,) = spec["podMetricsEndpoints"]
+        assert endpoint["path"] == "/metrics" and endpoint["honorLabels"] is False
+        (relabel,) = endpoint["relabelings"]
+        assert relabel["targetLabel"] == "deployment"
+
+
+def test_the_example_vllm_pods_are_selected_by_the_vllm_podmonitor() -> None:
+    (dep,) = [d for d in build("examples") if d["kind"] == "Deployment"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert labels["sloscale.io/metrics-profile"] == "vllm"
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v0.10.2")
 
 
 @pytest.mark.parametrize("path", KUSTOMIZATIONS)

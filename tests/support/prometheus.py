@@ -167,10 +167,12 @@ class PrometheusServer:
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
+    def config_text(self) -> str:
+        """The ``prometheus.yml`` written at start; a subclass may scrape differently."""
+        return render_config(self.targets, self.scrape_interval_s, jobs=self.jobs)
+
     def start(self, timeout_s: float = 30.0) -> Self:
-        self.config_path.write_text(
-            render_config(self.targets, self.scrape_interval_s, jobs=self.jobs)
-        )
+        self.config_path.write_text(self.config_text())
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             [

@@ -64,7 +64,9 @@ REJECTED = [
     pytest.param("slice-max", "55", "slice-max 55 is not a multiple", id="slice-max-55"),
     pytest.param("slice-max", "50%", "integer", id="slice-max-percent-sign"),
     pytest.param("slice-dialect", "nvidia", "hami, volcano, kai, mig", id="dialect"),
-    pytest.param("metrics-profile", "otel", "http, vllm, triton, custom", id="profile"),
+    pytest.param(
+        "metrics-profile", "otel", "http, vllm, triton, tgi, sglang, custom", id="profile"
+    ),
     pytest.param("latency-query", "q", "only with metrics-profile custom", id="query-on-http"),
     pytest.param("rate-query", "q", "only with metrics-profile custom", id="rate-on-http"),
     pytest.param("good-ratio-query", "q", "only with metrics-profile custom", id="good-on-http"),
