@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from controller.plan import PlannerConfig
 from loadtests.shapes import traces_dir
 from sloscale.bench import main
 from sloscale.bench.suite.ablation import FULL, VARIANTS, summarise, verdict
@@ -76,3 +78,47 @@ def test_ablate_replays_sloscale_per_variant_and_writes_the_table(tmp_path: Path
     bad = io.StringIO()
     assert main(["--suite", "--ablate", "no-such-rule"], out=io.StringIO(), err=bad) == 2
     assert "no variant 'no-such-rule'" in bad.getvalue()
+
+
+def test_a_setting_variant_changes_exactly_one_constant() -> None:
+    from sloscale.bench.suite.ablation import setting_variant
+
+    v = setting_variant("headroom.target_burn_rate=0.95")
+    base = PlannerConfig()
+    assert v.name == "headroom.target_burn_rate=0.95"
+    assert v.planner.headroom.target_burn_rate == 0.95
+    assert replace(v.planner, headroom=base.headroom) == base
+    assert setting_variant("stabilise.scale_up_max_pods=8").planner != base
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("headroom", "stage.field=value"),
+        ("nosuch.x=1", "no planner stage"),
+        ("headroom.nosuch=1", "no number"),
+        ("headroom.target_burn_rate=abc", "not a number"),
+        ("headroom.target_burn_rate=nan", "finite"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_the_reason(text: str, says: str) -> None:
+    from sloscale.bench.suite.ablation import setting_variant
+
+    with pytest.raises(ValueError, match=says):
+        setting_variant(text)
+
+
+def test_a_setting_is_judged_better_only_when_it_meets_as_many_cells_for_less() -> None:
+    name = "headroom.target_burn_rate=0.95"
+    assert verdict(name, 7, 8, 0.9, 1.0) == "setting worse"
+    assert verdict(name, 8, 8, 0.9, 1.0) == "setting better"
+    assert verdict(name, 8, 8, 1.0, 1.0) == "setting not better"
+    assert verdict(name, 8, 7, 1.2, 1.0) == "setting better"
+
+
+def test_an_integer_constant_refuses_a_fraction() -> None:
+    from sloscale.bench.suite.ablation import setting_variant
+
+    assert setting_variant("stabilise.scale_up_max_pods=8").planner.stabilise.scale_up_max_pods == 8
+    with pytest.raises(ValueError, match="integer"):
+        setting_variant("stabilise.scale_up_max_pods=2.5")

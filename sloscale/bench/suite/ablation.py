@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, TextIO
 
 from controller.plan import PlannerConfig
@@ -71,6 +71,54 @@ def _variants() -> tuple[Variant, ...]:
 VARIANTS: tuple[Variant, ...] = _variants()
 
 
+def setting_variant(text: str, base: PlannerConfig | None = None) -> Variant:
+    """A variant that sets one planner constant, ``stage.field=value`` (for example
+    ``headroom.target_burn_rate=0.9``): the same tool sweeps a constant as it removes a rule.
+
+    Raises ``ValueError`` naming what is wrong: an unknown stage or field, a value that is not
+    a finite number, or a field that is not a number.
+    """
+    base = base or PlannerConfig()
+    path, sep, raw = text.partition("=")
+    stage_name, dot, field_name = path.strip().partition(".")
+    if not sep or not dot:
+        raise ValueError(f"not stage.field=value: {text!r}")
+    stage: Any = getattr(base, stage_name, None)
+    if stage is None or not is_dataclass(stage) or isinstance(stage, type):
+        names = ", ".join(f.name for f in fields(base))
+        raise ValueError(f"no planner stage {stage_name!r}; stages: {names}")
+    known = {f.name for f in fields(stage)}
+    current = getattr(stage, field_name, None)
+    if field_name not in known or isinstance(current, bool) or not isinstance(current, int | float):
+        numeric = ", ".join(
+            sorted(
+                f.name
+                for f in fields(stage)
+                if isinstance(getattr(stage, f.name), int | float)
+                and not isinstance(getattr(stage, f.name), bool)
+            )
+        )
+        raise ValueError(f"no number {field_name!r} in {stage_name}; numbers: {numeric}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"not a number: {raw!r} in {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {raw!r} in {text!r}")
+    typed: float | int = value
+    if isinstance(current, int):
+        if value != int(value):
+            raise ValueError(f"{stage_name}.{field_name} is an integer, got {raw!r}")
+        typed = int(value)
+    stages: dict[str, Any] = {stage_name: replace(stage, **{field_name: typed})}
+    changed = replace(base, **stages)
+    return Variant(
+        f"{stage_name}.{field_name}={raw.strip()}",
+        f"{path.strip()} {current} -> {raw.strip()}",
+        changed,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class VariantSummary:
     name: str
@@ -80,7 +128,8 @@ class VariantSummary:
     geomean_cost_vs_full: float | None
     worst_cost_vs_full: float | None
     best_cost_vs_full: float | None
-    verdict: str  # "baseline", "rule pays", "rule does not pay"
+    verdict: str  # "baseline", "rule pays", "rule does not pay"; for a setting: "setting better",
+    # "setting not better", "setting worse"
 
 
 def summarise(
@@ -124,6 +173,12 @@ def verdict(name: str, met: int, full_met: int, geo: float | None, full_geo: flo
     """Whether the rule a variant removes pays: its removal loses cells, or costs more."""
     if name == FULL:
         return "baseline"
+    if "=" in name:  # a setting, not a removal: is it better than the shipped value?
+        if met != full_met:
+            return "setting better" if met > full_met else "setting worse"
+        if geo is None:
+            return "unknown"
+        return "setting better" if geo < full_geo else "setting not better"
     if met != full_met:
         return "rule pays" if met < full_met else "rule does not pay"
     if geo is None:
@@ -141,9 +196,11 @@ def format_ablation(
     variants: Sequence[Variant],
 ) -> str:
     names = [v.name for v in variants]
+    col = max(22, *(len(n) + 2 for n in names))
+    first = max(18, *(len(n) + 2 for n in names))
     lines = [
         "per cell: attainment % / GPU-h",
-        "cell".ljust(34) + "".join(n.rjust(22) for n in names),
+        "cell".ljust(34) + "".join(n.rjust(col) for n in names),
     ]
     for c in cells:
         row = c.label.ljust(34)
@@ -155,11 +212,11 @@ def format_ablation(
                 else f"{_fmt(None if o.slo_attainment is None else 100 * o.slo_attainment, '.2f')}"
                 f"{'' if o.met else '!'} / {o.gpu_hours:.1f}"
             )
-            row += cell.rjust(22)
+            row += cell.rjust(col)
         lines.append(row)
     lines += ["", "aggregate (! = misses the objective; cost = GPU-h against full, same cell)"]
     lines.append(
-        "variant".ljust(18)
+        "variant".ljust(first)
         + "met".rjust(8)
         + "mean att %".rjust(12)
         + "geomean".rjust(9)
@@ -169,7 +226,7 @@ def format_ablation(
     )
     for s in summarise(results, cells, names):
         lines.append(
-            s.name.ljust(18)
+            s.name.ljust(first)
             + f"{s.cells_met}/{s.cells}".rjust(8)
             + _fmt(None if s.mean_attainment is None else 100 * s.mean_attainment, ".3f").rjust(12)
             + _fmt(s.geomean_cost_vs_full, ".3f").rjust(9)
@@ -177,8 +234,12 @@ def format_ablation(
             + _fmt(s.worst_cost_vs_full, ".3f").rjust(7)
             + f"  {s.verdict}"
         )
-    lines += ["", "variants:"] + [f"  {v.name}: removes {v.removes}" for v in variants]
+    lines += ["", "variants:"] + [f"  {v.name}: {_what(v)}" for v in variants]
     return "\n".join(lines)
+
+
+def _what(v: Variant) -> str:
+    return v.removes if "=" in v.name else f"removes {v.removes}"
 
 
 def ablation_json(

@@ -23,6 +23,7 @@ from sloscale.bench.suite.ablation import (
     ablation_json,
     format_ablation,
     run_ablation,
+    setting_variant,
 )
 from sloscale.bench.suite.cache import DEFAULT_CACHE_DIR, ResultCache
 from sloscale.bench.suite.cells import REGIMES, Cell, Regime, cells_for, discover
@@ -105,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         const="all",
         metavar="VARIANTS",
         help="replay sloscale alone, once per planner variant with one tuned rule removed "
-        f"({', '.join(v.name for v in VARIANTS)}; comma-separated, or all), and say which "
+        f"({', '.join(v.name for v in VARIANTS)}; comma-separated, or all), or with one "
+        "constant set (stage.field=value, e.g. headroom.target_burn_rate=0.9), and say which "
         "rules pay on the suite's aggregate; no baselines, no demo",
     )
     p.add_argument(
@@ -196,9 +198,18 @@ def _ablate(
 ) -> int:
     by_name = {v.name: v for v in VARIANTS}
     names = [v.name for v in VARIANTS] if which == "all" else [FULL, *_names(which)]
+    for name in names:
+        if name not in by_name and "=" in name:
+            try:
+                by_name[name] = setting_variant(name)
+            except ValueError as e:
+                raise BenchError(f"--ablate: {e}") from None
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise BenchError(f"no variant {unknown[0]!r}; known: {', '.join(by_name)}")
+        raise BenchError(
+            f"no variant {unknown[0]!r}; known: {', '.join(v.name for v in VARIANTS)}, "
+            "or stage.field=value"
+        )
     variants = [by_name[n] for n in dict.fromkeys(names)]
     print(
         f"ablation: {len(cells)} cells x {len(variants)} variants, {workers} workers",
