@@ -69,6 +69,7 @@ class RetrainBook:
         self.events: deque[RetrainEvent] = deque(maxlen=history)
         self.statuses: tuple[RetrainStatus, ...] = ()
         self.inference: deque[tuple[float, float]] = deque()  # (time, share %) every 5 min
+        self._typical_pct: float | None = None  # the median of ``inference``, while unchanged
         self._pending: dict[str, tuple[tuple[RetrainEvent, ...], tuple[Decision, ...]]] = {}
 
     def plan(
@@ -117,11 +118,15 @@ class RetrainBook:
         history = self.inference
         if not history or now - history[-1][0] >= cfg.sample_every_s:
             history.append((now, window.inference_pct))
+            self._typical_pct = None
         while history and now - history[0][0] > cfg.history_s:
             history.popleft()
+            self._typical_pct = None
         if now - history[0][0] < cfg.min_history_s:
             return window
-        return replace(window, typical_pct=statistics.median(v for _, v in history))
+        if self._typical_pct is None:  # the median changes only with the samples (every 5 min)
+            self._typical_pct = statistics.median(v for _, v in history)
+        return replace(window, typical_pct=self._typical_pct)
 
     def applied(
         self, actions: Sequence[RetrainAction], results: Sequence[ApplyResult]
