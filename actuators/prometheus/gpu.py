@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 
 from actuators.prometheus.podmap import PodInfo
 from actuators.prometheus.profiles import Query, QuerySettings, duration, namespace_matcher
+from controller.policy.reclaim import IDLE_UTIL
 from controller.ports import ObserveTarget
 
 MIB = 1024.0 * 1024.0
@@ -353,6 +354,7 @@ def gpu_signals(
     shares = {k: (pod_info(k[1], k[2]) or PodInfo(k[0])).share_pct for k in pods}
     split = {card for card, vs in on_card.items() if len(set(vs.values())) > 1}
     used: dict[str, float] = {}
+    bound: dict[str, float] = {}  # the most the pods may have used of a shared card's time
     held: dict[str, float] = {}
     busy: dict[str, list[float]] = {}
     exclusive: dict[str, bool] = {}
@@ -361,9 +363,10 @@ def gpu_signals(
         workload, namespace, name = k
         share = shares[k]
         info = pod_info(namespace, name)
-        own_used, own_busy = _own_use(p, values[k], share, split, on_card, shares, info)
+        own_used, own_busy, own_bound = _own_use(p, values[k], share, split, on_card, shares, info)
         if own_used is not None and share:
             used[workload] = used.get(workload, 0.0) + own_used
+            bound[workload] = bound.get(workload, 0.0) + own_bound
             held[workload] = held.get(workload, 0.0) + share / 100.0
         exclusive[workload] = exclusive.get(workload, True) and own_busy is not None
         if own_busy is not None:
@@ -377,11 +380,25 @@ def gpu_signals(
         b = busy.get(workload, [])
         m = memory.get(workload, [])
         out[workload] = GpuSignals(
-            util=used[workload] / h if h > 0 else None,
+            util=_util(used[workload], bound[workload], h) if h > 0 else None,
             busy=sum(b) / len(b) if b and exclusive[workload] else None,
             memory_mib=sum(m) / len(m) if m else None,
         )
     return out
+
+
+def _util(used: float, bound: float, held: float) -> float | None:
+    """Used over held share; ``None`` where the attribution alone would read idle.
+
+    A shared card's busy time spread by share (``used``) can put a pod under the idle line
+    (``IDLE_UTIL``) while all of that time may have been its own (``bound``): then the data
+    do not say the pod is idle, and an idle reclaim must not follow from an estimate.
+    Unavailable is the safe reading: it is neither evidence of idleness nor of work.
+    """
+    util = used / held
+    if util < IDLE_UTIL <= bound / held:
+        return None
+    return util
 
 
 def _own_use(
@@ -392,24 +409,28 @@ def _own_use(
     on_card: Mapping[str, Mapping[tuple[str, str, str], float]],
     shares: Mapping[tuple[str, str, str], int | None],
     info: PodInfo | None,
-) -> tuple[float | None, float | None]:
-    """The pod's used share of a card (0..n cards) and, when its slices are its own alone,
-    the share of time a kernel ran on them; ``None`` when unknown."""
+) -> tuple[float | None, float | None, float]:
+    """The pod's used share of a card (0..n cards); when its slices are its own alone, the
+    share of time a kernel ran on them (``None`` when unknown); and the most it may have used
+    (a shared card's whole busy time, where only its spread by share is known)."""
     if p.hami_util:
         pct = p.hami_util.get(False, p.hami_util.get(True, 0.0))
-        return pct / 100.0, None
+        return pct / 100.0, None, pct / 100.0
     if not cards or not share_pct:
-        return None, None
+        return None, None, 0.0
     frac = share_pct / 100.0
     used = 0.0
+    most = 0.0
     busy: list[float] = []
     pooled: dict[str, float] = {}
     for card, v in cards.items():
         if card in p.mig:
             used += v * frac / len(cards)  # the instance is the pod's: its ratio is the pod's
+            most += v * frac / len(cards)
             busy.append(v)
         elif card in p.own or card in split:
             used += v  # the pod's own share of the card
+            most += v
         else:
             pooled[card] = v
     if pooled:
@@ -417,10 +438,11 @@ def _own_use(
         allocated = max(share_pct, seen, (info.card_share_pct if info else None) or 0)
         for v in pooled.values():
             used += v * share_pct / allocated  # the card's busy time, spread by share
+            most += v  # ... all of which may have been this pod's
         if allocated == share_pct and share_pct >= 100 * len(pooled):
             busy.extend(pooled.values())  # whole cards of its own: the card is the pod's
     exclusive = len(busy) == len(cards)
-    return used, (sum(busy) / len(busy) if busy and exclusive else None)
+    return used, (sum(busy) / len(busy) if busy and exclusive else None), most
 
 
 def _memory_mib(p: _Pod) -> float | None:
