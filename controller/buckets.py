@@ -26,6 +26,16 @@ buckets Prometheus actually returns; ``sloscale validate`` judges these offline)
   60, 80, 100, 200, 400, 600, 1200, 1800, 2400 s (``--bucket-e2e-request-latency`` overrides).
 - ``http``: the OpenTelemetry HTTP semantic conventions' advised boundaries for
   ``http.server.request.duration``: 0.005 ... 10 s.
+
+``KNOWN_SIGNAL_BUCKETS_S`` holds the same for the histograms a ``latency-metric`` of ``ttft``
+or ``tpot`` reads (``docs/metrics.md``); the check applies to the chosen histogram's buckets:
+
+- vLLM V0 (``vllm/engine/metrics.py``, v0.6.3): ``vllm:time_to_first_token_seconds`` 0.001 ...
+  10 s; ``vllm:time_per_output_token_seconds`` 0.01 ... 2.5 s.
+- vLLM V1 (``vllm/v1/metrics/loggers.py``, v0.8-v0.10 and on): TTFT 0.001 ... 2560 s; TPOT, and
+  from v0.11 its new name ``vllm:inter_token_latency_seconds``, 0.01 ... 80 s.
+- SGLang (``collector.py``): TTFT 0.1 ... 400 s; inter-token latency 0.002 ... 8 s.
+- TGI: ``tgi_request_mean_time_per_token_duration`` has every ``duration`` metric's buckets.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from controller.domain import MetricsProfile, UnresolvedTarget
+from controller.domain import LatencyMetric, MetricsProfile, UnresolvedTarget
 
 UNRESOLVED_RATIO = 2.0
 """A target between two finite bounds farther apart than this factor is unresolved."""
@@ -74,6 +84,69 @@ KNOWN_BUCKETS_S: Mapping[MetricsProfile, tuple[tuple[str, tuple[float, ...]], ..
 """The engines' default end-to-end latency buckets (finite bounds, seconds), per version."""
 
 
+_VLLM_V1_TPOT_S = (
+    *(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75),
+    *(1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0),
+)
+
+KNOWN_SIGNAL_BUCKETS_S: Mapping[
+    tuple[MetricsProfile, LatencyMetric], tuple[tuple[str, tuple[float, ...]], ...]
+] = {
+    (MetricsProfile.VLLM, LatencyMetric.TTFT): (
+        (
+            "vLLM V0 (v0.6.3)",
+            (
+                *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5),
+                *(5.0, 7.5, 10.0),
+            ),
+        ),
+        (
+            "vLLM V1",
+            (
+                *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5),
+                *(5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0),
+            ),
+        ),
+    ),
+    (MetricsProfile.VLLM, LatencyMetric.TPOT): (
+        (
+            "vLLM V0 (v0.6.3)",
+            (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5),
+        ),
+        ("vLLM V1", _VLLM_V1_TPOT_S),
+    ),
+    (MetricsProfile.SGLANG, LatencyMetric.TTFT): (
+        (
+            "SGLang",
+            (
+                *(0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0),
+                *(80.0, 100.0, 200.0, 400.0),
+            ),
+        ),
+    ),
+    (MetricsProfile.SGLANG, LatencyMetric.TPOT): (
+        (
+            "SGLang",
+            (
+                *(0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04),
+                *(0.06, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0),
+            ),
+        ),
+    ),
+    (MetricsProfile.TGI, LatencyMetric.TPOT): (("TGI", _TGI_BOUNDS_S),),
+}
+"""The engines' default buckets of their TTFT and TPOT histograms (finite bounds, seconds)."""
+
+
+def known_buckets(
+    profile: MetricsProfile, metric: LatencyMetric = LatencyMetric.E2E
+) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """The known default bucket sets of the histogram ``metric`` reads on ``profile``."""
+    if metric is LatencyMetric.E2E:
+        return tuple(KNOWN_BUCKETS_S.get(profile, ()))
+    return KNOWN_SIGNAL_BUCKETS_S.get((profile, metric), ())
+
+
 def unresolved(target_s: float, bounds_s: Iterable[float]) -> UnresolvedTarget | None:
     """Why ``bounds_s`` (the finite ``le`` values) cannot resolve ``target_s``, or ``None``.
 
@@ -96,10 +169,11 @@ def unresolved(target_s: float, bounds_s: Iterable[float]) -> UnresolvedTarget |
 
 
 def known_unresolved(
-    profile: MetricsProfile, target_s: float
+    profile: MetricsProfile, target_s: float, metric: LatencyMetric = LatencyMetric.E2E
 ) -> tuple[tuple[str, UnresolvedTarget], ...]:
-    """Each known default bucket set of ``profile`` that cannot resolve ``target_s``."""
+    """Each known default bucket set of ``profile``'s ``metric`` histogram that cannot
+    resolve ``target_s``."""
     found = (
-        (name, unresolved(target_s, bounds)) for name, bounds in KNOWN_BUCKETS_S.get(profile, ())
+        (name, unresolved(target_s, bounds)) for name, bounds in known_buckets(profile, metric)
     )
     return tuple((name, u) for name, u in found if u is not None)

@@ -19,6 +19,12 @@ estimates them from what any GPU cluster exports:
   worst one: one window's p99 comes from a handful of requests, and an upper envelope of such
   noise overstated ``k`` by about 40 % on the bench traces (a quarter of the GPU share idle).
   Safety against the model being low is the planner's job, through the error budget.
+* **The chosen latency** (``latency-metric``): the same model learns a TTFT or TPOT quantile.
+  Time to first token is the same queueing delay plus only the prefill, so its ``a`` may be
+  well under one service time; time per output token is a small share of it. For them ``a``
+  is bounded below by ``SIGNAL_SERVICE_MULT_MIN`` instead of 1 and ``k`` by
+  ``SIGNAL_WAIT_SHAPE_MIN`` (a request's decode does not wait in a FIFO queue); end-to-end
+  latency keeps its bounds, so an e2e SLO learns exactly as before.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from controller.domain import Allocation, WorkloadMetrics, available
+from controller.domain import Allocation, LatencyMetric, WorkloadMetrics, available
 
 MIN_REQUESTS_TO_LEARN = 30.0
 """Fewer requests in a window than this give a too-noisy latency quantile to learn from."""
@@ -37,6 +43,10 @@ SHAPE_EWMA_ALPHA = 0.05
 LOW_LOAD_RHO = 0.3
 """Below this utilisation the latency quantile is mostly service time: learn ``a``."""
 WAIT_SHAPE_BOUNDS = (0.3, 3.0)
+SIGNAL_SERVICE_MULT_MIN = 0.001
+"""The least ``a`` for a TTFT or TPOT SLO: a share of one service time (1 for e2e)."""
+SIGNAL_WAIT_SHAPE_MIN = 0.01
+"""The least ``k`` for a TTFT or TPOT SLO (0.3 for e2e)."""
 SAT_EWMA_ALPHA = 0.3
 SATURATION_RATIO = 0.95
 """Effective share under this fraction of the slice counts as saturation (measurement noise
@@ -138,6 +148,7 @@ def update_capacity(
     ready_replicas: int,
     quantile: float,
     one_slice: bool = True,
+    metric: LatencyMetric = LatencyMetric.E2E,
 ) -> CapacityModel:
     """Fold one tick's metrics into the model; unusable metrics leave it unchanged.
 
@@ -178,7 +189,7 @@ def update_capacity(
         if out.settle_ticks > 0:
             return replace(out, settle_ticks=out.settle_ticks - 1)
         out = _learn_latency_shape(
-            out, latency / 1000.0, rate_per_replica, metrics, current, quantile
+            out, latency / 1000.0, rate_per_replica, metrics, current, quantile, metric
         )
     return out
 
@@ -236,6 +247,7 @@ def _learn_latency_shape(
     metrics: WorkloadMetrics,
     current: Allocation,
     quantile: float,
+    metric: LatencyMetric = LatencyMetric.E2E,
 ) -> CapacityModel:
     """Fit ``a`` at low load and ``k`` at high load from one observed latency quantile."""
     t = service_time_s(model, current.slice_pct)
@@ -246,12 +258,15 @@ def _learn_latency_shape(
     queueing = z * rho / (1.0 - rho)
     ratio = latency_s / t
     if rho < LOW_LOAD_RHO or queueing <= 0:
-        a_obs = min(3.0 * z, max(1.0, ratio - k * queueing))
+        floor = 1.0 if metric is LatencyMetric.E2E else SIGNAL_SERVICE_MULT_MIN
+        a_obs = min(3.0 * z, max(floor, ratio - k * queueing))
         a_new = a_obs if model.service_quantile_mult is None else _smoothed(a, a_obs)
         return replace(
             model, service_quantile_mult=a_new, latency_samples=model.latency_samples + 1
         )
     lo, hi = WAIT_SHAPE_BOUNDS
+    if metric is not LatencyMetric.E2E:
+        lo = SIGNAL_WAIT_SHAPE_MIN
     k_obs = min(hi, max(lo, (ratio - a) / queueing))
     return replace(model, wait_shape=_smoothed(k, k_obs), latency_samples=model.latency_samples + 1)
 

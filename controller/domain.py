@@ -63,6 +63,19 @@ class MetricsProfile(StrEnum):
     CUSTOM = "custom"
 
 
+class LatencyMetric(StrEnum):
+    """Which latency the SLO's threshold and quantile apply to (``sloscale.io/latency-metric``).
+
+    ``e2e``: the whole request; ``ttft``: time to first token (queueing plus prefill);
+    ``tpot``: time per output token (the gap between streamed tokens). LLM serving teams set
+    SLOs on the last two because end-to-end latency grows with the output's length.
+    """
+
+    E2E = "e2e"
+    TTFT = "ttft"
+    TPOT = "tpot"
+
+
 @dataclass(frozen=True, slots=True)
 class RetrainSpec:
     """The data-flywheel settings of one model (all from annotations)."""
@@ -101,6 +114,9 @@ class SloSpec:
     reclaim_idle_after_s: float | None = None
     """``reclaim-idle-after``: GPU utilisation under 5 % this long shrinks the Deployment to
     its minimum (``min-replicas`` x ``slice-min``) until demand returns."""
+    latency_metric: LatencyMetric = LatencyMetric.E2E
+    """``latency-metric``: the latency the target and quantile apply to, read from the
+    engine's own histogram of it (``ttft``, ``tpot``) or the request's (``e2e``)."""
 
     @property
     def objective_ratio(self) -> float:

@@ -336,7 +336,13 @@ class Controller:
             tr.slice_settled_s = now  # the rollout has just finished
         one_slice = now - tr.slice_settled_s >= m.window_s
         tr.capacity = update_capacity(
-            tr.capacity, m, current, dep.ready_replicas, spec.latency_quantile, one_slice
+            tr.capacity,
+            m,
+            current,
+            dep.ready_replicas,
+            spec.latency_quantile,
+            one_slice,
+            spec.latency_metric,
         )
         # a tick counts for the configured interval: the budget's arithmetic, which decides
         sample = sli_sample(now, m.request_rate_rps, m.good_ratio, self.config.interval_s)

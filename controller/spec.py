@@ -57,6 +57,7 @@ from controller import spec_values as values
 from controller.domain import (
     SHARE_UNIT_PCT,
     JobSpec,
+    LatencyMetric,
     MetricsProfile,
     RetrainSpec,
     SliceDialect,
@@ -111,6 +112,7 @@ _DEPLOYMENT_NAMES = (
     "slice-step",
     "slice-dialect",
     "metrics-profile",
+    "latency-metric",
     "latency-query",
     "rate-query",
     "good-ratio-query",
@@ -343,6 +345,7 @@ def parse_slo_spec(
     dialect = reader.get("slice-dialect", values.choice(SliceDialect), default_dialect)
     profile, (latency_query, rate_query, good_query) = _read_metrics(reader)
     model = _read_model(reader, profile)
+    latency_metric = _read_latency_metric(reader, profile)
     retrain = _read_retrain(reader)
     spec = SloSpec(
         latency_target_ms=target_ms,
@@ -362,6 +365,7 @@ def parse_slo_spec(
         good_ratio_query=good_query,
         retrain=retrain,
         model=model,
+        latency_metric=latency_metric,
         reclaim_idle_after_s=reader.get(
             "reclaim-idle-after", values.duration(allow_zero=False), defaults.reclaim_idle_after_s
         ),
@@ -441,6 +445,36 @@ def _read_model(reader: _Reader, profile: MetricsProfile) -> str | None:
         names = ", ".join(p.value for p in MODEL_PROFILES)
         reader.error("model", f"allowed only with metrics-profile {names} (this one is {profile})")
     return model
+
+
+LATENCY_METRIC_PROFILES: dict[LatencyMetric, tuple[MetricsProfile, ...]] = {
+    LatencyMetric.E2E: tuple(MetricsProfile),
+    LatencyMetric.TTFT: (MetricsProfile.VLLM, MetricsProfile.SGLANG),
+    LatencyMetric.TPOT: (MetricsProfile.VLLM, MetricsProfile.SGLANG, MetricsProfile.TGI),
+}
+"""The profiles whose engine exports a histogram of each latency (``docs/metrics.md``): vLLM
+and SGLang have time to first token and per output token, TGI only the mean time per token
+(``tgi_request_mean_time_per_token_duration``); an HTTP server and Triton see requests
+whole, and ``custom``'s ``latency-query`` is the signal itself."""
+
+
+def _read_latency_metric(reader: _Reader, profile: MetricsProfile) -> LatencyMetric:
+    """``latency-metric``, only where the profile's engine exports that latency."""
+    metric = reader.get("latency-metric", values.choice(LatencyMetric), LatencyMetric.E2E)
+    allowed = LATENCY_METRIC_PROFILES[metric]
+    if reader.valid("latency-metric", "metrics-profile") and profile not in allowed:
+        why = (
+            "the latency-query is the signal: write it for the latency the SLO covers and "
+            "leave latency-metric at e2e"
+            if profile is MetricsProfile.CUSTOM
+            else f"{profile.value} exports no {metric.value} histogram"
+        )
+        names = ", ".join(p.value for p in allowed)
+        reader.error(
+            "latency-metric",
+            f"latency-metric {metric.value} needs metrics-profile {names} ({why})",
+        )
+    return metric
 
 
 def _read_retrain(reader: _Reader) -> RetrainSpec | None:

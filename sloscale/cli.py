@@ -100,10 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--scenario",
-        choices=["default", "day-night"],
+        choices=["default", "day-night", "llm-ttft"],
         default="default",
         help="default: three services on a tight pool; day-night: two diurnal services (the "
-        "first driven by --trace if given) on a pool that training jobs get at night",
+        "first driven by --trace if given) on a pool that training jobs get at night; "
+        "llm-ttft: two vLLM twins, one with a TTFT SLO, one end to end",
     )
 
     demo.add_argument(

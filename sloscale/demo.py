@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -23,8 +24,9 @@ from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.load import TracePattern
 from actuators.sim.metrics import SimMetricsSource
 from actuators.sim.report import SimReport
-from actuators.sim.scenarios import day_night_world, demo_world, with_backlog
+from actuators.sim.scenarios import day_night_world, demo_world, llm_ttft_world, with_backlog
 from actuators.sim.snapshots import InMemorySnapshotStore
+from actuators.sim.tokens import AZURE_CODE_TRACE, TokenProfile, load_token_lengths
 from actuators.sim.world import SimWorld
 from controller.forecast import ForecastSettings
 from controller.loop import Controller, LoopConfig
@@ -43,9 +45,10 @@ before are in the simulated Prometheus for the forecaster's warm start."""
 DAY_S = 86400.0
 DAY_NIGHT_TRACE_PEAK_RPS = 200.0
 """In the day/night scenario the trace's busiest step drives ``chat`` at this rate."""
-SCENARIOS = ("default", "day-night")
+SCENARIOS = ("default", "day-night", "llm-ttft")
 """``default``: three services on a tight pool and two jobs; ``day-night``: two services whose
-daily swing leaves most of the pool free at night, for a backlog of training jobs."""
+daily swing leaves most of the pool free at night, for a backlog of training jobs;
+``llm-ttft``: two vLLM twins, one with a TTFT SLO, one end to end (#28 E9)."""
 
 
 class DemoError(Exception):
@@ -95,7 +98,12 @@ def build_world(options: DemoOptions) -> SimWorld:
             f"unknown scenario {options.scenario!r}; choose from {', '.join(SCENARIOS)}"
         )
     day_night = options.scenario == "day-night"
-    world = day_night_world(seed=options.seed, jobs=0) if day_night else demo_world(options.seed)
+    if options.scenario == "llm-ttft":
+        world = llm_ttft_world(token_profile(), options.seed)
+    elif day_night:
+        world = day_night_world(seed=options.seed, jobs=0)
+    else:
+        world = demo_world(options.seed)
     if options.trace is not None:
         try:
             trace = load_trace(options.trace)
@@ -103,6 +111,17 @@ def build_world(options: DemoOptions) -> SimWorld:
             raise DemoError(str(e)) from None
         world = with_trace(world, trace, DAY_NIGHT_TRACE_PEAK_RPS if day_night else TRACE_PEAK_RPS)
     return with_backlog(world, options.jobs)
+
+
+def token_profile() -> TokenProfile:
+    """Prompt and output lengths of the Azure LLM code trace, from ``SLOSCALE_TRACES_DIR``
+    (``../shared/traces``)."""
+    path = Path(os.environ.get("SLOSCALE_TRACES_DIR", "../shared/traces")) / AZURE_CODE_TRACE
+    try:
+        prompt, output = load_token_lengths(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise DemoError(f"the llm-ttft scenario reads token lengths from {path}: {e}") from None
+    return TokenProfile(prompt, output)
 
 
 def with_trace(world: SimWorld, trace: Trace, peak_rps: float = TRACE_PEAK_RPS) -> SimWorld:

@@ -37,7 +37,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
 from controller.buckets import known_unresolved
-from controller.domain import MetricsProfile, SliceDialect, SloSpec, SpecError
+from controller.domain import LatencyMetric, MetricsProfile, SliceDialect, SloSpec, SpecError
 from controller.spec import ANNOTATION_PREFIX, format_errors, parse_job_spec, parse_slo_spec
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
@@ -223,6 +223,9 @@ def _images(obj: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(c["image"]) for c in containers if isinstance(c, Mapping) and c.get("image"))
 
 
+_HISTOGRAM_OF = {LatencyMetric.E2E: "", LatencyMetric.TTFT: "TTFT ", LatencyMetric.TPOT: "TPOT "}
+
+
 def _known_version(spec: SloSpec, images: Sequence[str]) -> str | None:
     """The bucket set a recognisable vLLM image tag pins (``None``: any may run)."""
     if spec.metrics_profile is not MetricsProfile.VLLM:
@@ -239,13 +242,15 @@ def bucket_warnings(key: str, spec: SloSpec, images: Sequence[str] = ()) -> tupl
     its latency target (``controller.buckets``): the controller would read a lower bound.
     A vLLM image whose tag names its version narrows the sets to that version's."""
     version = _known_version(spec, images)
-    found = known_unresolved(spec.metrics_profile, spec.latency_target_ms / 1000)
+    found = known_unresolved(
+        spec.metrics_profile, spec.latency_target_ms / 1000, spec.latency_metric
+    )
     return tuple(
         SpecError(
             key,
             f"{ANNOTATION_PREFIX}latency-target-ms",
             f"{spec.latency_target_ms:g}",
-            f"with {name} buckets, {gap.describe()}",
+            f"with {name} {_HISTOGRAM_OF[spec.latency_metric]}buckets, {gap.describe()}",
         )
         for name, gap in found
         if version is None or name == version

@@ -44,6 +44,17 @@ Metric names (looked up, not guessed):
 - ``sglang``: SGLang with ``--enable-metrics`` (``python/sglang/srt/metrics/collector.py``) has
   the histogram ``sglang:e2e_request_latency_seconds`` and the gauges ``sglang:num_queue_reqs``
   and ``sglang:num_running_reqs``, labelled ``model_name`` (``model`` selects one).
+- ``latency-metric`` ``ttft`` / ``tpot`` (#28 E9): latency and good ratio come from the engine's
+  own histogram of that latency, the rate still from the end-to-end histogram's count (or
+  TGI's request counter). vLLM: ``vllm:time_to_first_token_seconds`` (V0 and V1) and
+  ``vllm:inter_token_latency_seconds`` (V1 from v0.11, vllm-project/vllm#24110), else
+  ``vllm:time_per_output_token_seconds`` (V0, V1 to v0.10; deprecated in v0.11, hidden in v0.12,
+  removed after); SGLang: ``sglang:time_to_first_token_seconds`` and
+  ``sglang:inter_token_latency_seconds``, else the older ``sglang:time_per_output_token_seconds``;
+  TGI: ``tgi_request_mean_time_per_token_duration`` (no TTFT histogram: refused by the spec).
+  Where an engine writes an old and a new name together (vLLM v0.11 writes both, identical),
+  ``or`` takes the new one per pod, so no request is counted twice. One query per signal in
+  use, so the batch stays a constant number of queries.
 - ``custom``: the workload's own ``latency-query`` (seconds), ``rate-query`` (requests/s) and
   ``good-ratio-query`` (0..1), each an instant vector; all workloads' queries of one kind are
   sent as one query, each tagged with a ``sloscale_workload`` label by ``label_replace``.
@@ -72,7 +83,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from controller.domain import MetricsProfile
+from controller.domain import LatencyMetric, MetricsProfile
 from controller.ports import ObserveTarget
 
 HTTP_HISTOGRAM = "http_server_request_duration_seconds"
@@ -88,6 +99,13 @@ TGI_RUNNING = "tgi_batch_current_size"
 SGLANG_HISTOGRAM = "sglang:e2e_request_latency_seconds"
 SGLANG_QUEUE = "sglang:num_queue_reqs"
 SGLANG_RUNNING = "sglang:num_running_reqs"
+VLLM_TTFT = "vllm:time_to_first_token_seconds"
+VLLM_ITL = "vllm:inter_token_latency_seconds"
+VLLM_TPOT = "vllm:time_per_output_token_seconds"
+SGLANG_TTFT = "sglang:time_to_first_token_seconds"
+SGLANG_ITL = "sglang:inter_token_latency_seconds"
+SGLANG_TPOT = "sglang:time_per_output_token_seconds"
+TGI_TPOT = "tgi_request_mean_time_per_token_duration"
 TRITON_PENDING = "nv_inference_pending_request_count"
 TRITON_SUCCESS = "nv_inference_request_success"
 TRITON_FAILURE = "nv_inference_request_failure"
@@ -111,6 +129,37 @@ MODEL_LABELS: dict[MetricsProfile, str] = {
     MetricsProfile.SGLANG: "model_name",
 }
 """The label that names the served model, per profile (``SloSpec.model`` selects on it)."""
+
+
+SIGNAL_HISTOGRAMS: dict[tuple[MetricsProfile, LatencyMetric], tuple[str, ...]] = {
+    (MetricsProfile.VLLM, LatencyMetric.TTFT): (VLLM_TTFT,),
+    (MetricsProfile.VLLM, LatencyMetric.TPOT): (VLLM_ITL, VLLM_TPOT),
+    (MetricsProfile.SGLANG, LatencyMetric.TTFT): (SGLANG_TTFT,),
+    (MetricsProfile.SGLANG, LatencyMetric.TPOT): (SGLANG_ITL, SGLANG_TPOT),
+    (MetricsProfile.TGI, LatencyMetric.TPOT): (TGI_TPOT,),
+}
+"""The histogram a ``latency-metric`` other than ``e2e`` reads, per profile: its names, the
+current first (an older name is read only for the pods that lack the current one)."""
+
+
+def buckets_key(profile: MetricsProfile, metric: LatencyMetric) -> str:
+    """The query key of ``profile``'s latency buckets for ``metric`` (``vllm:buckets_ttft``)."""
+    suffix = "" if metric is LatencyMetric.E2E else f"_{metric.value}"
+    return f"{profile.value}:buckets{suffix}"
+
+
+def signal_queries(
+    profile: MetricsProfile, targets: Sequence[ObserveTarget], ns: str, w: str, by: str = ""
+) -> list[Query]:
+    """The bucket rates of each TTFT/TPOT histogram some target of ``profile`` reads."""
+    out: list[Query] = []
+    for metric in (LatencyMetric.TTFT, LatencyMetric.TPOT):
+        names = SIGNAL_HISTOGRAMS.get((profile, metric), ())
+        if not names or not any(t.spec.latency_metric is metric for t in targets):
+            continue
+        rates = (f"sum by ({GROUP}, le{by}) (rate({n}_bucket{{{ns}}}[{w}]))" for n in names)
+        out.append(Query(buckets_key(profile, metric), " or ".join(rates)))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +253,7 @@ def profile_queries(
         return [
             *histogram_queries(VLLM_HISTOGRAM, "vllm", ns, s, by),
             Query("vllm:in_flight", either_or_both(running, waiting)),
+            *signal_queries(profile, targets, ns, w, by),
         ]
     if profile is MetricsProfile.SGLANG:
         by = f", {MODEL_LABELS[profile]}"
@@ -211,6 +261,7 @@ def profile_queries(
         return [
             *histogram_queries(SGLANG_HISTOGRAM, "sglang", ns, s, by),
             Query("sglang:in_flight", either_or_both(running, queued)),
+            *signal_queries(profile, targets, ns, w, by),
         ]
     if profile is MetricsProfile.TGI:
         requests = f"sum by ({GROUP}) (rate({TGI_REQUESTS}{{{ns}}}[{w}]))"
@@ -222,6 +273,7 @@ def profile_queries(
             Query("tgi:buckets", buckets),
             Query("tgi:failed", failed),
             Query("tgi:in_flight", either_or_both(running, queued)),
+            *signal_queries(profile, targets, ns, w),
         ]
     if profile is MetricsProfile.TRITON:
         by = f", {MODEL_LABELS[profile]}"

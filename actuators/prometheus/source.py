@@ -78,13 +78,20 @@ from actuators.prometheus.profiles import (
     WORKLOAD_TAG,
     Query,
     QuerySettings,
+    buckets_key,
     rate_history_query,
     rejected_parts,
     tagged_union,
     tick_queries,
 )
 from controller.buckets import unresolved
-from controller.domain import MetricsProfile, Observation, UnresolvedTarget, WorkloadMetrics
+from controller.domain import (
+    LatencyMetric,
+    MetricsProfile,
+    Observation,
+    UnresolvedTarget,
+    WorkloadMetrics,
+)
 from controller.ports import ObserveTarget
 from forecasting.base import History
 
@@ -306,6 +313,7 @@ class PrometheusMetricsSource:
         """Every workload's aggregates, and the notes the GPU series' labels call for."""
         aggs = {t.ref.key: _Agg() for t in targets}
         declared = {t.ref.key: t.spec.model for t in targets}
+        chosen = {t.ref.key: t.spec.latency_metric for t in targets}
         gpu: list[GpuSample] = []
         for key, outcome in outcomes.items():
             if outcome.error is not None:
@@ -316,7 +324,7 @@ class PrometheusMetricsSource:
                 if workload in aggs:
                     aggs[workload].failed.add(key)
             for s in outcome.samples:
-                self._take(key, s, aggs, gpu, resolver, declared)
+                self._take(key, s, aggs, gpu, resolver, declared, chosen)
         for workload, signals in gpu_signals(gpu, resolver.pod_info).items():
             agg = aggs[workload]
             agg.gpu_util, agg.gpu_busy = signals.util, signals.busy
@@ -352,6 +360,7 @@ class PrometheusMetricsSource:
         gpu: list[GpuSample],
         resolver: WorkloadResolver,
         declared: Mapping[str, str | None],
+        chosen: Mapping[str, LatencyMetric],
     ) -> None:
         source, _, signal = key.partition(":")
         if source in ("custom", "retrain"):
@@ -398,7 +407,10 @@ class PrometheusMetricsSource:
             else:
                 agg.rate = _add(agg.rate, s.value)
                 agg.rate_pods.add(pod)
-        elif signal == "buckets":
+        elif signal.startswith("buckets"):
+            metric = signal.removeprefix("buckets").removeprefix("_") or LatencyMetric.E2E.value
+            if chosen[workload].value != metric:
+                return  # another latency's histogram: not the one this workload's SLO covers
             le = parse_le(s.labels.get("le", ""))
             agg.buckets[le] = agg.buckets.get(le, 0.0) + s.value
             if not s.labels.get(ERROR_LABEL):
@@ -428,7 +440,9 @@ class PrometheusMetricsSource:
         key = target.ref.key
         spec = target.spec
         profile = spec.metrics_profile
-        feeds = _feeds(profile)
+        feeds = _feeds(profile, spec.latency_metric)
+        if spec.latency_metric is not LatencyMetric.E2E:
+            agg.failed_rps = None  # a failed request has no first token: it is not in them
         rate = None if feeds["rate"] & agg.failed else agg.rate
         in_flight = agg.in_flight
         latency_s: float | None = None
@@ -616,8 +630,14 @@ _COMPLETIONS_RATE = (MetricsProfile.VLLM, MetricsProfile.SGLANG)
 """Profiles whose rate counts completed requests (a histogram's count), not arrivals."""
 
 
-def _feeds(profile: MetricsProfile) -> dict[str, set[str]]:
-    """Which query keys each core signal of ``profile`` depends on."""
+def _feeds(
+    profile: MetricsProfile, metric: LatencyMetric = LatencyMetric.E2E
+) -> dict[str, set[str]]:
+    """Which query keys each core signal of ``profile`` depends on, when its SLO covers
+    ``metric`` (whose buckets feed latency and good ratio)."""
+    if metric is not LatencyMetric.E2E:
+        buckets = buckets_key(profile, metric)
+        return {"rate": {f"{profile.value}:rate"}, "latency": {buckets}, "good_ratio": {buckets}}
     if profile is MetricsProfile.CUSTOM:
         return {
             "rate": {"custom:rate"},

@@ -38,8 +38,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from actuators.sim.exporter import LATENCY_BUCKETS_S, Scrape, ScrapeHistory, WorkloadSeries
+from actuators.sim.model import FloatArray
 from actuators.sim.placement import best_fit, place_gang
-from actuators.sim.queueing import serve_fifo
+from actuators.sim.queueing import Arrivals, SegmentResult, serve_fifo
 from actuators.sim.report import (
     AppliedAction,
     JobReport,
@@ -573,6 +574,10 @@ class SimulatedCluster:
         # exporters
         ex = d.exporter
         ex.observe_latencies(result.latency_s)
+        judged = result.latency_s  # what the SLO covers: e2e unless an LLM's annotation says
+        if model.tokens is not None and d.latency_metric != "e2e":
+            judged = token_latencies(result, arrivals, d.latency_metric)
+            ex.observe_signal(judged)
         ex.gpu_used_share_s += used
         ex.gpu_allocated_share_s += ready_share * span
         ex.gpu_busy_s += float(result.busy_s.sum())
@@ -582,8 +587,8 @@ class SimulatedCluster:
         n = len(arrivals)
         d.requests += n
         if n:
-            d.good += int(np.count_nonzero(result.latency_s <= d.target_s))
-            d.minute_latencies.append(result.latency_s)
+            d.good += int(np.count_nonzero(judged <= d.target_s))
+            d.minute_latencies.append(judged)
         d.failed += result.failed
         d.timed_out += result.timed_out
         d.allocated_share_s += placed_share * span
@@ -619,6 +624,23 @@ class SimulatedCluster:
         d.minute_latencies = []
         d.minute_ready_s = 0.0
         d.minute_alloc_pct_s = 0.0
+
+
+def token_latencies(result: SegmentResult, arrivals: Arrivals, metric: str) -> FloatArray:
+    """Each request's time to first token (``ttft``: the wait plus the prefill) or time per
+    output token (``tpot``: the decode over the output's length), in ``result``'s order;
+    ``inf`` for a request that failed. Purely computational."""
+    share, out = arrivals.prefill_share, arrivals.output_tokens
+    if result.order is None or result.wait_s is None or share is None or out is None:
+        return np.full(len(result.latency_s), np.inf)
+    prefill = share[result.order]
+    with np.errstate(invalid="ignore"):  # inf - inf: a dropped request, replaced below
+        service = result.latency_s - result.wait_s
+        if metric == "ttft":
+            value = result.wait_s + prefill * service
+        else:
+            value = (1.0 - prefill) * service / out[result.order]
+    return np.where(np.isfinite(result.latency_s), value, np.inf)
 
 
 def rollout_failure(d: DeploymentRun, t: float) -> RolloutFailure | None:

@@ -79,6 +79,9 @@ class WorkloadSeries:
     ready_pod_s: float
     gpu_memory_mib_by_pod: Mapping[str, float]
     data_samples_total: float
+    signal_buckets: tuple[float, ...] | None = None
+    """An LLM's TTFT or TPOT histogram (its ``latency-metric``), cumulative like
+    ``latency_buckets`` on the same bounds; ``None`` for an end-to-end SLO."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,14 @@ class WorkloadExporter:
     ready_pod_s: float = 0.0
     gpu_memory_mib_by_pod: dict[str, float] = field(default_factory=dict)
     data_samples_total: float = 0.0
+    signal_counts: FloatArray | None = None  # the TTFT or TPOT histogram, when one is kept
+
+    def observe_signal(self, values_s: FloatArray) -> None:
+        """Count each request's TTFT or TPOT in its bucket (requests that failed: none)."""
+        finite = values_s[np.isfinite(values_s)]
+        idx = np.searchsorted(_BOUNDS, finite, side="left")
+        counts = np.bincount(idx, minlength=len(_BOUNDS) + 1).astype(np.float64)
+        self.signal_counts = counts if self.signal_counts is None else self.signal_counts + counts
 
     def observe_latencies(self, latency_s: FloatArray) -> None:
         """Count each request in its bucket (``inf`` lands in ``+Inf``)."""
@@ -132,6 +143,9 @@ class WorkloadExporter:
             ready_pod_s=self.ready_pod_s,
             gpu_memory_mib_by_pod=dict(self.gpu_memory_mib_by_pod),
             data_samples_total=self.data_samples_total,
+            signal_buckets=None
+            if self.signal_counts is None
+            else tuple(np.cumsum(self.signal_counts).tolist()),
         )
 
 

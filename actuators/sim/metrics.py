@@ -36,7 +36,7 @@ import numpy as np
 
 from actuators.sim.exporter import LATENCY_BUCKETS_S, Scrape, ScrapeHistory, WorkloadSeries
 from actuators.sim.model import FloatArray
-from controller.domain import Observation, WorkloadMetrics
+from controller.domain import LatencyMetric, Observation, WorkloadMetrics
 from controller.ports import ObserveTarget
 
 SIGNALS = ("rate", "latency", "good_ratio", "gpu_util", "gpu_busy", "memory", "data_samples")
@@ -150,7 +150,9 @@ class SimMetricsSource:
         key = target.ref.key
         fault = self._faults.get(key)
         points = [(s.time_s, s.series[key]) for s in scrapes if key in s.series]
-        values = _window_values(points, target.spec.latency_quantile, target.spec.latency_target_ms)
+        spec = target.spec
+        signal = spec.latency_metric is not LatencyMetric.E2E
+        values = _window_values(points, spec.latency_quantile, spec.latency_target_ms, signal)
         if fault is not None:
             replacement = None if fault.kind == "missing" else math.nan
             values = {k: (replacement if k in fault.signals else v) for k, v in values.items()}
@@ -177,9 +179,14 @@ def _signals(signals: Collection[str] | None) -> frozenset[str]:
 
 
 def _window_values(
-    points: Sequence[tuple[float, WorkloadSeries]], quantile: float, target_ms: float
+    points: Sequence[tuple[float, WorkloadSeries]],
+    quantile: float,
+    target_ms: float,
+    signal: bool = False,
 ) -> dict[str, float | None]:
-    """Every signal from the first and last sample of one series in the window."""
+    """Every signal from the first and last sample of one series in the window; with
+    ``signal``, latency and good ratio from the TTFT or TPOT histogram (an LLM's
+    ``latency-metric``), unavailable where the series has none."""
     values: dict[str, float | None] = dict.fromkeys(SIGNALS)
     if not points:
         return values
@@ -202,6 +209,19 @@ def _window_values(
     ready = last.ready_pod_s - first.ready_pod_s
     if ready > 0:
         values["gpu_busy"] = (last.gpu_busy_s - first.gpu_busy_s) / ready
+    if signal:
+        if last.signal_buckets is None:
+            return values
+        before = first.signal_buckets or (0.0,) * len(last.signal_buckets)
+        buckets = np.subtract(last.signal_buckets, before)
+        buckets[-1] += last.failed_total - first.failed_total  # no first token: never good
+        if buckets[-1] > 0:
+            latency_s = histogram_quantile(quantile, LATENCY_BUCKETS_S, buckets)
+            values["latency"] = None if latency_s is None else latency_s * 1000.0
+            values["good_ratio"] = fraction_at_or_below(
+                target_ms / 1000.0, LATENCY_BUCKETS_S, buckets
+            )
+        return values
     if requests > 0:
         buckets = np.subtract(last.latency_buckets, first.latency_buckets)
         latency_s = histogram_quantile(quantile, LATENCY_BUCKETS_S, buckets)

@@ -14,11 +14,15 @@ is what makes the M/M/1 check in the tests exact; ``0`` is deterministic).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+
+if TYPE_CHECKING:
+    from actuators.sim.tokens import TokenProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,7 @@ class ModelParams:
     memory_mib: int = 8192  # GPU memory one replica needs; a smaller slice crash-loops
     cold_start_s: float = 60.0  # pod start plus model load, before a replica serves
     samples_per_request: float = 1.0  # data samples each served request adds (retraining)
+    tokens: TokenProfile | None = None  # an LLM: work from prompt and output lengths (tokens)
 
     def __post_init__(self) -> None:
         if not self.t0_s > 0:

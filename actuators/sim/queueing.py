@@ -53,14 +53,45 @@ RATE_GRID_S = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Arrivals:
-    """Requests arriving in an interval: times, dispatch draws in [0, 1), work multipliers."""
+    """Requests arriving in an interval: times, dispatch draws in [0, 1), work multipliers;
+    for a model with a token profile, each request's prefill share of its work and its
+    output tokens (``None`` otherwise)."""
 
     times_s: FloatArray
     dispatch_u: FloatArray
     work: FloatArray
+    prefill_share: FloatArray | None = None
+    output_tokens: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.times_s)
+
+    def part(self, i0: int, i1: int) -> Arrivals:
+        """Requests ``i0`` to ``i1 - 1``."""
+        share, out = self.prefill_share, self.output_tokens
+        return Arrivals(
+            self.times_s[i0:i1],
+            self.dispatch_u[i0:i1],
+            self.work[i0:i1],
+            None if share is None else share[i0:i1],
+            None if out is None else out[i0:i1],
+        )
+
+    @staticmethod
+    def joined(parts: list[Arrivals]) -> Arrivals:
+        """The parts one after the other."""
+        tokens = parts[0].prefill_share is not None
+        return Arrivals(
+            np.concatenate([p.times_s for p in parts]),
+            np.concatenate([p.dispatch_u for p in parts]),
+            np.concatenate([p.work for p in parts]),
+            np.concatenate([p.prefill_share for p in parts if p.prefill_share is not None])
+            if tokens
+            else None,
+            np.concatenate([p.output_tokens for p in parts if p.output_tokens is not None])
+            if tokens
+            else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +154,13 @@ class ArrivalStream:
             times = np.empty(0)
         service_rng = np.random.default_rng([self.seed, self._key, _key_int(k), 1])
         dispatch = service_rng.random(n)
-        work = self.model.work_multipliers(service_rng, n)
-        block = _Block(start, Arrivals(times, dispatch, work), edges, cum)
+        tokens = self.model.tokens
+        if tokens is None:
+            arrivals = Arrivals(times, dispatch, self.model.work_multipliers(service_rng, n))
+        else:
+            d = tokens.draw(service_rng, n)
+            arrivals = Arrivals(times, dispatch, d.work, d.prefill_share, d.output_tokens)
+        block = _Block(start, arrivals, edges, cum)
         for old in [b for b in self._blocks if b < k - 1]:
             del self._blocks[old]
         self._blocks[k] = block
@@ -141,18 +177,10 @@ class ArrivalStream:
         for k in self._blocks_of(t0_s, t1_s):
             a = self._block(k).arrivals
             i0, i1 = np.searchsorted(a.times_s, [t0_s, t1_s], side="left")
-            parts.append(
-                Arrivals(a.times_s[i0:i1], a.dispatch_u[i0:i1], a.work[i0:i1])
-                if (i0, i1) != (0, len(a))
-                else a
-            )
+            parts.append(a.part(int(i0), int(i1)) if (i0, i1) != (0, len(a)) else a)
         if len(parts) == 1:
             return parts[0]
-        return Arrivals(
-            np.concatenate([p.times_s for p in parts]),
-            np.concatenate([p.dispatch_u for p in parts]),
-            np.concatenate([p.work for p in parts]),
-        )
+        return Arrivals.joined(parts)
 
     def expected(self, t0_s: float, t1_s: float) -> float:
         """The expected number of arrivals in ``[t0_s, t1_s)`` (the pattern's integral)."""
@@ -183,6 +211,10 @@ class SegmentResult:
     busy_s: FloatArray  # per replica: time spent serving during the segment
     residual_s: FloatArray  # per replica: unfinished work at the segment end
     served_by_replica: IntArray
+    order: IntArray | None = None
+    """Which arrival each entry of ``latency_s`` is (``None``: no replica, arrival order)."""
+    wait_s: FloatArray | None = None
+    """Each entry's time queued before its service began (``None``: none was served)."""
 
     @property
     def served(self) -> int:
@@ -258,11 +290,12 @@ def serve_fifo(
                 )
 
     latency = np.where(accepted, w + s, np.inf)
+    wait = np.where(accepted, w, np.inf)
     work_done = np.bincount(rr, weights=np.where(accepted, s, 0.0), minlength=k)
     busy = residual_s + work_done - residual_end
     timed_out = int(n - np.count_nonzero(accepted))
     served = np.bincount(rr[accepted], minlength=k)
-    return SegmentResult(latency, 0, timed_out, busy, residual_end, served)
+    return SegmentResult(latency, 0, timed_out, busy, residual_end, served, order, wait)
 
 
 def _serve_impatient(

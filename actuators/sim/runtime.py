@@ -117,6 +117,9 @@ class DeploymentRun:
         target_ms = float_annotation(spec.annotations, "latency-target-ms")
         self.target_ms = target_ms
         self.target_s = math.inf if target_ms is None else target_ms / 1000.0
+        metric = spec.annotations.get("sloscale.io/latency-metric", "e2e").strip()
+        self.latency_metric = metric if spec.model.tokens is not None else "e2e"
+        """What the ground truth judges: e2e, or an LLM's ttft or tpot (its annotation)."""
         quantile = float_annotation(spec.annotations, "latency-quantile")
         self.quantile = quantile if quantile is not None and 0 < quantile < 1 else 0.99
         # ground truth

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from actuators.sim.load import DiurnalPattern
 from actuators.sim.model import ModelParams
+from actuators.sim.tokens import TokenProfile
 from actuators.sim.world import SimDeployment, SimJob, SimJobTemplate, SimNode, SimWorld
 from controller.domain import WorkloadRef
 
@@ -216,3 +217,55 @@ def day_night_world(seed: int = 0, jobs: int = 6) -> SimWorld:
         seed=seed,
     )
     return with_backlog(world, jobs)
+
+
+LLM_TTFT_TARGET_MS = 1000
+"""The LLM scenario's p95 target, on time to first token for ``chat-ttft`` and end to end
+for its twin ``chat-e2e``: a prompt of a few thousand tokens prefills in well under it, while
+an answer of a few dozen tokens takes longer than that to decode (p95 about 1.6 s on a card)."""
+
+LLM_PREFILL_S_PER_TOKEN = 0.00005
+"""Relative cost of a prompt token against a decode step (``TokenProfile``'s 0.02 s): a
+2000-token prompt prefills in about 5 decode steps' time."""
+
+
+def llm_ttft_world(tokens: TokenProfile, seed: int = 0) -> SimWorld:
+    """Two vLLM Deployments serving the same model under the same load and the same p95
+    target of ``LLM_TTFT_TARGET_MS``: ``chat-ttft``'s SLO is on time to first token,
+    ``chat-e2e``'s on the whole request. Whole cards, up to 8 replicas each, 2 x 8 cards.
+
+    The model's work per request follows ``tokens`` (prompt and output lengths from the
+    Azure code trace, prefill at ``LLM_PREFILL_S_PER_TOKEN``): a mean of 0.4 s on a card.
+    """
+    ns = "llm"
+
+    def deployment(name: str, metric: str, load_seed: int) -> SimDeployment:
+        return SimDeployment(
+            ref=WorkloadRef(ns, name),
+            annotations={
+                **_annotations(LLM_TTFT_TARGET_MS, "high", max_replicas=8),
+                "sloscale.io/metrics-profile": "vllm",
+                "sloscale.io/latency-metric": metric,
+                "sloscale.io/slice-min": "100",
+                "sloscale.io/latency-quantile": "0.95",
+                "sloscale.io/objective": "95",
+            },
+            model=ModelParams(
+                t0_s=0.4,
+                s_sat_pct=100,
+                memory_mib=20480,
+                tokens=replace(tokens, prefill_s_per_token=LLM_PREFILL_S_PER_TOKEN),
+            ),
+            load=_load(2.0, 8.0, 14, load_seed),
+            replicas=1,
+            slice_pct=100,
+        )
+
+    return SimWorld(
+        nodes=(SimNode("gpu-node-a", 8), SimNode("gpu-node-b", 8)),
+        deployments=(
+            deployment("chat-ttft", "ttft", seed * 3 + 1),
+            deployment("chat-e2e", "e2e", seed * 3 + 1),
+        ),
+        seed=seed,
+    )
