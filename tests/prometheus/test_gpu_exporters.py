@@ -79,11 +79,16 @@ def dcgm_virtual_gpus() -> str:
     b = dcgm(0, "GPU-4a5b", pod=("vgpu", "rerank-6b5a49382-eeeee"), vgpu="1")
     c = dcgm(1, "GPU-5b6c", pod=("split", "asr-7a6b5c4d3-fffff"), vgpu="0")
     d = dcgm(1, "GPU-5b6c", pod=("split", "asr-7a6b5c4d3-ggggg"), vgpu="1")
+    # split per process beside a tenant sloscale does not manage (card GPU-9a0b)
+    e = dcgm(2, "GPU-9a0b", pod=("split", "tts-5e4d3c2b1-ppppp"), vgpu="0")
+    f = dcgm(2, "GPU-9a0b", pod=("split", "batch-8f7e6d5c4-qqqqq"), vgpu="1")
     return (
         DCGM_HEAD
         + f"DCGM_FI_DEV_GPU_UTIL{a} 60\nDCGM_FI_DEV_GPU_UTIL{b} 60\n"
         + f"DCGM_FI_DEV_GPU_UTIL{c} 35\nDCGM_FI_DEV_GPU_UTIL{d} 15\n"
         + f"DCGM_FI_DEV_FB_USED{c} 9000\nDCGM_FI_DEV_FB_USED{d} 7000\n"
+        + f"DCGM_FI_DEV_GPU_UTIL{e} 18\nDCGM_FI_DEV_GPU_UTIL{f} 40\n"
+        + f"DCGM_FI_DEV_FB_USED{e} 9000\nDCGM_FI_DEV_FB_USED{f} 30000\n"
     )
 
 
@@ -121,6 +126,8 @@ POD_MAP = {
     ("vgpu", "rerank-6b5a49382-eeeee"): pod("vgpu/rerank", 50, 100),
     ("split", "asr-7a6b5c4d3-fffff"): pod("split/asr", 50, 100),
     ("split", "asr-7a6b5c4d3-ggggg"): pod("split/asr", 50, 100),
+    # 30 % beside an unmanaged 60 % batch job: in the snapshot, not a managed workload
+    ("split", "tts-5e4d3c2b1-ppppp"): pod("split/tts", 30, 90),
     ("hami28", "chat-5c4b3a291-iiiii"): pod("hami28/chat", 30),
     ("hami29", "chat-5c4b3a291-jjjjj"): pod("hami29/chat", 30),
     ("hamiboth", "chat-5c4b3a291-kkkkk"): pod("hamiboth/chat", 30),
@@ -273,6 +280,16 @@ def test_a_per_process_split_is_each_pods_own(observed: Observation) -> None:
     asr = observed.get("split/asr")
     assert asr.gpu_util == pytest.approx(0.5)  # (0.35 + 0.15) / (0.5 + 0.5)
     assert asr.gpu_memory_mib == pytest.approx(8000.0)  # mean of 9000 and 7000 MiB
+
+
+def test_a_per_process_split_beside_an_unmanaged_tenant_is_the_pods_own(
+    observed: Observation,
+) -> None:
+    """The other tenant's series tell the split from copies even though sloscale does not
+    manage it: 18 % of the card is tts's own use of its 30 %, not the card's busy time."""
+    tts = observed.get("split/tts")
+    assert tts.gpu_util == pytest.approx(0.6)  # 0.18 / 0.30, not 0.18 / 0.90 = 0.2
+    assert tts.gpu_memory_mib == pytest.approx(9000.0)
 
 
 # ---- E5: MIG ---------------------------------------------------------------------------------
