@@ -55,12 +55,14 @@ pod's own only when they are: HAMi's per-container numbers, MIG instances (the i
 pod's), series marked ``sloscale_split="process"`` (``sloscale agent``), and cards whose pods
 carry different values (dcgm-exporter's per-process split of ``GPU_UTIL``/``FB_USED`` with
 ``--kubernetes-virtual-gpus``, ``internal/pkg/transformation/process_metrics.go``: copies of a
-card value are equal).
+card value are equal). The pods compared include those sloscale does not manage (whose series
+the queries return: the targets' namespaces), so a managed pod beside a batch job is told
+apart too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from actuators.prometheus.podmap import PodInfo
@@ -250,9 +252,8 @@ def match(
         card = labels.get(HAMI_CARD) or labels.get(HAMI_LEGACY_CARD, "")
         mig = False
     else:
-        instance = labels.get(DCGM_INSTANCE, "")
-        card = labels.get(DCGM_CARD, "") + (f"/{instance}" if instance else "")
-        mig = bool(instance)
+        card = dcgm_device(labels)
+        mig = bool(labels.get(DCGM_INSTANCE))
     return GpuSample(
         key=key,
         workload=workload,
@@ -265,6 +266,13 @@ def match(
         own=labels.get(SPLIT_TAG) == "process",
         ambiguous=tuple(h[0] for h in hits) if len(hits) > 1 else (),
     )
+
+
+def dcgm_device(labels: Mapping[str, str]) -> str:
+    """The device a dcgm-exporter series reads: its card's UUID, ``UUID/GPU_I_ID`` for a MIG
+    instance."""
+    instance = labels.get(DCGM_INSTANCE, "")
+    return labels.get(DCGM_CARD, "") + (f"/{instance}" if instance else "")
 
 
 def label_notes(samples: Iterable[GpuSample], settings: GpuLabels) -> list[str]:
@@ -337,13 +345,17 @@ def _card_values(pod: _Pod) -> dict[str, float]:
 
 
 def gpu_signals(
-    samples: Sequence[GpuSample], pod_info: Callable[[str, str], PodInfo | None]
+    samples: Sequence[GpuSample],
+    pod_info: Callable[[str, str], PodInfo | None],
+    unmanaged: Mapping[str, Collection[float]] | None = None,
 ) -> dict[str, GpuSignals]:
     """Per workload: utilisation, busy time and memory from its pods' GPU series.
 
     HAMi's per-container numbers win over dcgm-exporter's for a pod, and HAMi's new names over
     its legacy ones. See the module docstring for what a card-level value is taken to say.
-    Purely computational.
+    ``unmanaged``: per dcgm device, the ``GPU_UTIL`` values (%) of its series that name pods
+    sloscale does not manage; they tell a per-process split from copies of the card's value
+    where the managed pod is the card's only one. Purely computational.
     """
     pods = _gather(samples)
     values = {k: _card_values(p) for k, p in pods.items()}
@@ -352,7 +364,12 @@ def gpu_signals(
         for card, v in cards.items():
             on_card.setdefault(card, {})[k] = v
     shares = {k: (pod_info(k[1], k[2]) or PodInfo(k[0])).share_pct for k in pods}
-    split = {card for card, vs in on_card.items() if len(set(vs.values())) > 1}
+    others = unmanaged or {}
+    split = {
+        card
+        for card, vs in on_card.items()
+        if len({*vs.values(), *(v / 100.0 for v in others.get(card, ()))}) > 1
+    }
     used: dict[str, float] = {}
     bound: dict[str, float] = {}  # the most the pods may have used of a shared card's time
     held: dict[str, float] = {}

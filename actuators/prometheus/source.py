@@ -55,6 +55,7 @@ from actuators.prometheus.gpu import (
     GpuLabels,
     GpuSample,
     PodLabels,
+    dcgm_device,
     gpu_queries,
     gpu_signals,
     label_notes,
@@ -315,6 +316,7 @@ class PrometheusMetricsSource:
         declared = {t.ref.key: t.spec.model for t in targets}
         chosen = {t.ref.key: t.spec.latency_metric for t in targets}
         gpu: list[GpuSample] = []
+        unmanaged: dict[str, list[float]] = {}  # dcgm device -> GPU_UTIL of others' pods
         for key, outcome in outcomes.items():
             if outcome.error is not None:
                 for agg in aggs.values():
@@ -324,8 +326,8 @@ class PrometheusMetricsSource:
                 if workload in aggs:
                     aggs[workload].failed.add(key)
             for s in outcome.samples:
-                self._take(key, s, aggs, gpu, resolver, declared, chosen)
-        for workload, signals in gpu_signals(gpu, resolver.pod_info).items():
+                self._take(key, s, aggs, (gpu, unmanaged), resolver, declared, chosen)
+        for workload, signals in gpu_signals(gpu, resolver.pod_info, unmanaged).items():
             agg = aggs[workload]
             agg.gpu_util, agg.gpu_busy = signals.util, signals.busy
             agg.gpu_memory_mib = signals.memory_mib
@@ -357,11 +359,13 @@ class PrometheusMetricsSource:
         key: str,
         s: PromSample,
         aggs: dict[str, _Agg],
-        gpu: list[GpuSample],
+        gpu: tuple[list[GpuSample], dict[str, list[float]]],
         resolver: WorkloadResolver,
         declared: Mapping[str, str | None],
         chosen: Mapping[str, LatencyMetric],
     ) -> None:
+        """One sample into its workload's aggregates; a GPU sample into ``gpu``: the managed
+        pods' samples, and per dcgm device the ``GPU_UTIL`` of pods sloscale does not manage."""
         source, _, signal = key.partition(":")
         if source in ("custom", "retrain"):
             agg = aggs.get(s.labels.get(WORKLOAD_TAG, ""))
@@ -385,7 +389,9 @@ class PrometheusMetricsSource:
                 lambda labels, c: resolver.resolve(labels, LabelNames(c.namespace, c.pod)),
             )
             if sample is not None:
-                gpu.append(sample)
+                gpu[0].append(sample)
+            elif key == "dcgm:util":  # another tenant's: tells a per-process split (gpu)
+                gpu[1].setdefault(dcgm_device(s.labels), []).append(s.value)
             return
         hit = resolver.resolve(s.labels)
         if hit is None:

@@ -9,11 +9,8 @@ ServiceMonitor gives (``namespace``, ``pod``, ``container``, ``service``, ``endp
 exporter itself), so the exporters' ``pod``/``namespace`` arrive as ``exported_*``. One more
 dcgm-exporter is scraped with ``honor_labels: true`` (a PodMonitor that sets it).
 
-Label sets and formats follow the upstream sources cited in ``docs/metrics.md``: dcgm-exporter
-writes ``gpu``, ``UUID``, ``pci_bus_id``, ``device``, ``modelName``, ``Hostname``, and with a
-pod ``container``, ``namespace``, ``pod`` (MIG instances add ``GPU_I_PROFILE``, ``GPU_I_ID``;
-virtual GPUs ``vgpu``), values printed with ``%f`` for profiling ratios; HAMi's monitor is a
-client_golang registry wrapped with ``zone="vGPU"``, labels sorted.
+The label sets and formats, with the upstream sources they follow, are in
+``tests/support/gpu_exposition.py`` (shared with the closed-loop test).
 """
 
 from __future__ import annotations
@@ -34,35 +31,14 @@ from actuators.prometheus.gpu import HONORED, GpuLabels
 from controller.domain import Observation
 from tests.prometheus.conftest import SCRAPE_S, WINDOW_S, target
 from tests.support.exporters import TextExporter
+from tests.support.gpu_exposition import (
+    DCGM_HEAD,
+    dcgm,
+    hami_legacy,
+    hami_new,
+    service_monitor,
+)
 from tests.support.prometheus import PrometheusServer, ScrapeJob, require_prometheus
-
-GIB = 1024**3
-
-DCGM_HEAD = """\
-# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
-# TYPE DCGM_FI_DEV_GPU_UTIL gauge
-# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).
-# TYPE DCGM_FI_DEV_FB_USED gauge
-# HELP DCGM_FI_PROF_GR_ENGINE_ACTIVE Ratio of time the graphics engine is active (in %).
-# TYPE DCGM_FI_PROF_GR_ENGINE_ACTIVE gauge
-"""
-
-
-def dcgm(card: int, uuid: str, *, pod: tuple[str, str] | None = None, **extra: str) -> str:
-    """A dcgm-exporter label set: the device's, then (pod mapper) the pod's."""
-    labels = {
-        "gpu": str(card),
-        "UUID": uuid,
-        "pci_bus_id": f"00000000:{0x4E + card:02X}:00.0",
-        "device": f"nvidia{card}",
-        "modelName": "NVIDIA H100 80GB HBM3",
-        **{k: v for k, v in extra.items() if k in ("GPU_I_PROFILE", "GPU_I_ID")},
-        "Hostname": "gpu-node-1",
-    }
-    if pod is not None:
-        labels |= {"container": "server", "namespace": pod[0], "pod": pod[1]}
-    labels |= {k: v for k, v in extra.items() if k not in labels}
-    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
 def dcgm_4x() -> str:
@@ -103,11 +79,16 @@ def dcgm_virtual_gpus() -> str:
     b = dcgm(0, "GPU-4a5b", pod=("vgpu", "rerank-6b5a49382-eeeee"), vgpu="1")
     c = dcgm(1, "GPU-5b6c", pod=("split", "asr-7a6b5c4d3-fffff"), vgpu="0")
     d = dcgm(1, "GPU-5b6c", pod=("split", "asr-7a6b5c4d3-ggggg"), vgpu="1")
+    # split per process beside a tenant sloscale does not manage (card GPU-9a0b)
+    e = dcgm(2, "GPU-9a0b", pod=("split", "tts-5e4d3c2b1-ppppp"), vgpu="0")
+    f = dcgm(2, "GPU-9a0b", pod=("split", "batch-8f7e6d5c4-qqqqq"), vgpu="1")
     return (
         DCGM_HEAD
         + f"DCGM_FI_DEV_GPU_UTIL{a} 60\nDCGM_FI_DEV_GPU_UTIL{b} 60\n"
         + f"DCGM_FI_DEV_GPU_UTIL{c} 35\nDCGM_FI_DEV_GPU_UTIL{d} 15\n"
         + f"DCGM_FI_DEV_FB_USED{c} 9000\nDCGM_FI_DEV_FB_USED{d} 7000\n"
+        + f"DCGM_FI_DEV_GPU_UTIL{e} 18\nDCGM_FI_DEV_GPU_UTIL{f} 40\n"
+        + f"DCGM_FI_DEV_FB_USED{e} 9000\nDCGM_FI_DEV_FB_USED{f} 30000\n"
     )
 
 
@@ -124,59 +105,11 @@ def dcgm_honored() -> str:
     )
 
 
-def hami_labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    pairs = sorted([*zip(names, values, strict=True), ("zone", "vGPU")])
-    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}"
-
-
-def hami_new(namespace: str, pod: str) -> str:
-    """HAMi >= 2.9 (``cmd/vGPUmonitor/metrics.go``): the "ratio" is % of the card."""
-    lab = hami_labels(
-        ("namespace", "pod", "container", "vdevice_index", "device_uuid"),
-        (namespace, pod, "vllm", "0", "GPU-7d8e9f00-0000-0000-0000-000000000001"),
-    )
-    return (
-        "# HELP hami_container_device_utilization_ratio Container device SM utilization ratio\n"
-        "# TYPE hami_container_device_utilization_ratio gauge\n"
-        f"hami_container_device_utilization_ratio{lab} 24\n"
-        "# HELP hami_vgpu_memory_used_bytes vGPU device memory usage in bytes\n"
-        "# TYPE hami_vgpu_memory_used_bytes gauge\n"
-        f"hami_vgpu_memory_used_bytes{lab} {8 * GIB:.6e}\n"
-    )
-
-
-def hami_legacy(namespace: str, pod: str) -> str:
-    """HAMi 2.8, or >= 2.9 with ``--legacy-metrics``: the old names and labels."""
-    lab = hami_labels(
-        ("podnamespace", "podname", "ctrname", "vdeviceid", "deviceuuid"),
-        (namespace, pod, "vllm", "0", "GPU-7d8e9f00-0000-0000-0000-000000000001"),
-    )
-    return (
-        "# HELP Device_utilization_desc_of_container Container device utilization description\n"
-        "# TYPE Device_utilization_desc_of_container gauge\n"
-        f"Device_utilization_desc_of_container{lab} 24\n"
-        "# HELP vGPU_device_memory_usage_in_bytes vGPU device usage\n"
-        "# TYPE vGPU_device_memory_usage_in_bytes gauge\n"
-        f"vGPU_device_memory_usage_in_bytes{lab} {8 * GIB:.6e}\n"
-    )
-
-
 HAMI_28 = hami_legacy("hami28", "chat-5c4b3a291-iiiii")
 HAMI_29 = hami_new("hami29", "chat-5c4b3a291-jjjjj")
 HAMI_29_LEGACY = hami_new("hamiboth", "chat-5c4b3a291-kkkkk") + hami_legacy(
     "hamiboth", "chat-5c4b3a291-kkkkk"
 )
-
-
-def service_monitor(namespace: str, pod: str, service: str) -> dict[str, str]:
-    """The target labels prometheus-operator gives a ServiceMonitor's endpoint."""
-    return {
-        "namespace": namespace,
-        "pod": pod,
-        "container": service,
-        "service": service,
-        "endpoint": "metrics",
-    }
 
 
 def pod(workload: str, share: int, card_share: int | None = None) -> PodInfo:
@@ -193,6 +126,8 @@ POD_MAP = {
     ("vgpu", "rerank-6b5a49382-eeeee"): pod("vgpu/rerank", 50, 100),
     ("split", "asr-7a6b5c4d3-fffff"): pod("split/asr", 50, 100),
     ("split", "asr-7a6b5c4d3-ggggg"): pod("split/asr", 50, 100),
+    # 30 % beside an unmanaged 60 % batch job: in the snapshot, not a managed workload
+    ("split", "tts-5e4d3c2b1-ppppp"): pod("split/tts", 30, 90),
     ("hami28", "chat-5c4b3a291-iiiii"): pod("hami28/chat", 30),
     ("hami29", "chat-5c4b3a291-jjjjj"): pod("hami29/chat", 30),
     ("hamiboth", "chat-5c4b3a291-kkkkk"): pod("hamiboth/chat", 30),
@@ -345,6 +280,16 @@ def test_a_per_process_split_is_each_pods_own(observed: Observation) -> None:
     asr = observed.get("split/asr")
     assert asr.gpu_util == pytest.approx(0.5)  # (0.35 + 0.15) / (0.5 + 0.5)
     assert asr.gpu_memory_mib == pytest.approx(8000.0)  # mean of 9000 and 7000 MiB
+
+
+def test_a_per_process_split_beside_an_unmanaged_tenant_is_the_pods_own(
+    observed: Observation,
+) -> None:
+    """The other tenant's series tell the split from copies even though sloscale does not
+    manage it: 18 % of the card is tts's own use of its 30 %, not the card's busy time."""
+    tts = observed.get("split/tts")
+    assert tts.gpu_util == pytest.approx(0.6)  # 0.18 / 0.30, not 0.18 / 0.90 = 0.2
+    assert tts.gpu_memory_mib == pytest.approx(9000.0)
 
 
 # ---- E5: MIG ---------------------------------------------------------------------------------

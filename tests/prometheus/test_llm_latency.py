@@ -26,15 +26,13 @@ from controller.domain import LatencyMetric, MetricsProfile, SloSpec, WorkloadRe
 from controller.ports import ObserveTarget
 from tests.prometheus import test_engines as engines
 from tests.prometheus.conftest import SCRAPE_S, WINDOW_S
-from tests.prometheus.test_engines import (
+from tests.prometheus.test_engines import EnginePod, PodTargets, near
+from tests.support.engine_exposition import (
     LLAMA,
     SGLANG_LE,
     VLLM_V0_LE,
     VLLM_V1_LE,
-    EnginePod,
-    PodTargets,
     Uniform,
-    near,
     py_histogram,
     tgi_bounds,
 )
