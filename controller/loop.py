@@ -238,10 +238,11 @@ class Controller:
     def _discover(self) -> _Discovered:
         """Read the cluster, forget what left it, parse what it annotates."""
         snapshot = self.cluster.snapshot()
+        specs = self._parse_specs(snapshot.deployments)
+        snapshot = self._addressed(snapshot)
         self.state.forget_missing(
             (dep.ref.key for dep in snapshot.deployments), (job.ref.key for job in snapshot.jobs)
         )
-        specs = self._parse_specs(snapshot.deployments)
         self.forecasts.forget(set(specs))
         jobs = tuple(
             (job, spec)
@@ -250,6 +251,20 @@ class Controller:
         )
         self.keeper.restore_if_due(snapshot.time_s, acting=not self.config.dry_run)
         return _Discovered(snapshot, specs, jobs)
+
+    def _addressed(self, snapshot: ClusterSnapshot) -> ClusterSnapshot:
+        """The snapshot without the Deployments that neither opted in nor carry an error
+        (an adapter may list every one with a ``sloscale.io/`` key, so typos are reported)."""
+        kept = tuple(
+            dep
+            for dep in snapshot.deployments
+            if (tr := self.state.find_workload(dep.ref.key)) is not None
+            and tr.parsed is not None
+            and (tr.parsed.opted_in or tr.errors)
+        )
+        if len(kept) == len(snapshot.deployments):
+            return snapshot
+        return replace(snapshot, deployments=kept)
 
     def _parse_specs(
         self, deployments: Sequence[DeploymentState]
@@ -267,7 +282,11 @@ class Controller:
                     cap_priority=self._caps_priority(dep.ref.namespace),
                 )
                 tr.parsed = ParsedSlo(
-                    dict(dep.annotations), result.spec, result.errors, result.warnings
+                    dict(dep.annotations),
+                    result.spec,
+                    result.errors,
+                    result.warnings,
+                    opted_in=result.opted_in,
                 )
                 for e in result.errors:
                     log.warning("invalid SLO spec: %s", e)

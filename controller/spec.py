@@ -18,7 +18,8 @@ Rules shared by every key:
 Results are a ``ParseResult``: ``spec`` is set exactly when the workload opted in and no error
 was found; ``warnings`` says what was accepted only in part (a capped priority). A
 Deployment without ``sloscale.io/enabled`` or with ``"false"`` has not opted in
-(``opted_in=False``, no spec, no errors, other keys not even looked at). Every Job has a
+(``opted_in=False``, no spec; its values are not looked at, but an unknown key is still an
+error, since ``sloscale.io/enable`` is most likely a failed opt-in). Every Job has a
 ``JobSpec`` (the defaults when it carries no annotation), so ``opted_in`` is always true there.
 
 Choices the schema leaves open, fixed here:
@@ -156,7 +157,9 @@ class ParseResult(Generic[SpecT]):
 
     - opted in and valid: ``spec`` set, ``errors == ()``, ``opted_in`` true;
     - opted in and invalid: ``spec is None``, ``errors`` non-empty, ``opted_in`` true;
-    - not opted in (Deployments only): ``spec is None``, ``errors == ()``, ``opted_in`` false.
+    - not opted in (Deployments only): ``spec is None``, ``opted_in`` false, and ``errors``
+      only for ``sloscale.io/`` keys no Deployment takes (a typo such as ``enable`` may be
+      why it is not opted in); other values are not looked at.
     """
 
     spec: SpecT | None
@@ -309,16 +312,15 @@ def parse_slo_spec(
     every problem becomes a ``SpecError`` in the result.
     """
     reader = _Reader(workload, annotations)
-    if not reader.has("enabled"):
-        return ParseResult(spec=None, opted_in=False)
-    enabled = reader.get("enabled", values.boolean, True)
-    if not enabled:
-        return ParseResult(spec=None, opted_in=False)
     reader.check_unknown(
         _DEPLOYMENT_NAMES,
         "Deployment",
         {n: "Jobs" for n in _JOB_NAMES if n not in _DEPLOYMENT_NAMES},
     )
+    if not reader.has("enabled") or not reader.get("enabled", values.boolean, True):
+        # not opted in: only a key no Deployment takes (``enable`` for ``enabled``) is
+        # reported, since it may be why the workload is not opted in
+        return ParseResult(spec=None, errors=tuple(reader.errors), opted_in=False)
 
     defaults = SloSpec(latency_target_ms=1.0)
     if not reader.has("latency-target-ms"):
@@ -331,9 +333,7 @@ def parse_slo_spec(
     quantile = reader.get(
         "latency-quantile", values.open_interval(0, 1, QUANTILE_RANGE), defaults.latency_quantile
     )
-    objective_pct = reader.get(
-        "objective", values.open_interval(0, 100, OBJECTIVE_RANGE_PCT), defaults.objective_pct
-    )
+    objective_pct = reader.get("objective", values.objective_pct, defaults.objective_pct)
     window_s = reader.get(
         "window",
         values.duration(allow_zero=False, low_s=WINDOW_RANGE_S[0], high_s=WINDOW_RANGE_S[1]),

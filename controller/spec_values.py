@@ -180,6 +180,27 @@ def open_interval(
     return convert
 
 
+def objective_pct(text: str) -> float:
+    """The objective in %, in ``OBJECTIVE_RANGE_PCT``; a ratio (``0.99``) gets a hint.
+
+    ``0.99`` read as a percentage is an objective of under one good request in a hundred, so
+    under 50 % the message says what the value probably meant (``did you mean 99?``).
+    """
+    value = open_interval(0, 100, OBJECTIVE_RANGE_PCT)
+    try:
+        return value(text)
+    except ValueError as exc:
+        low = OBJECTIVE_RANGE_PCT[0]
+        given = number(text)
+        if 0 < given < 1 and low <= given * 100 <= OBJECTIVE_RANGE_PCT[1]:
+            raise ValueError(
+                f"{exc}: the objective is a percentage, not a ratio; did you mean {given * 100:g}?"
+            ) from None
+        if given < low:
+            raise ValueError(f"{exc}: the objective is a percentage (99 means 99 %)") from None
+        raise
+
+
 def int_in(low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
         value = integer(text)
@@ -291,6 +312,7 @@ __all__ = [
     "duration",
     "int_in",
     "job_template",
+    "objective_pct",
     "open_interval",
     "parse_duration_s",
     "positive",

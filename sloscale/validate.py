@@ -1,7 +1,7 @@
 """``sloscale validate FILE...``: lint ``sloscale.io/`` annotations in manifests, offline.
 
 The same parser as the controller (``controller.spec``), so the same errors, one per line:
-Deployments through ``parse_slo_spec`` (only those that opted in), Jobs, CronJob job
+Deployments through ``parse_slo_spec`` (values only where opted in, unknown keys on any), Jobs, CronJob job
 templates and bare Pods through ``parse_job_spec``. Multi-document YAML and ``kind: List``
 are read; ``-`` reads standard input.
 
