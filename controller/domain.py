@@ -88,6 +88,37 @@ class RetrainSpec:
     deadline_s: float | None = None
 
 
+DEFAULT_SCALE_DOWN_STABILIZATION_S = 300.0
+"""The HPA's scale-down stabilisation window, when ``scale-down-stabilization`` is not set."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingRules:
+    """One direction of the HPA's ``behavior``, per tick (the HPA's 15 s ``periodSeconds``).
+
+    The replicas may change by ``max_percent`` % of the current count or by ``max_pods``
+    pods, whichever allows the larger change (the HPA's default ``selectPolicy: Max``);
+    ``None``: no such policy. As in the HPA, setting either policy of a direction replaces
+    that direction's default policies.
+    """
+
+    max_percent: float | None = None
+    max_pods: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingBehavior:
+    """The HPA's ``behavior`` as annotations; the defaults are the HPA's (and sloscale's).
+
+    ``scale_down_stabilization_s``: ``None`` is the default, 300 s and longer for an on/off
+    service (``controller.policy.stabilise.scale_down_delay_s``); a value set is kept as is.
+    """
+
+    scale_down_stabilization_s: float | None = None
+    scale_up: ScalingRules = ScalingRules(max_percent=100.0, max_pods=4)
+    scale_down: ScalingRules = ScalingRules(max_percent=100.0)
+
+
 @dataclass(frozen=True, slots=True)
 class SloSpec:
     """What a Deployment asks of sloscale, after validation."""
@@ -117,6 +148,9 @@ class SloSpec:
     latency_metric: LatencyMetric = LatencyMetric.E2E
     """``latency-metric``: the latency the target and quantile apply to, read from the
     engine's own histogram of it (``ttft``, ``tpot``) or the request's (``e2e``)."""
+    behavior: ScalingBehavior = ScalingBehavior()
+    """``scale-down-stabilization``, ``scale-up-max-percent``, ``scale-up-max-pods``,
+    ``scale-down-max-percent``, ``scale-down-max-pods``: the HPA's ``behavior``."""
 
     @property
     def objective_ratio(self) -> float:
@@ -429,6 +463,7 @@ class Reason(StrEnum):
     WITHIN_TOLERANCE = "WithinTolerance"
     SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
     SCALE_UP_LIMITED = "ScaleUpLimited"
+    SCALE_DOWN_LIMITED = "ScaleDownLimited"
     AT_MAX = "AtMax"
     AT_MIN = "AtMin"
     CAPACITY_LIMITED = "CapacityLimited"

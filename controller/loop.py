@@ -186,8 +186,7 @@ class Controller:
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
         self.retraining = RetrainBook(config.retrain)
-        window_s = config.planner.stabilise.scale_down_delay_s
-        self.keeper = MemoryKeeper(snapshots, self.state, self.forecasts, window_s)  # restarts
+        self.keeper = MemoryKeeper(snapshots, self.state, self.forecasts)  # restarts
 
     # ---------------------------------------------------------------------------------------
     def tick(self) -> TickReport:

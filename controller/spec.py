@@ -61,6 +61,8 @@ from controller.domain import (
     LatencyMetric,
     MetricsProfile,
     RetrainSpec,
+    ScalingBehavior,
+    ScalingRules,
     SliceDialect,
     SloSpec,
     SpecError,
@@ -70,9 +72,11 @@ from controller.spec_values import (
     MAX_LATENCY_TARGET_MS,
     MAX_REPLICAS,
     MAX_SAMPLES,
+    MAX_SCALE_UP_PERCENT,
     OBJECTIVE_RANGE_PCT,
     PRIORITY_CAP,
     QUANTILE_RANGE,
+    STABILIZATION_RANGE_S,
     WINDOW_RANGE_S,
     parse_duration_s,
 )
@@ -125,6 +129,11 @@ _DEPLOYMENT_NAMES = (
     "retrain-urgent-threshold",
     "retrain-deadline",
     "reclaim-idle-after",
+    "scale-down-stabilization",
+    "scale-up-max-percent",
+    "scale-up-max-pods",
+    "scale-down-max-percent",
+    "scale-down-max-pods",
 )
 _JOB_NAMES = (
     "priority",
@@ -347,6 +356,7 @@ def parse_slo_spec(
     model = _read_model(reader, profile)
     latency_metric = _read_latency_metric(reader, profile)
     retrain = _read_retrain(reader)
+    behavior = _read_behavior(reader, defaults.behavior)
     spec = SloSpec(
         latency_target_ms=target_ms,
         latency_quantile=quantile,
@@ -369,8 +379,41 @@ def parse_slo_spec(
         reclaim_idle_after_s=reader.get(
             "reclaim-idle-after", values.duration(allow_zero=False), defaults.reclaim_idle_after_s
         ),
+        behavior=behavior,
     )
     return reader.result(spec)
+
+
+def _read_behavior(reader: _Reader, defaults: ScalingBehavior) -> ScalingBehavior:
+    """The HPA's ``behavior``: a stabilisation window, and per direction its policies.
+
+    As in the HPA, a direction with either policy set has only the policies set (so
+    ``scale-up-max-pods: "2"`` alone allows +2 pods a tick, not also the default 100 %).
+    """
+    low_s, high_s = STABILIZATION_RANGE_S
+    window_s = reader.get(
+        "scale-down-stabilization",
+        values.duration(allow_zero=True, low_s=low_s, high_s=high_s),
+        defaults.scale_down_stabilization_s,
+    )
+    return ScalingBehavior(
+        scale_down_stabilization_s=window_s,
+        scale_up=_read_rules(reader, "scale-up", MAX_SCALE_UP_PERCENT, defaults.scale_up),
+        scale_down=_read_rules(reader, "scale-down", 100.0, defaults.scale_down),
+    )
+
+
+def _read_rules(
+    reader: _Reader, direction: str, max_percent: float, default: ScalingRules
+) -> ScalingRules:
+    """One direction's policies: the default unless either is set, then only those set."""
+    percent_key, pods_key = f"{direction}-max-percent", f"{direction}-max-pods"
+    if not reader.has(percent_key) and not reader.has(pods_key):
+        return default
+    return ScalingRules(
+        max_percent=reader.get(percent_key, values.positive_at_most(max_percent), None),
+        max_pods=reader.get(pods_key, values.int_in(1, MAX_REPLICAS), None),
+    )
 
 
 def _read_replicas(reader: _Reader, defaults: SloSpec) -> tuple[int, int]:

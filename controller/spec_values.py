@@ -37,6 +37,11 @@ MAX_LATENCY_TARGET_MS = 3_600_000.0
 """``latency-target-ms`` ceiling: an hour."""
 WINDOW_RANGE_S = (300.0, 366 * 86400.0)
 """``window`` bounds, both included: one error-budget bucket (5 min) to a year (366 d)."""
+STABILIZATION_RANGE_S = (0.0, 3600.0)
+"""``scale-down-stabilization`` bounds, both included: the HPA's ``stabilizationWindowSeconds``."""
+MAX_SCALE_UP_PERCENT = 10000.0
+"""The ceiling on ``scale-up-max-percent`` (x101 a tick); ``scale-down-max-percent`` is at
+most 100 (every replica)."""
 MAX_DURATION_S = 366 * 86400.0
 """The ceiling on every other duration (cooldowns, deadlines, idle times, runtimes)."""
 MAX_SAMPLES = 1e15
@@ -303,9 +308,11 @@ __all__ = [
     "MAX_PRIORITY",
     "MAX_REPLICAS",
     "MAX_SAMPLES",
+    "MAX_SCALE_UP_PERCENT",
     "OBJECTIVE_RANGE_PCT",
     "PRIORITY_CAP",
     "QUANTILE_RANGE",
+    "STABILIZATION_RANGE_S",
     "WINDOW_RANGE_S",
     "boolean",
     "choice",
