@@ -63,6 +63,16 @@ class MetricsProfile(StrEnum):
     CUSTOM = "custom"
 
 
+class Mode(StrEnum):
+    """What sloscale does with a workload (``sloscale.io/mode``), like the VPA's
+    ``updateMode``: ``auto`` decides and acts; ``recommend`` decides and explains (decisions,
+    API, ``/metrics``) but changes nothing; ``off`` leaves it unmanaged (said so)."""
+
+    OFF = "off"
+    RECOMMEND = "recommend"
+    AUTO = "auto"
+
+
 class LatencyMetric(StrEnum):
     """Which latency the SLO's threshold and quantile apply to (``sloscale.io/latency-metric``).
 
@@ -149,6 +159,8 @@ class SloSpec:
     """``latency-metric``: the latency the target and quantile apply to, read from the
     engine's own histogram of it (``ttft``, ``tpot``) or the request's (``e2e``)."""
     behavior: ScalingBehavior = ScalingBehavior()
+    mode: Mode = Mode.AUTO
+    """``mode``: ``auto`` acts, ``recommend`` only decides, ``off`` is not managed."""
     """``scale-down-stabilization``, ``scale-up-max-percent``, ``scale-up-max-pods``,
     ``scale-down-max-percent``, ``scale-down-max-pods``: the HPA's ``behavior``."""
 
@@ -484,6 +496,8 @@ class Reason(StrEnum):
     RESIZE_FAILED = "ResizeFailed"
     RESIZE_BACKOFF = "ResizeBackoff"
     TARGET_UNRESOLVED = "TargetUnresolved"
+    NOT_MANAGED = "NotManaged"
+    RECOMMEND_ONLY = "RecommendOnly"
 
 
 class ConditionType(StrEnum):

@@ -60,6 +60,7 @@ from controller.domain import (
     JobSpec,
     LatencyMetric,
     MetricsProfile,
+    Mode,
     RetrainSpec,
     ScalingBehavior,
     ScalingRules,
@@ -129,6 +130,7 @@ _DEPLOYMENT_NAMES = (
     "retrain-urgent-threshold",
     "retrain-deadline",
     "reclaim-idle-after",
+    "mode",
     "scale-down-stabilization",
     "scale-up-max-percent",
     "scale-up-max-pods",
@@ -380,6 +382,7 @@ def parse_slo_spec(
             "reclaim-idle-after", values.duration(allow_zero=False), defaults.reclaim_idle_after_s
         ),
         behavior=behavior,
+        mode=reader.get("mode", values.choice(Mode), defaults.mode),
     )
     return reader.result(spec)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from controller.domain import Mode
 from controller.spec import parse_slo_spec
-from tests.unit.spec_helpers import WORKLOAD, P, ann, only_error, parse
+from tests.unit.spec_helpers import WORKLOAD, P, ann, ok_spec, only_error, parse
 
 OBJECTIVE_RATIOS = [
     pytest.param("0.99", "did you mean 99?", id="0.99-is-99"),
@@ -58,3 +59,16 @@ def test_an_unknown_key_is_an_error_even_when_not_opted_in(
 def test_not_opted_in_values_are_still_not_looked_at() -> None:
     result = parse_slo_spec(WORKLOAD, ann(enabled="false", window="x", objective="0.99"))
     assert result.errors == () and not result.opted_in
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [("off", Mode.OFF), ("recommend", Mode.RECOMMEND), ("Auto", Mode.AUTO)],
+)
+def test_mode(value: str, mode: Mode) -> None:
+    assert ok_spec({P + "mode": value}).mode is mode
+
+
+def test_mode_defaults_to_auto_and_rejects_others() -> None:
+    assert ok_spec({}).mode is Mode.AUTO
+    assert "off, recommend, auto" in only_error(parse({P + "mode": "shadow"})).message
