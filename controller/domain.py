@@ -63,6 +63,16 @@ class MetricsProfile(StrEnum):
     CUSTOM = "custom"
 
 
+class Mode(StrEnum):
+    """What sloscale does with a workload (``sloscale.io/mode``), like the VPA's
+    ``updateMode``: ``auto`` decides and acts; ``recommend`` decides and explains (decisions,
+    API, ``/metrics``) but changes nothing; ``off`` leaves it unmanaged (said so)."""
+
+    OFF = "off"
+    RECOMMEND = "recommend"
+    AUTO = "auto"
+
+
 class LatencyMetric(StrEnum):
     """Which latency the SLO's threshold and quantile apply to (``sloscale.io/latency-metric``).
 
@@ -86,6 +96,37 @@ class RetrainSpec:
     cooldown_s: float = 6 * 3600.0
     urgent_threshold_samples: float | None = None
     deadline_s: float | None = None
+
+
+DEFAULT_SCALE_DOWN_STABILIZATION_S = 300.0
+"""The HPA's scale-down stabilisation window, when ``scale-down-stabilization`` is not set."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingRules:
+    """One direction of the HPA's ``behavior``, per tick (the HPA's 15 s ``periodSeconds``).
+
+    The replicas may change by ``max_percent`` % of the current count or by ``max_pods``
+    pods, whichever allows the larger change (the HPA's default ``selectPolicy: Max``);
+    ``None``: no such policy. As in the HPA, setting either policy of a direction replaces
+    that direction's default policies.
+    """
+
+    max_percent: float | None = None
+    max_pods: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingBehavior:
+    """The HPA's ``behavior`` as annotations; the defaults are the HPA's (and sloscale's).
+
+    ``scale_down_stabilization_s``: ``None`` is the default, 300 s and longer for an on/off
+    service (``controller.policy.stabilise.scale_down_delay_s``); a value set is kept as is.
+    """
+
+    scale_down_stabilization_s: float | None = None
+    scale_up: ScalingRules = ScalingRules(max_percent=100.0, max_pods=4)
+    scale_down: ScalingRules = ScalingRules(max_percent=100.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +158,11 @@ class SloSpec:
     latency_metric: LatencyMetric = LatencyMetric.E2E
     """``latency-metric``: the latency the target and quantile apply to, read from the
     engine's own histogram of it (``ttft``, ``tpot``) or the request's (``e2e``)."""
+    behavior: ScalingBehavior = ScalingBehavior()
+    mode: Mode = Mode.AUTO
+    """``mode``: ``auto`` acts, ``recommend`` only decides, ``off`` is not managed."""
+    """``scale-down-stabilization``, ``scale-up-max-percent``, ``scale-up-max-pods``,
+    ``scale-down-max-percent``, ``scale-down-max-pods``: the HPA's ``behavior``."""
 
     @property
     def objective_ratio(self) -> float:
@@ -429,6 +475,7 @@ class Reason(StrEnum):
     WITHIN_TOLERANCE = "WithinTolerance"
     SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
     SCALE_UP_LIMITED = "ScaleUpLimited"
+    SCALE_DOWN_LIMITED = "ScaleDownLimited"
     AT_MAX = "AtMax"
     AT_MIN = "AtMin"
     CAPACITY_LIMITED = "CapacityLimited"
@@ -449,6 +496,8 @@ class Reason(StrEnum):
     RESIZE_FAILED = "ResizeFailed"
     RESIZE_BACKOFF = "ResizeBackoff"
     TARGET_UNRESOLVED = "TargetUnresolved"
+    NOT_MANAGED = "NotManaged"
+    RECOMMEND_ONLY = "RecommendOnly"
 
 
 class ConditionType(StrEnum):

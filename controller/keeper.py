@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from controller.domain import DEFAULT_SCALE_DOWN_STABILIZATION_S
 from controller.forecast import ForecastBank
 from controller.persist import (
     BudgetSnapshot,
@@ -69,17 +70,20 @@ def restore(
     forecasts: ForecastBank,
     snapshot: StateSnapshot,
     now_s: float,
-    window_s: float,
 ) -> int:
     """Put ``snapshot``'s memory into the records ``state`` has now (those discovery kept)
     and the forecaster; the number of workloads restored. Recommendations whose newest is
-    ``window_s`` old are dropped (the planner then starts the window afresh)."""
+    as old as the workload's scale-down window are dropped (the planner then starts the
+    window afresh)."""
     restored = 0
     for key, saved in snapshot.workloads.items():
         record = state.find_workload(key)
         if record is None or record.spec is None:
             continue
         recommended = saved.memory.recommendations
+        window_s = record.spec.behavior.scale_down_stabilization_s
+        if window_s is None:
+            window_s = DEFAULT_SCALE_DOWN_STABILIZATION_S
         expired = bool(recommended) and recommended[-1][0] <= now_s - window_s
         record.memory = replace(saved.memory, recommendations=()) if expired else saved.memory
         record.capacity = saved.capacity
@@ -104,12 +108,10 @@ class MemoryKeeper:
         store: StateSnapshotStore | None,
         state: StateStore,
         forecasts: ForecastBank,
-        window_s: float,
     ) -> None:
         self.store = store
         self.state = state
         self.forecasts = forecasts
-        self.window_s = window_s  # the scale-down window (StabiliseConfig.scale_down_delay_s)
         self._started = False
         self._acting = False
         self._saved: StateSnapshot | None = None  # what the store holds, as far as we know
@@ -127,7 +129,7 @@ class MemoryKeeper:
             return
         if snapshot is None:
             return
-        restored = restore(self.state, self.forecasts, snapshot, now_s, self.window_s)
+        restored = restore(self.state, self.forecasts, snapshot, now_s)
         self._saved = snapshot
         log.info(
             "restored the memory of %d workloads and %d jobs, saved %.0f s ago",

@@ -34,6 +34,7 @@ from controller.domain import (
     JobPhase,
     JobSpec,
     JobState,
+    Mode,
     Observation,
     Plan,
     Reason,
@@ -52,7 +53,7 @@ from controller.forecast import (
 )
 from controller.keeper import MemoryKeeper, StateSnapshotStore
 from controller.placement.preemption import applied_losses, work_at_risk_gpu_h
-from controller.plan import PlannerConfig, hold, hold_all, plan
+from controller.plan import PlannerConfig, PlanResult, hold, hold_all, plan
 from controller.policy.inputs import (
     JobInput,
     PlannerMemory,
@@ -186,8 +187,7 @@ class Controller:
         self.decision_log: deque[Decision] = deque(maxlen=config.decision_log_size)
         self.last_report: TickReport | None = None
         self.retraining = RetrainBook(config.retrain)
-        window_s = config.planner.stabilise.scale_down_delay_s
-        self.keeper = MemoryKeeper(snapshots, self.state, self.forecasts, window_s)  # restarts
+        self.keeper = MemoryKeeper(snapshots, self.state, self.forecasts)  # restarts
 
     # ---------------------------------------------------------------------------------------
     def tick(self) -> TickReport:
@@ -238,10 +238,11 @@ class Controller:
     def _discover(self) -> _Discovered:
         """Read the cluster, forget what left it, parse what it annotates."""
         snapshot = self.cluster.snapshot()
+        specs = self._parse_specs(snapshot.deployments)
+        snapshot = self._addressed(snapshot)
         self.state.forget_missing(
             (dep.ref.key for dep in snapshot.deployments), (job.ref.key for job in snapshot.jobs)
         )
-        specs = self._parse_specs(snapshot.deployments)
         self.forecasts.forget(set(specs))
         jobs = tuple(
             (job, spec)
@@ -250,6 +251,20 @@ class Controller:
         )
         self.keeper.restore_if_due(snapshot.time_s, acting=not self.config.dry_run)
         return _Discovered(snapshot, specs, jobs)
+
+    def _addressed(self, snapshot: ClusterSnapshot) -> ClusterSnapshot:
+        """The snapshot without the Deployments that neither opted in nor carry an error
+        (an adapter may list every one with a ``sloscale.io/`` key, so typos are reported)."""
+        kept = tuple(
+            dep
+            for dep in snapshot.deployments
+            if (tr := self.state.find_workload(dep.ref.key)) is not None
+            and tr.parsed is not None
+            and (tr.parsed.opted_in or tr.errors)
+        )
+        if len(kept) == len(snapshot.deployments):
+            return snapshot
+        return replace(snapshot, deployments=kept)
 
     def _parse_specs(
         self, deployments: Sequence[DeploymentState]
@@ -267,7 +282,11 @@ class Controller:
                     cap_priority=self._caps_priority(dep.ref.namespace),
                 )
                 tr.parsed = ParsedSlo(
-                    dict(dep.annotations), result.spec, result.errors, result.warnings
+                    dict(dep.annotations),
+                    result.spec,
+                    result.errors,
+                    result.warnings,
+                    opted_in=result.opted_in,
                 )
                 for e in result.errors:
                     log.warning("invalid SLO spec: %s", e)
@@ -275,7 +294,7 @@ class Controller:
                     log.warning("SLO spec taken in part: %s", e)
                 if result.spec is not None:
                     tr.budget = ErrorBudget(result.spec.window_s, result.spec.objective_ratio)
-            if tr.spec is not None and not tr.errors:
+            if tr.spec is not None and not tr.errors and tr.spec.mode is not Mode.OFF:
                 specs[key] = (dep, tr.spec)
         return specs
 
@@ -475,7 +494,7 @@ class Controller:
                 message = f"planning failed: {_failure(errors, 'plan', key, e)}"
                 held.append(hold(dep, now, Reason.METRICS_UNAVAILABLE, message))
         jobs = self._job_inputs(seen.jobs, observed, now)
-        result = plan(workloads, jobs, seen.snapshot, self.config.planner)
+        result = self._plan_modes(workloads, jobs, seen.snapshot)
         for key, error in result.failures.items():
             log.error("planning %s failed, holding it: %s", key, error)
             errors.append(f"plan {key}: {error}")
@@ -484,7 +503,7 @@ class Controller:
         self._remember_job_decisions(result.decisions)
         return _Planned(
             result.plan,
-            result.decisions + tuple(held) + self._invalid_spec_decisions(now),
+            result.decisions + tuple(held) + self._unplanned_decisions(now),
             work_at_risk_gpu_h(result.plan.jobs, jobs, now),
         )
 
@@ -565,13 +584,50 @@ class Controller:
             if d.reason in (Reason.PREEMPTED, Reason.RESUMED) or d.target in self.state.jobs:
                 self.state.job(d.target).last_decision = d
 
-    def _invalid_spec_decisions(self, now: float) -> tuple[Decision, ...]:
+    def _plan_modes(
+        self,
+        workloads: Sequence[WorkloadInput],
+        jobs: Sequence[JobInput],
+        snapshot: ClusterSnapshot,
+    ) -> PlanResult:
+        """The plan of the ``auto`` workloads, with the decisions and memories of the
+        ``recommend`` ones from a second plan that sizes them as if they were managed.
+
+        The real plan never holds a ``recommend`` workload's recommendation (no pods moved,
+        no job preempted for it): its pods stay as they run, like any unplanned workload's.
+        """
+        cfg = self.config.planner
+        shadow = {w.key for w in workloads if w.spec.mode is Mode.RECOMMEND}
+        if not shadow:
+            return plan(workloads, jobs, snapshot, cfg)
+        acting = plan([w for w in workloads if w.key not in shadow], jobs, snapshot, cfg)
+        advised = plan(workloads, jobs, snapshot, cfg)
+        return replace(
+            acting,
+            decisions=acting.decisions
+            + tuple(_recommended(d) for d in advised.decisions if d.target in shadow),
+            memories={
+                **acting.memories,
+                **{k: m for k, m in advised.memories.items() if k in shadow},
+            },
+            failures={
+                **acting.failures,
+                **{k: e for k, e in advised.failures.items() if k in shadow},
+            },
+        )
+
+    def _unplanned_decisions(self, now: float) -> tuple[Decision, ...]:
+        """Why a workload was not planned: an invalid spec, or ``mode: off``."""
         out = []
         for key, tr in self.state.workloads.items():
             if tr.errors:
                 message = "; ".join(str(e) for e in tr.errors)
                 why = Condition(ConditionType.SPEC_VALID, False, Reason.INVALID_SPEC, message)
                 out.append(Decision(now, key, Reason.INVALID_SPEC, message, conditions=(why,)))
+            elif tr.spec is not None and tr.spec.mode is Mode.OFF:
+                message = "sloscale.io/mode is off: not managed"
+                off = Condition(ConditionType.SCALING_ACTIVE, False, Reason.NOT_MANAGED, message)
+                out.append(Decision(now, key, Reason.NOT_MANAGED, message, conditions=(off,)))
         return tuple(out)
 
     def job_preemptions(self, key: str) -> tuple[float, ...]:
@@ -622,7 +678,7 @@ class Controller:
             share = max(dep.replicas * dep.slice_pct, desired.get(key, 0))
             upper = tr.forecast.upper_rps if tr.forecast else None
             inference[key] = share * forecast_growth(upper, tr.last_metrics.request_rate_rps)
-            if spec.retrain is not None:
+            if spec.retrain is not None and spec.mode is Mode.AUTO:
                 samples = observed.observation.get(key).data_samples if observed else None
                 models.append(Model(dep, spec.retrain, samples))
         return self.retraining.plan(seen.snapshot, models, inference)
@@ -694,6 +750,15 @@ class Controller:
             log.exception("phase %s failed", phase)
             errors.append(f"{phase}: {type(e).__name__}: {e}")
             return None
+
+
+RECOMMEND_MESSAGE = "sloscale.io/mode is recommend: decided, not applied"
+
+
+def _recommended(d: Decision) -> Decision:
+    """A ``recommend`` workload's decision: the same, with an ``Applied`` false condition."""
+    why = Condition(ConditionType.APPLIED, False, Reason.RECOMMEND_ONLY, RECOMMEND_MESSAGE)
+    return replace(d, conditions=(*d.conditions, why))
 
 
 def _failure(errors: list[str], phase: str, key: str, e: Exception) -> str:

@@ -222,7 +222,7 @@ def _propose(
         prop = apply_tolerance(inp, prop, cfg.stabilise)
         prop, history = apply_scale_down_delay(inp, prop, now_s, cfg.stabilise)
         prop = apply_fresh_window(inp, prop, now_s, cfg.stabilise)
-        prop = apply_step_limit(inp, prop, cfg.stabilise)
+        prop = apply_step_limit(inp, prop)
         prop = apply_bounds(inp.spec, prop)
         prop = apply_idle_reclaim(inp, prop, now_s)
     # a failed resize is undone whatever the metrics say: its pods are not serving

@@ -18,7 +18,8 @@ Rules shared by every key:
 Results are a ``ParseResult``: ``spec`` is set exactly when the workload opted in and no error
 was found; ``warnings`` says what was accepted only in part (a capped priority). A
 Deployment without ``sloscale.io/enabled`` or with ``"false"`` has not opted in
-(``opted_in=False``, no spec, no errors, other keys not even looked at). Every Job has a
+(``opted_in=False``, no spec; its values are not looked at, but an unknown key is still an
+error, since ``sloscale.io/enable`` is most likely a failed opt-in). Every Job has a
 ``JobSpec`` (the defaults when it carries no annotation), so ``opted_in`` is always true there.
 
 Choices the schema leaves open, fixed here:
@@ -59,7 +60,10 @@ from controller.domain import (
     JobSpec,
     LatencyMetric,
     MetricsProfile,
+    Mode,
     RetrainSpec,
+    ScalingBehavior,
+    ScalingRules,
     SliceDialect,
     SloSpec,
     SpecError,
@@ -69,9 +73,11 @@ from controller.spec_values import (
     MAX_LATENCY_TARGET_MS,
     MAX_REPLICAS,
     MAX_SAMPLES,
+    MAX_SCALE_UP_PERCENT,
     OBJECTIVE_RANGE_PCT,
     PRIORITY_CAP,
     QUANTILE_RANGE,
+    STABILIZATION_RANGE_S,
     WINDOW_RANGE_S,
     parse_duration_s,
 )
@@ -124,6 +130,12 @@ _DEPLOYMENT_NAMES = (
     "retrain-urgent-threshold",
     "retrain-deadline",
     "reclaim-idle-after",
+    "mode",
+    "scale-down-stabilization",
+    "scale-up-max-percent",
+    "scale-up-max-pods",
+    "scale-down-max-percent",
+    "scale-down-max-pods",
 )
 _JOB_NAMES = (
     "priority",
@@ -156,7 +168,9 @@ class ParseResult(Generic[SpecT]):
 
     - opted in and valid: ``spec`` set, ``errors == ()``, ``opted_in`` true;
     - opted in and invalid: ``spec is None``, ``errors`` non-empty, ``opted_in`` true;
-    - not opted in (Deployments only): ``spec is None``, ``errors == ()``, ``opted_in`` false.
+    - not opted in (Deployments only): ``spec is None``, ``opted_in`` false, and ``errors``
+      only for ``sloscale.io/`` keys no Deployment takes (a typo such as ``enable`` may be
+      why it is not opted in); other values are not looked at.
     """
 
     spec: SpecT | None
@@ -309,16 +323,15 @@ def parse_slo_spec(
     every problem becomes a ``SpecError`` in the result.
     """
     reader = _Reader(workload, annotations)
-    if not reader.has("enabled"):
-        return ParseResult(spec=None, opted_in=False)
-    enabled = reader.get("enabled", values.boolean, True)
-    if not enabled:
-        return ParseResult(spec=None, opted_in=False)
     reader.check_unknown(
         _DEPLOYMENT_NAMES,
         "Deployment",
         {n: "Jobs" for n in _JOB_NAMES if n not in _DEPLOYMENT_NAMES},
     )
+    if not reader.has("enabled") or not reader.get("enabled", values.boolean, True):
+        # not opted in: only a key no Deployment takes (``enable`` for ``enabled``) is
+        # reported, since it may be why the workload is not opted in
+        return ParseResult(spec=None, errors=tuple(reader.errors), opted_in=False)
 
     defaults = SloSpec(latency_target_ms=1.0)
     if not reader.has("latency-target-ms"):
@@ -331,9 +344,7 @@ def parse_slo_spec(
     quantile = reader.get(
         "latency-quantile", values.open_interval(0, 1, QUANTILE_RANGE), defaults.latency_quantile
     )
-    objective_pct = reader.get(
-        "objective", values.open_interval(0, 100, OBJECTIVE_RANGE_PCT), defaults.objective_pct
-    )
+    objective_pct = reader.get("objective", values.objective_pct, defaults.objective_pct)
     window_s = reader.get(
         "window",
         values.duration(allow_zero=False, low_s=WINDOW_RANGE_S[0], high_s=WINDOW_RANGE_S[1]),
@@ -347,6 +358,7 @@ def parse_slo_spec(
     model = _read_model(reader, profile)
     latency_metric = _read_latency_metric(reader, profile)
     retrain = _read_retrain(reader)
+    behavior = _read_behavior(reader, defaults.behavior)
     spec = SloSpec(
         latency_target_ms=target_ms,
         latency_quantile=quantile,
@@ -369,8 +381,42 @@ def parse_slo_spec(
         reclaim_idle_after_s=reader.get(
             "reclaim-idle-after", values.duration(allow_zero=False), defaults.reclaim_idle_after_s
         ),
+        behavior=behavior,
+        mode=reader.get("mode", values.choice(Mode), defaults.mode),
     )
     return reader.result(spec)
+
+
+def _read_behavior(reader: _Reader, defaults: ScalingBehavior) -> ScalingBehavior:
+    """The HPA's ``behavior``: a stabilisation window, and per direction its policies.
+
+    As in the HPA, a direction with either policy set has only the policies set (so
+    ``scale-up-max-pods: "2"`` alone allows +2 pods a tick, not also the default 100 %).
+    """
+    low_s, high_s = STABILIZATION_RANGE_S
+    window_s = reader.get(
+        "scale-down-stabilization",
+        values.duration(allow_zero=True, low_s=low_s, high_s=high_s),
+        defaults.scale_down_stabilization_s,
+    )
+    return ScalingBehavior(
+        scale_down_stabilization_s=window_s,
+        scale_up=_read_rules(reader, "scale-up", MAX_SCALE_UP_PERCENT, defaults.scale_up),
+        scale_down=_read_rules(reader, "scale-down", 100.0, defaults.scale_down),
+    )
+
+
+def _read_rules(
+    reader: _Reader, direction: str, max_percent: float, default: ScalingRules
+) -> ScalingRules:
+    """One direction's policies: the default unless either is set, then only those set."""
+    percent_key, pods_key = f"{direction}-max-percent", f"{direction}-max-pods"
+    if not reader.has(percent_key) and not reader.has(pods_key):
+        return default
+    return ScalingRules(
+        max_percent=reader.get(percent_key, values.positive_at_most(max_percent), None),
+        max_pods=reader.get(pods_key, values.int_in(1, MAX_REPLICAS), None),
+    )
 
 
 def _read_replicas(reader: _Reader, defaults: SloSpec) -> tuple[int, int]:

@@ -37,6 +37,11 @@ MAX_LATENCY_TARGET_MS = 3_600_000.0
 """``latency-target-ms`` ceiling: an hour."""
 WINDOW_RANGE_S = (300.0, 366 * 86400.0)
 """``window`` bounds, both included: one error-budget bucket (5 min) to a year (366 d)."""
+STABILIZATION_RANGE_S = (0.0, 3600.0)
+"""``scale-down-stabilization`` bounds, both included: the HPA's ``stabilizationWindowSeconds``."""
+MAX_SCALE_UP_PERCENT = 10000.0
+"""The ceiling on ``scale-up-max-percent`` (x101 a tick); ``scale-down-max-percent`` is at
+most 100 (every replica)."""
 MAX_DURATION_S = 366 * 86400.0
 """The ceiling on every other duration (cooldowns, deadlines, idle times, runtimes)."""
 MAX_SAMPLES = 1e15
@@ -180,6 +185,27 @@ def open_interval(
     return convert
 
 
+def objective_pct(text: str) -> float:
+    """The objective in %, in ``OBJECTIVE_RANGE_PCT``; a ratio (``0.99``) gets a hint.
+
+    ``0.99`` read as a percentage is an objective of under one good request in a hundred, so
+    under 50 % the message says what the value probably meant (``did you mean 99?``).
+    """
+    value = open_interval(0, 100, OBJECTIVE_RANGE_PCT)
+    try:
+        return value(text)
+    except ValueError as exc:
+        low = OBJECTIVE_RANGE_PCT[0]
+        given = number(text)
+        if 0 < given < 1 and low <= given * 100 <= OBJECTIVE_RANGE_PCT[1]:
+            raise ValueError(
+                f"{exc}: the objective is a percentage, not a ratio; did you mean {given * 100:g}?"
+            ) from None
+        if given < low:
+            raise ValueError(f"{exc}: the objective is a percentage (99 means 99 %)") from None
+        raise
+
+
 def int_in(low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
         value = integer(text)
@@ -282,15 +308,18 @@ __all__ = [
     "MAX_PRIORITY",
     "MAX_REPLICAS",
     "MAX_SAMPLES",
+    "MAX_SCALE_UP_PERCENT",
     "OBJECTIVE_RANGE_PCT",
     "PRIORITY_CAP",
     "QUANTILE_RANGE",
+    "STABILIZATION_RANGE_S",
     "WINDOW_RANGE_S",
     "boolean",
     "choice",
     "duration",
     "int_in",
     "job_template",
+    "objective_pct",
     "open_interval",
     "parse_duration_s",
     "positive",

@@ -39,6 +39,7 @@ class ParsedSlo:
     spec: SloSpec | None
     errors: tuple[SpecError, ...]
     warnings: tuple[SpecError, ...] = ()  # taken only in part (a capped priority)
+    opted_in: bool = True  # false: only its unknown keys were read (``parse_slo_spec``)
 
 
 @dataclass(frozen=True, slots=True)

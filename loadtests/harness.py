@@ -107,12 +107,12 @@ def timing_of(settings: LoadTestSettings) -> Timing:
 
 
 def loop_config(settings: LoadTestSettings) -> LoopConfig:
-    """The loop's settings in compressed time (the planner itself is not touched)."""
+    """The loop's settings in compressed time (the planner itself is not touched; the
+    scale-down window is the Deployment's ``scale-down-stabilization`` annotation)."""
     t = settings.time
     base = PlannerConfig()
     planner = replace(
         base,
-        stabilise=replace(base.stabilise, scale_down_delay_s=t.scale_down_delay_s),
         resume=replace(base.resume, cooldown_s=base.resume.cooldown_s / t.speedup),
         slices=replace(base.slices, resize_dwell_s=base.slices.resize_dwell_s / t.speedup),
         sizing=replace(base.sizing, backlog_drain_s=base.sizing.backlog_drain_s / t.speedup),

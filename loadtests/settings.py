@@ -143,7 +143,11 @@ class LoadTestSettings:
             "cold_start_s": self.time.cold_start_s,
             "replicas": self.initial_replicas,
             "slice_pct": self.initial_slice_pct,
-            "annotations": self.slo.annotations(),
+            "annotations": {
+                **self.slo.annotations(),
+                # the HPA's 300 s window in compressed time (plain seconds, exact)
+                "sloscale.io/scale-down-stabilization": repr(self.time.scale_down_delay_s),
+            },
             "gateway_timeout_s": self.gateway_timeout_s,
             "seed": self.seed,
         }

@@ -1,9 +1,9 @@
 """``sloscale validate FILE...``: lint ``sloscale.io/`` annotations in manifests, offline.
 
 The same parser as the controller (``controller.spec``), so the same errors, one per line:
-Deployments through ``parse_slo_spec`` (only those that opted in), Jobs, CronJob job
-templates and bare Pods through ``parse_job_spec``. Multi-document YAML and ``kind: List``
-are read; ``-`` reads standard input.
+Deployments through ``parse_slo_spec`` (values only where opted in, unknown keys on any),
+Jobs, CronJob job templates and bare Pods through ``parse_job_spec``. Multi-document YAML
+and ``kind: List`` are read; ``-`` reads standard input.
 
 The YAML is read as the API server would take it, never with a traceback: a mapping with a
 duplicate key is refused (kubectl refuses it; YAML alone would keep the last value), so is

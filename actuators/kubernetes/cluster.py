@@ -198,7 +198,7 @@ class KubernetesCluster:
         deployments = tuple(
             _controller_annotations_apart(rollouts.with_failure(d, card_mib, owned))
             for d in sorted(self.deployments.items(), key=k8s.object_sort_key)
-            if k8s.opted_in(d)
+            if k8s.addressed(d)
         )
         jobs = [
             k8s.job_state(j, card_mib)

@@ -40,7 +40,7 @@ from controller.domain import (
     SliceAllocation,
     WorkloadRef,
 )
-from controller.spec import ANNOTATION_PREFIX
+from controller.spec import ANNOTATION_PREFIX, KNOWN_DEPLOYMENT_KEYS
 
 JsonObj = dict[str, Any]
 
@@ -95,6 +95,21 @@ def parse_time_s(text: str | None) -> float | None:
 
 def opted_in(deployment: Mapping[str, Any]) -> bool:
     return annotations_of(deployment).get(ENABLED, "").strip().lower() == "true"
+
+
+CONTROLLER_ANNOTATIONS = frozenset({LAST_DECISION, ANNOTATION_PREFIX + "retrain-watermark"})
+"""What sloscale itself writes on a Deployment: never a user's request."""
+
+
+def addressed(deployment: Mapping[str, Any]) -> bool:
+    """Opted in, or carrying a ``sloscale.io/`` key no Deployment takes: the loop parses it
+    and reports the key (``sloscale.io/enable`` is most likely a failed opt-in)."""
+    return opted_in(deployment) or any(
+        k.startswith(ANNOTATION_PREFIX)
+        and k not in KNOWN_DEPLOYMENT_KEYS
+        and k not in CONTROLLER_ANNOTATIONS
+        for k in annotations_of(deployment)
+    )
 
 
 def rollout_in_progress(deployment: Mapping[str, Any]) -> bool:

@@ -1,6 +1,11 @@
 """The stabilise stage, after the Kubernetes HPA: a dead band around the current capacity,
-the highest recommendation of the scale-down window wins a scale-down, scale-up is at most
-``max(2x, +4 pods)`` per tick, and the min/max bounds always hold.
+the highest recommendation of the scale-down window wins a scale-down, a tick's change is
+at most what the ``behavior`` policies allow (by default scale-up ``max(2x, +4 pods)``,
+scale-down unlimited), and the min/max bounds always hold.
+
+The window and the policies are the workload's own (``SloSpec.behavior``, from the
+``sloscale.io/scale-*`` annotations, whose defaults are the HPA's); this config holds only
+what no annotation sets.
 
 Its memory is the recommendations of the scale-down window (``Recommendations``). The window
 rule itself (``recent``, ``highest_recent``, ``lowest_recent``) is the one the ``hpa`` baseline
@@ -14,7 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
-from controller.domain import Allocation, ConditionType, Reason, SloSpec
+from controller.domain import (
+    DEFAULT_SCALE_DOWN_STABILIZATION_S,
+    Allocation,
+    ConditionType,
+    Reason,
+    ScalingRules,
+    SloSpec,
+)
 
 if TYPE_CHECKING:
     from controller.policy.inputs import WorkloadInput
@@ -33,9 +45,6 @@ class StabiliseConfig:
     """The HPA's defaults where it has one."""
 
     tolerance: float = 0.1
-    scale_down_delay_s: float = 300.0
-    scale_up_max_ratio: float = 2.0
-    scale_up_max_pods: int = 4
     on_off_idle_share: float = 0.25  # of the rate profile without a request: an on/off service
     on_off_scale_down_delay_s: float = 2400.0  # the scale-down delay of an on/off service
 
@@ -114,7 +123,8 @@ def is_on_off(inp: WorkloadInput, cfg: StabiliseConfig) -> bool:
 
 
 def scale_down_delay_s(inp: WorkloadInput, cfg: StabiliseConfig) -> float:
-    """How long recommendations bound a scale-down: the HPA's 300 s, or
+    """How long recommendations bound a scale-down: the workload's
+    ``scale-down-stabilization`` when set; by default the HPA's 300 s, or
     ``on_off_scale_down_delay_s`` for an on/off service (``is_on_off``).
 
     On/off load loses its error budget at the bursts' onsets, which a 60 s cold start
@@ -123,9 +133,12 @@ def scale_down_delay_s(inp: WorkloadInput, cfg: StabiliseConfig) -> float:
     minutes, the bad requests of LoRA's first 20 days fell from 7,026 to 4,072; held that
     long on load that never stops, servegen's cost rose above the HPA's for nothing.
     """
+    chosen_s = inp.spec.behavior.scale_down_stabilization_s
+    if chosen_s is not None:
+        return chosen_s
     if is_on_off(inp, cfg):
-        return max(cfg.scale_down_delay_s, cfg.on_off_scale_down_delay_s)
-    return cfg.scale_down_delay_s
+        return max(DEFAULT_SCALE_DOWN_STABILIZATION_S, cfg.on_off_scale_down_delay_s)
+    return DEFAULT_SCALE_DOWN_STABILIZATION_S
 
 
 def apply_scale_down_delay(
@@ -200,19 +213,50 @@ def hold_recommendation(inp: WorkloadInput, now_s: float, cfg: StabiliseConfig) 
     return (*history, (now_s, inp.current))
 
 
-def apply_step_limit(inp: WorkloadInput, proposal: Proposal, cfg: StabiliseConfig) -> Proposal:
-    """Scale up by at most ``max(ratio x current, current + pods)`` per tick, as the HPA does."""
+def scale_up_limit(current: int, rules: ScalingRules) -> int:
+    """The most replicas a tick may reach: the largest of the policies' (the HPA's
+    ``selectPolicy: Max``), a percentage rounded up as the HPA rounds it; purely
+    computational."""
+    limits = [current + 1]  # a policy slows growth, never stops it (nor one from zero)
+    if rules.max_percent is not None:
+        limits.append(math.ceil(current * (1 + rules.max_percent / 100)))
+    if rules.max_pods is not None:
+        limits.append(current + rules.max_pods)
+    return max(limits)
+
+
+def scale_down_limit(current: int, rules: ScalingRules) -> int:
+    """The fewest replicas a tick may reach: the smallest of the policies' (the HPA's
+    ``selectPolicy: Max``), a percentage's remainder truncated as the HPA truncates it;
+    purely computational."""
+    limits = [current]
+    if rules.max_percent is not None:
+        limits.append(int(current * (1 - rules.max_percent / 100)))
+    if rules.max_pods is not None:
+        limits.append(current - rules.max_pods)
+    return max(0, min(limits))
+
+
+def apply_step_limit(inp: WorkloadInput, proposal: Proposal) -> Proposal:
+    """Change the replicas by at most what the workload's ``behavior`` policies allow per
+    tick, as the HPA does (by default up ``max(2 x current, current + 4)``, down unlimited)."""
     current, desired = inp.current, proposal.allocation
-    limit = max(
-        math.ceil(current.replicas * cfg.scale_up_max_ratio),
-        current.replicas + cfg.scale_up_max_pods,
-    )
-    if desired.replicas > limit:
+    behavior = inp.spec.behavior
+    up = scale_up_limit(current.replicas, behavior.scale_up)
+    if desired.replicas > up:
         return proposal.then(
-            replace(desired, replicas=limit),
+            replace(desired, replicas=up),
             Reason.SCALE_UP_LIMITED,
             LIMITED,
-            f"limited to {limit} replicas this tick",
+            f"limited to {up} replicas this tick",
+        )
+    down = scale_down_limit(current.replicas, behavior.scale_down)
+    if desired.replicas < down:
+        return proposal.then(
+            replace(desired, replicas=down),
+            Reason.SCALE_DOWN_LIMITED,
+            LIMITED,
+            f"limited to {down} replicas this tick",
         )
     return proposal
 

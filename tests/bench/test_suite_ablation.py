@@ -88,7 +88,7 @@ def test_a_setting_variant_changes_exactly_one_constant() -> None:
     assert v.name == "headroom.target_burn_rate=0.95"
     assert v.planner.headroom.target_burn_rate == 0.95
     assert replace(v.planner, headroom=base.headroom) == base
-    assert setting_variant("stabilise.scale_up_max_pods=8").planner != base
+    assert setting_variant("stabilise.tolerance=0.2").planner != base
 
 
 @pytest.mark.parametrize(
@@ -117,8 +117,12 @@ def test_a_setting_is_judged_better_only_when_it_meets_as_many_cells_for_less() 
 
 
 def test_an_integer_constant_refuses_a_fraction() -> None:
+    from controller.policy.stabilise import StabiliseConfig
     from sloscale.bench.suite.ablation import setting_variant
 
-    assert setting_variant("stabilise.scale_up_max_pods=8").planner.stabilise.scale_up_max_pods == 8
+    # no stage constant is an integer since the step limits became annotations
+    # (``sloscale.io/scale-up-max-pods``): an integer-valued one stands in for one
+    base = replace(PlannerConfig(), stabilise=StabiliseConfig(tolerance=1))
+    assert setting_variant("stabilise.tolerance=8", base).planner.stabilise.tolerance == 8
     with pytest.raises(ValueError, match="integer"):
-        setting_variant("stabilise.scale_up_max_pods=2.5")
+        setting_variant("stabilise.tolerance=2.5", base)

@@ -79,6 +79,21 @@ def test_only_opted_in_deployments_in_namespace_and_selector(server: FakeApiServ
         c.close()
 
 
+def test_a_deployment_with_an_unknown_key_is_listed_so_the_typo_is_reported(
+    server: FakeApiServer,
+) -> None:
+    """``sloscale.io/enable`` (for ``enabled``) used to make the Deployment invisible."""
+    typo = deployment("typo", annotations={"sloscale.io/enable": "true"})
+    del typo["metadata"]["annotations"]["sloscale.io/enabled"]
+    server.put(typo)
+    server.put(deployment("off", annotations={"sloscale.io/enabled": "false"}))
+    c = make_cluster(server)
+    try:
+        assert [d.ref.key for d in c.snapshot().deployments] == ["ml/typo"]
+    finally:
+        c.close()
+
+
 def test_rollout_and_readiness(server: FakeApiServer) -> None:
     dep = deployment("web", replicas=3)
     dep["status"].update(readyReplicas=2, updatedReplicas=1)

@@ -195,6 +195,7 @@ plausible_values = st.one_of(
         ]
     ),
 )
+KNOWN_NAMES = frozenset(k.removeprefix(P) for k in KNOWN_DEPLOYMENT_KEYS)
 deployment_names = sorted(k.removeprefix(P) for k in KNOWN_DEPLOYMENT_KEYS | KNOWN_JOB_KEYS)
 arbitrary_keys = st.one_of(
     st.sampled_from(deployment_names).map(lambda n: P + n),
@@ -208,8 +209,9 @@ def assert_well_formed(result: ParseResult[Any], annotations: dict[str, str], na
     """Exactly one of the three result shapes, and every error points at a real annotation."""
     if result.opted_in:
         assert (result.spec is None) == bool(result.errors)
-    else:
-        assert result.spec is None and result.errors == ()
+    else:  # not opted in: only keys no Deployment takes are errors
+        assert result.spec is None
+        assert all(e.key.removeprefix(P) not in KNOWN_NAMES for e in result.errors)
     for error in result.errors:
         assert error.workload == name
         assert error.key.startswith(P)

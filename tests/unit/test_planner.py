@@ -564,9 +564,7 @@ class TestStabilise:
     )
     def test_step_limit(self, current: int, wanted: int, limit: int) -> None:
         p = apply_step_limit(
-            workload(replicas=current),
-            Proposal(Allocation(wanted, 50), Reason.SCALE_UP),
-            CFG.stabilise,
+            workload(replicas=current), Proposal(Allocation(wanted, 50), Reason.SCALE_UP)
         )
         assert p.allocation.replicas == limit
 

@@ -99,3 +99,13 @@ def test_the_job_bounds_and_defaults_are_the_parsers() -> None:
     for key in ("checkpoint-interval", "min-runtime", "reclaim-idle-after"):
         assert format_s(MAX_DURATION_S) in job[key]
     assert "`low`" in job["priority"] and "capped" in job["priority"]
+
+
+def test_every_priority_the_job_docs_name_is_one_the_parser_takes() -> None:
+    """docs/jobs.md once listed a ``medium`` priority that the parser rejects (#24)."""
+    from controller.domain import PRIORITY_NAMES
+
+    docs = (README.parent / "docs" / "jobs.md").read_text()
+    (row,) = [line for line in docs.splitlines() if line.startswith("| `sloscale.io/priority`")]
+    named = re.findall(r"`([a-z]+)`", row.split("|")[3])
+    assert named and set(named) <= set(PRIORITY_NAMES), named
