@@ -52,7 +52,8 @@ class ScaleEvent:
 @dataclass(frozen=True, slots=True)
 class Requests:
     arrival_s: FloatArray
-    latency_s: FloatArray  # inf: failed
+    latency_s: FloatArray  # inf: failed; what the SLO judges (an LLM's TTFT with ttft)
+    e2e_s: FloatArray | None = None  # the whole request's latency, where it is another
 
     @property
     def done_s(self) -> FloatArray:

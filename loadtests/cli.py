@@ -1,4 +1,4 @@
-"""``sloscale loadtest --shape NAME [--duration D] [--report DIR] [--dry-run]``.
+"""``sloscale loadtest --shape NAME [--duration D] [--report DIR] [--dry-run] [--workload W]``.
 
 Exit status: 0 when every check passes, 1 when one fails (printed), 2 for bad options or a
 missing Prometheus, 130 when interrupted (every process the run started is stopped first).
@@ -7,14 +7,16 @@ missing Prometheus, 130 when interrupted (every process the run started is stopp
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from actuators.sim.tokens import AZURE_CODE_TRACE
 from controller.spec import parse_duration_s
-from loadtests.settings import LoadTestSettings, TimeSettings
+from loadtests.settings import WORKLOADS, LoadTestSettings, TimeSettings, vllm_ttft_settings
 from loadtests.shapes import DEFAULT_DURATION_S, SHAPES, build_shape
 
 
@@ -38,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="time compression of cold start, stabilisation and ticks")  # fmt: skip
     p.add_argument("--trace", type=Path, help="per-minute CSV for --shape trace")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="http",
+        help="http: the emulated GPU service (default); vllm-ttft: a vLLM server batching "
+        "continuously whose SLO is on time to first token (token lengths from "
+        "$SLOSCALE_TRACES_DIR/azure_llm2023_code_requests.csv when present)",
+    )
     return p
 
 
@@ -53,9 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.speedup <= 0:
             raise ValueError("--speedup must be > 0")
-        settings = replace(
-            LoadTestSettings(), time=replace(TimeSettings(), speedup=args.speedup), seed=args.seed
-        )
+        base = LoadTestSettings()
+        if args.workload == "vllm-ttft":
+            traces = Path(os.environ.get("SLOSCALE_TRACES_DIR", "../shared/traces"))
+            base = vllm_ttft_settings(traces / AZURE_CODE_TRACE)
+        settings = replace(base, time=replace(TimeSettings(), speedup=args.speedup), seed=args.seed)
         shape = build_shape(args.shape, duration, args.speedup, args.trace)
     except (ValueError, OSError) as e:
         print(f"sloscale loadtest: {e}", file=sys.stderr)

@@ -23,6 +23,18 @@ dcgm-exporter-named per-pod gauges ``DCGM_FI_DEV_GPU_UTIL`` (% of a card: busy f
 ``min(s, s_sat)``) and ``DCGM_FI_DEV_FB_USED`` (MiB). ``/emulator/requests`` and
 ``/emulator/pods`` give the harness the ground truth to check against.
 
+With ``engine: "vllm"`` the Deployment is an LLM server that batches continuously, run by the
+simulator's own model (``actuators.sim.batching``, one ``BatchReplica`` per pod, advanced on
+the wall clock every ``STEP_PERIOD_S``): each request draws a prompt and an output length
+(the Azure LLM code trace's when ``token_trace`` names it), the gateway sends it to the ready
+pod with the fewest requests in flight (an inference gateway routing on queue depth), and the
+pod's scheduler queues, prefills and decodes it with the rest of its batch. ``/metrics`` then
+writes what vLLM writes: ``vllm:e2e_request_latency_seconds`` and
+``vllm:time_to_first_token_seconds`` (histograms, label ``model_name``),
+``vllm:num_requests_running`` and ``vllm:num_requests_waiting``, beside the GPU gauges. The
+request log's latency is the one the SLO's ``latency-metric`` names (time to first token for
+``ttft``); the e2e latency is kept beside it.
+
 Run: ``python -m loadtests.emulator --config FILE.json --port N`` (always on 127.0.0.1).
 """
 
@@ -44,14 +56,24 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from actuators.prometheus.profiles import (
+    VLLM_HISTOGRAM,
+    VLLM_RUNNING,
+    VLLM_TTFT,
+    VLLM_WAITING,
+)
+from actuators.sim.batching import BatchLimits, BatchReplica, ContinuousBatching, Finished
 from actuators.sim.exporter import (
     ERROR_TYPE_LABEL,
     FAILED_ERROR_TYPE,
     HISTOGRAM_NAME,
     LATENCY_BUCKETS_S,
 )
+from actuators.sim.tokens import load_token_lengths
 
 ACTIVE_NAME = "http_server_active_requests"
+STEP_PERIOD_S = 0.002
+"""How often a ``vllm`` emulator runs its pods' batches up to the wall clock."""
 
 _BOUNDS = np.array(LATENCY_BUCKETS_S)
 
@@ -72,6 +94,14 @@ class EmulatorConfig:
     annotations: Mapping[str, str]
     gateway_timeout_s: float = 10.0
     seed: int = 1
+    engine: str = "http"  # or "vllm": an LLM server batching continuously
+    model_name: str = "emulated-llm"
+    decode_s_per_token: float = 0.008  # vllm: a decode step with one sequence, whole card
+    prefill_s_per_token: float = 0.000025  # vllm: a prompt token's prefill, whole card
+    max_num_seqs: int = 32  # vllm: a whole card's batch
+    kv_cache_tokens: int = 200_000
+    step_growth: float = 0.1
+    token_trace: str | None = None  # vllm: CSV of prompt and output lengths (Azure LLM trace)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EmulatorConfig:
@@ -83,6 +113,26 @@ class EmulatorConfig:
 
     def mean_service_s(self, slice_pct: int) -> float:
         return self.s_sat_pct * self.t0_s / min(float(slice_pct), self.s_sat_pct)
+
+    @property
+    def latency_metric(self) -> str:
+        """What the SLO judges (``sloscale.io/latency-metric``): ``e2e`` or ``ttft``."""
+        return self.annotations.get("sloscale.io/latency-metric", "e2e").strip()
+
+    def batch_limits(self, slice_pct: int) -> BatchLimits:
+        """A ``vllm`` pod's batching on its slice (``actuators.sim.batching``)."""
+        batching = ContinuousBatching(self.max_num_seqs, self.kv_cache_tokens, self.step_growth)
+        return batching.limits(
+            share=min(float(slice_pct), self.s_sat_pct) / self.s_sat_pct,
+            step_s=self.decode_s_per_token,
+            prefill_s_per_token=self.prefill_s_per_token,
+        )
+
+    def token_lengths(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Prompt and output lengths to draw from: the trace's, else a small fixed mix."""
+        if self.token_trace is not None:
+            return load_token_lengths(Path(self.token_trace))
+        return (500, 1500, 2000, 3000, 5000), (10, 20, 30, 40, 60)
 
 
 @dataclass(eq=False)
@@ -97,6 +147,7 @@ class Pod:
     deleted_s: float | None = None
     busy_s: float = 0.0
     pooled: bool = False  # in the gateway's free-pod queue (or serving a request from it)
+    replica: BatchReplica | None = None  # a ``vllm`` pod's batch, from when it first serves
 
     def serving(self, now_s: float) -> bool:
         return self.deleted_s is None and self.card is not None and now_s >= self.ready_s
@@ -223,25 +274,37 @@ class EmulatedDeployment:
 
 
 class RequestLog:
-    """Every request's arrival and latency (``inf``: failed), and the histogram's counters."""
+    """Every request's arrival and latency (``inf``: failed), and the histogram's counters;
+    for an LLM, the e2e latency and the time-to-first-token histogram beside them."""
 
     def __init__(self) -> None:
         self.arrival_s: list[float] = []
         self.latency_s: list[float] = []
+        self.e2e_s: list[float] = []
         self.buckets = np.zeros(len(_BOUNDS) + 1)
         self.count = 0
         self.failed = 0
         self.sum_s = 0.0
+        self.ttft_buckets = np.zeros(len(_BOUNDS) + 1)
+        self.ttft_sum_s = 0.0
 
-    def add(self, arrival_s: float, latency_s: float) -> None:
+    def add(self, arrival_s: float, latency_s: float, e2e_s: float | None = None) -> None:
+        """One request; ``latency_s`` is what the SLO judges, ``e2e_s`` the whole request's
+        latency where that is another (the e2e histogram counts it)."""
+        e2e = latency_s if e2e_s is None else e2e_s
         self.arrival_s.append(arrival_s)
         self.latency_s.append(latency_s)
-        self.buckets[int(np.searchsorted(_BOUNDS, latency_s, side="left"))] += 1
+        self.e2e_s.append(e2e)
+        self.buckets[int(np.searchsorted(_BOUNDS, e2e, side="left"))] += 1
         self.count += 1
-        if math.isfinite(latency_s):
-            self.sum_s += latency_s
+        if math.isfinite(e2e):
+            self.sum_s += e2e
         else:
             self.failed += 1
+
+    def add_ttft(self, ttft_s: float) -> None:
+        self.ttft_buckets[int(np.searchsorted(_BOUNDS, ttft_s, side="left"))] += 1
+        self.ttft_sum_s += ttft_s
 
 
 def _labels(pairs: Mapping[str, str]) -> str:
@@ -273,7 +336,46 @@ def render_metrics(
             out.append(f"{HISTOGRAM_NAME}_bucket{_labels({**failed, 'le': le})} {count}")
         out.append(f"{HISTOGRAM_NAME}_count{_labels(failed)} {log.failed}")
         out.append(f"{HISTOGRAM_NAME}_sum{_labels(failed)} 0")
-    out.append("# TYPE DCGM_FI_DEV_GPU_UTIL gauge")
+    out += _gpu_lines(config, gpu_used_pct, memory_mib)
+    return "\n".join(out) + "\n"
+
+
+def render_vllm_metrics(
+    config: EmulatorConfig,
+    log: RequestLog,
+    gpu_used_pct: Mapping[str, float],
+    memory_mib: Mapping[str, float],
+    running: int = 0,
+    waiting: int = 0,
+) -> str:
+    """Prometheus text exposition of what a vLLM server writes (``vllm/engine/metrics.py``,
+    ``vllm/v1/metrics/loggers.py``: label ``model_name``; requests that never completed are
+    in no histogram) and the per-pod GPU gauges."""
+    base = {"namespace": config.namespace, "deployment": config.name}
+    model = {**base, "model_name": config.model_name}
+    out = [f"# TYPE {VLLM_RUNNING} gauge", f"{VLLM_RUNNING}{_labels(model)} {running}"]
+    out += [f"# TYPE {VLLM_WAITING} gauge", f"{VLLM_WAITING}{_labels(model)} {waiting}"]
+    les = [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]
+    e2e = np.cumsum(log.buckets)
+    e2e[-1] -= log.failed
+    ttft = np.cumsum(log.ttft_buckets)
+    for name, cumulative, total_s in (
+        (VLLM_HISTOGRAM, e2e, log.sum_s),
+        (VLLM_TTFT, ttft, log.ttft_sum_s),
+    ):
+        out.append(f"# TYPE {name} histogram")
+        for le, count in zip(les, cumulative, strict=True):
+            out.append(f"{name}_bucket{_labels({**model, 'le': le})} {int(count)}")
+        out.append(f"{name}_count{_labels(model)} {int(cumulative[-1])}")
+        out.append(f"{name}_sum{_labels(model)} {total_s!r}")
+    out += _gpu_lines(config, gpu_used_pct, memory_mib)
+    return "\n".join(out) + "\n"
+
+
+def _gpu_lines(
+    config: EmulatorConfig, gpu_used_pct: Mapping[str, float], memory_mib: Mapping[str, float]
+) -> list[str]:
+    out = ["# TYPE DCGM_FI_DEV_GPU_UTIL gauge"]
     for pod, pct in sorted(gpu_used_pct.items()):
         labels = _labels({"namespace": config.namespace, "pod": pod})
         out.append(f"DCGM_FI_DEV_GPU_UTIL{labels} {pct:.6g}")
@@ -281,7 +383,7 @@ def render_metrics(
     for pod, mib in sorted(memory_mib.items()):
         labels = _labels({"namespace": config.namespace, "pod": pod})
         out.append(f"DCGM_FI_DEV_FB_USED{labels} {mib:.6g}")
-    return "\n".join(out) + "\n"
+    return out
 
 
 class Emulator:
@@ -295,6 +397,10 @@ class Emulator:
         self._last_busy: dict[str, tuple[float, float]] = {}
         self.active = 0  # requests in the gateway: queued or in service
         self._free: asyncio.Queue[Pod] | None = None  # created in the server's event loop
+        self._llm = config.engine == "vllm"
+        self._prompt, self._output = config.token_lengths() if self._llm else ((), ())
+        self._requests = itertools.count()
+        self._pending: dict[int, asyncio.Future[Finished]] = {}
 
     @property
     def free(self) -> asyncio.Queue[Pod]:
@@ -320,7 +426,69 @@ class Emulator:
         shape = 1.0 / (cv * cv)
         return float(self.rng.gamma(shape, mean / shape))
 
+    async def step_forever(self, period_s: float = STEP_PERIOD_S) -> None:
+        """Run every ``vllm`` pod's batch (removed ones while they drain) to the wall clock."""
+        while True:
+            self.step(time.time())
+            await asyncio.sleep(period_s)
+
+    def step(self, now_s: float) -> None:
+        for pod in self.deployment.pods:
+            if pod.replica is not None and pod.replica.in_flight:
+                self._resolve(pod.replica.advance(now_s))
+                pod.busy_s = pod.replica.busy_s
+
+    def _resolve(self, finished: list[Finished]) -> None:
+        for f in finished:
+            future = self._pending.pop(f.request, None)
+            if future is not None and not future.done():
+                future.set_result(f)
+
+    def _llm_pod(self, now_s: float) -> Pod | None:
+        """The ready pod with the fewest requests in flight (its batch started if new)."""
+        serving = [p for p in self.deployment.live() if p.serving(now_s)]
+        for pod in serving:
+            if pod.replica is None:
+                limits = self.config.batch_limits(pod.slice_pct)
+                timeout = self.config.gateway_timeout_s
+                pod.replica = BatchReplica(limits, timeout_s=timeout, now_s=now_s)
+        if not serving:
+            return None
+        return min(serving, key=lambda p: (p.replica.in_flight if p.replica else 0, p.name))
+
+    async def serve_llm(self) -> tuple[int, dict[str, Any]]:
+        """One request to the continuously batching LLM: routed, queued, prefilled, decoded."""
+        arrival = time.time()
+        self.active += 1
+        try:
+            pod = self._llm_pod(arrival)
+            while pod is None and time.time() - arrival < self.config.gateway_timeout_s:
+                await asyncio.sleep(0.01)
+                self.deployment.reconcile(time.time())
+                pod = self._llm_pod(time.time())
+            if pod is None or pod.replica is None:
+                self.log.add(arrival, math.inf)
+                return 503, {"error": "no replica ready within the gateway timeout"}
+            i = int(self.rng.integers(len(self._prompt)))
+            request = next(self._requests)
+            future: asyncio.Future[Finished] = asyncio.get_running_loop().create_future()
+            self._pending[request] = future
+            now = time.time()
+            self._resolve(pod.replica.submit(request, now, self._prompt[i], self._output[i]))
+            f = await future
+            ttft, e2e = f.first_token_s - arrival, f.done_s - arrival
+            if not math.isfinite(e2e):
+                self.log.add(arrival, math.inf)
+                return 503, {"error": "not scheduled within the gateway timeout"}
+            self.log.add_ttft(ttft)
+            self.log.add(arrival, ttft if self.config.latency_metric == "ttft" else e2e, e2e)
+            return 200, {"pod": pod.name, "latency_ms": 1000.0 * e2e, "ttft_ms": 1000.0 * ttft}
+        finally:
+            self.active -= 1
+
     async def serve(self) -> tuple[int, dict[str, Any]]:
+        if self._llm:
+            return await self.serve_llm()
         arrival = time.time()
         self.active += 1
         try:
@@ -374,6 +542,11 @@ class Emulator:
             if before is not None and now > before[0]:
                 busy = min(1.0, (pod.busy_s - before[1]) / (now - before[0]))
                 used[pod.name] = busy * min(float(pod.slice_pct), self.config.s_sat_pct)
+        if self._llm:
+            batches = [p.replica for p in self.deployment.pods if p.replica is not None]
+            running = sum(r.batch_size for r in batches)
+            waiting = sum(r.in_flight - r.batch_size for r in batches)
+            return render_vllm_metrics(self.config, self.log, used, memory, running, waiting)
         return render_metrics(self.config, self.log, used, memory, self.active)
 
     def pods_record(self) -> list[dict[str, Any]]:
@@ -395,11 +568,14 @@ def create_app(config: EmulatorConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(emulator.admit_forever())
+        tasks = [asyncio.create_task(emulator.admit_forever())]
+        if config.engine == "vllm":
+            tasks.append(asyncio.create_task(emulator.step_forever()))
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
 
     app = FastAPI(title="sloscale GPU-inference emulator", lifespan=lifespan)
 
@@ -428,7 +604,8 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     async def requests() -> JSONResponse:
         log = emulator.log
         latency = [x if math.isfinite(x) else None for x in log.latency_s]
-        return JSONResponse({"arrival_s": log.arrival_s, "latency_s": latency})
+        e2e = [x if math.isfinite(x) else None for x in log.e2e_s]
+        return JSONResponse({"arrival_s": log.arrival_s, "latency_s": latency, "e2e_s": e2e})
 
     @app.get("/emulator/pods")
     async def pods() -> JSONResponse:

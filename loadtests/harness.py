@@ -312,7 +312,11 @@ def _start_locust(
 def _requests(data: dict[str, Any]) -> Requests:
     arrival = np.asarray(data["arrival_s"], dtype=np.float64)
     latency = np.asarray([np.inf if x is None else x for x in data["latency_s"]], dtype=np.float64)
-    return Requests(arrival, latency)
+    e2e = np.asarray(
+        [np.inf if x is None else x for x in data.get("e2e_s", data["latency_s"])],
+        dtype=np.float64,
+    )
+    return Requests(arrival, latency, e2e)
 
 
 def _pods(data: dict[str, Any]) -> tuple[PodLife, ...]:

@@ -37,10 +37,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from actuators.sim.batching import BatchReplica
 from actuators.sim.exporter import LATENCY_BUCKETS_S, Scrape, ScrapeHistory, WorkloadSeries
 from actuators.sim.model import FloatArray
 from actuators.sim.placement import best_fit, place_gang
-from actuators.sim.queueing import Arrivals, SegmentResult, serve_fifo
+from actuators.sim.queueing import Arrivals, SegmentResult, serve_batched, serve_fifo
 from actuators.sim.report import (
     AppliedAction,
     JobReport,
@@ -556,6 +557,9 @@ class SimulatedCluster:
                     j.checkpoint_s = min(j.spec.work_gpu_s, before + j.rate * max(0.0, at - ta))
 
     def _serve(self, d: DeploymentRun, a: float, b: float) -> None:
+        if d.model.tokens is not None and d.model.tokens.batching is not None:
+            self._serve_batched(d, a, b)
+            return
         span = b - a
         ready = d.ready_pods(a)
         model = d.model
@@ -596,6 +600,66 @@ class SimulatedCluster:
         d.minute_ready_s += len(ready) * span
         d.minute_alloc_pct_s += placed_share * 100.0 * span
         self._pool_inference_s += placed_share * span
+
+    def _serve_batched(self, d: DeploymentRun, a: float, b: float) -> None:
+        """``_serve`` for an LLM that batches continuously: requests are judged and counted
+        when they leave their replica (completed or timed out), as the engine's histograms
+        count them, not when they arrive."""
+        span = b - a
+        ready = d.ready_pods(a)
+        model = d.model
+        replicas = [self._batch_replica(d, p, a) for p in ready]
+        names = {p.name for p in ready}
+        draining = [r for name, r in d.batches.items() if name not in names]
+        arrivals = d.stream.between(a, b)
+        tokens = model.tokens
+        assert tokens is not None and arrivals.prefill_share is not None
+        prompt = tokens.prompt_tokens_of(arrivals.work, arrivals.prefill_share)
+        result = serve_batched(b, arrivals, prompt, replicas, draining, first_id=d.arrived)
+        d.arrived += len(arrivals)
+        for name in [n for n, r in d.batches.items() if n not in names and not r.in_flight]:
+            del d.batches[name]
+        used = float(np.dot(result.busy_s, [model.effective_share(p.share_pct) for p in ready]))
+        ready_share = sum(p.share_pct for p in ready) / 100.0
+        placed_share = sum(p.share_pct for p in d.pods if p.placed) / 100.0
+        ex = d.exporter
+        ex.observe_latencies(result.e2e_s)
+        judged = result.signal(d.latency_metric)
+        if d.latency_metric != "e2e":
+            ex.observe_signal(judged)
+        ex.gpu_used_share_s += used
+        ex.gpu_allocated_share_s += ready_share * span
+        ex.gpu_busy_s += float(result.busy_s.sum())
+        ex.ready_pod_s += len(ready) * span
+        ex.data_samples_total += result.served * model.samples_per_request
+        n = len(judged)
+        d.requests += n
+        if n:
+            d.good += int(np.count_nonzero(judged <= d.target_s))
+            d.minute_latencies.append(judged)
+        d.failed += result.failed
+        d.timed_out += result.timed_out
+        d.allocated_share_s += placed_share * span
+        d.used_share_s += used
+        d.minute_ready_s += len(ready) * span
+        d.minute_alloc_pct_s += placed_share * 100.0 * span
+        self._pool_inference_s += placed_share * span
+
+    def _batch_replica(self, d: DeploymentRun, pod: Pod, t: float) -> BatchReplica:
+        """The pod's batching replica, started when the pod first serves."""
+        replica = d.batches.get(pod.name)
+        if replica is None:
+            tokens = d.model.tokens
+            assert tokens is not None and tokens.batching is not None
+            step_s, prefill_s = tokens.card_times(d.model.t0_s)
+            limits = tokens.batching.limits(
+                share=min(pod.share_pct, d.model.s_sat_pct) / d.model.s_sat_pct,
+                step_s=step_s,
+                prefill_s_per_token=prefill_s,
+            )
+            replica = BatchReplica(limits, timeout_s=self._timeout_s, now_s=t)
+            d.batches[pod.name] = replica
+        return replica
 
     def _close_minute(self, d: DeploymentRun, t: float) -> None:
         start = d.minute_start_s

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from actuators.sim.batching import BatchReplica, Finished
 from actuators.sim.load import LoadPattern
 from actuators.sim.model import FloatArray, ModelParams
 
@@ -331,3 +332,86 @@ def _serve_impatient(
     w[j:hi] = waits
     accepted[j:hi] = ok
     return max(0.0, work - (end_s - tp))
+
+
+# --------------------------------------------------------------------------------------------
+# Continuously batching replicas (an LLM with ``TokenProfile.batching``)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchedResult:
+    """What continuously batching replicas did in one segment: one entry per request that
+    left them (completed, timed out, or failed with no ready replica), in the order they left.
+
+    ``e2e_s``, ``ttft_s`` and ``tpot_s`` are ``inf`` for a request that failed or timed out.
+    """
+
+    e2e_s: FloatArray
+    ttft_s: FloatArray
+    tpot_s: FloatArray
+    failed: int
+    timed_out: int
+    busy_s: FloatArray  # per ready replica: time spent prefilling or decoding
+
+    @property
+    def served(self) -> int:
+        return len(self.e2e_s) - self.failed - self.timed_out
+
+    def signal(self, metric: str) -> FloatArray:
+        """The latency an SLO on ``metric`` (``e2e``, ``ttft``, ``tpot``) judges."""
+        return {"ttft": self.ttft_s, "tpot": self.tpot_s}.get(metric, self.e2e_s)
+
+
+def serve_batched(
+    end_s: float,
+    arrivals: Arrivals,
+    prompt_tokens: FloatArray,
+    replicas: list[BatchReplica],
+    draining: list[BatchReplica],
+    *,
+    first_id: int = 0,
+) -> BatchedResult:
+    """Dispatch ``arrivals`` to ``replicas`` (uniform random, like ``serve_fifo``), run them
+    and the ``draining`` ones (removed pods finishing their requests) to ``end_s``.
+
+    Request ``i`` is known to the replicas as ``first_id + i``; the replicas' state is updated
+    in place (they carry requests across segments).
+    """
+    k = len(replicas)
+    n = len(arrivals)
+    if k == 0:
+        lost = np.full(n, np.inf)
+        drained = [f for r in draining for f in r.advance(end_s)]
+        return _batched(drained, failed=n, busy_s=np.empty(0), lost=lost)
+    before = np.array([r.busy_s for r in replicas])
+    replica = np.minimum((arrivals.dispatch_u * k).astype(np.intp), k - 1).tolist()
+    output = arrivals.output_tokens
+    out_tokens = np.ones(n) if output is None else output
+    done: list[Finished] = []
+    for i, (t, j, p, o) in enumerate(
+        zip(arrivals.times_s.tolist(), replica, prompt_tokens.tolist(), out_tokens.tolist(),
+            strict=True)
+    ):  # fmt: skip
+        done.extend(replicas[j].submit(first_id + i, t, int(p), int(o)))
+    for r in (*replicas, *draining):
+        done.extend(r.advance(end_s))
+    busy = np.array([r.busy_s for r in replicas]) - before
+    return _batched(done, failed=0, busy_s=busy, lost=np.empty(0))
+
+
+def _batched(
+    done: list[Finished], *, failed: int, busy_s: FloatArray, lost: FloatArray
+) -> BatchedResult:
+    e2e = np.array([f.e2e_s for f in done], dtype=np.float64)
+    ttft = np.array([f.ttft_s for f in done], dtype=np.float64)
+    tpot = np.array([f.tpot_s for f in done], dtype=np.float64)
+    timed_out = int(np.count_nonzero(~np.isfinite(e2e)))
+    return BatchedResult(
+        np.concatenate([e2e, lost]),
+        np.concatenate([ttft, lost]),
+        np.concatenate([tpot, lost]),
+        failed,
+        timed_out,
+        busy_s,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from actuators.sim.batching import BatchReplica
 from actuators.sim.exporter import WorkloadExporter
 from actuators.sim.model import FloatArray
 from actuators.sim.queueing import ArrivalStream
@@ -111,6 +112,9 @@ class DeploymentRun:
         self.surge: bool | None = None  # rollout mode, fixed when a rollout starts
         self.pod_counter = 0
         self.stream = ArrivalStream(spec.load, spec.model, seed=seed, key=self.key)
+        self.batches: dict[str, BatchReplica] = {}
+        """A continuously batching LLM's replicas by pod name, removed ones while they drain."""
+        self.arrived = 0  # requests dispatched so far (their ids in the batching replicas)
         self.exporter = WorkloadExporter(spec.ref.namespace, spec.ref.name)
         self.priority = priority_of(spec.annotations, PRIORITY_NAMES["normal"])
         self.retrain_watermark: str | None = None  # the sloscale.io/retrain-watermark annotation

@@ -69,3 +69,42 @@ def test_requests_in_flight_are_exported() -> None:
     text = render_metrics(CONFIG, em.log, {}, {}, active_requests=7)
     assert f'{ACTIVE_NAME}{{namespace="ns",deployment="web"}} 7' in text
     assert f"# TYPE {ACTIVE_NAME} gauge" in text
+
+
+LLM = replace(
+    CONFIG,
+    engine="vllm",
+    s_sat_pct=100.0,
+    slice_pct=100,
+    annotations={"sloscale.io/latency-metric": "ttft"},
+    decode_s_per_token=0.004,
+    prefill_s_per_token=0.00001,
+)
+
+
+def test_a_vllm_pod_batches_and_exports_time_to_first_token() -> None:
+    async def run() -> list[tuple[int, dict[str, object]]]:
+        em = Emulator(LLM)
+        step = asyncio.create_task(em.step_forever(0.001))
+        try:
+            return await _burst(em, 8)
+        finally:
+            step.cancel()
+
+    em_results = asyncio.run(run())
+    assert all(status == 200 for status, _ in em_results)
+    ttft = [float(b["ttft_ms"]) for _, b in em_results]  # type: ignore[arg-type]
+    e2e = [float(b["latency_ms"]) for _, b in em_results]  # type: ignore[arg-type]
+    # eight requests in one batch: all answer in about the time of the longest alone
+    # (prefills 5-50 ms each, then at most 59 steps of 4 ms x (1 + 0.1 x 7) = 0.4 s), far less
+    # than one after the other; each first token comes before its answer
+    assert max(e2e) < 900.0
+    assert all(t < e for t, e in zip(ttft, e2e, strict=True))
+    em = Emulator(LLM)
+    em.log.add_ttft(0.2)
+    em.log.add(0.0, 0.2, 1.5)
+    text = em.metrics()
+    assert 'vllm:time_to_first_token_seconds_bucket{namespace="ns",deployment="web",' in text
+    assert 'model_name="emulated-llm",le="0.2025"} 1' in text  # 0.2 s: first bucket above
+    assert "vllm:e2e_request_latency_seconds_count" in text
+    assert em.log.latency_s == [0.2] and em.log.e2e_s == [1.5]

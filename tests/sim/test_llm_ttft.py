@@ -55,19 +55,23 @@ def test_the_azure_trace_gives_prompt_and_output_lengths() -> None:
 
 
 @needs_trace
-def test_a_ttft_slo_is_met_where_the_same_target_end_to_end_is_not() -> None:
-    options = DemoOptions(hours=4.0, seed=1, serve=False, progress=False, scenario="llm-ttft")
+def test_a_ttft_slo_is_sized_by_time_to_first_token() -> None:
+    options = DemoOptions(hours=2.0, seed=1, serve=False, progress=False, scenario="llm-ttft")
     run = build_demo(options)
     report = run.run(options.hours)
     rows = {r.name: r for r in summarise(report, run.world)}
     ttft, e2e = rows["llm/chat-ttft"], rows["llm/chat-e2e"]
     assert ttft.slo_attainment is not None and e2e.slo_attainment is not None
-    assert ttft.met  # 95 % of first tokens within 1 s
-    assert not e2e.met and e2e.slo_attainment < ttft.slo_attainment - 0.03
+    assert ttft.met  # 95 % of first tokens within 2 s (seed 1: all of them)
+    # the same target end to end takes far more cards (seed 1: 6.4 vs 21.1 GPU-h; seeds 2 and
+    # 3: 4.4x and 5x): sizing the TTFT twin by its end-to-end latency would cost that much
+    assert e2e.gpu_hours > 2.5 * ttft.gpu_hours
+    ready = {k: np.mean([m.ready_replicas for m in _minutes(run, k)]) for k in rows}
+    assert ready["llm/chat-e2e"] > 2.5 * ready["llm/chat-ttft"]  # about 10 vs 3
     # the controller read time to first token for chat-ttft: well under its e2e twin's
     ttft_ms = [m.latency_ms for m in _minutes(run, "llm/chat-ttft") if m.latency_ms]
     e2e_ms = [m.latency_ms for m in _minutes(run, "llm/chat-e2e") if m.latency_ms]
-    assert float(np.median(ttft_ms)) < 0.6 * float(np.median(e2e_ms))
+    assert float(np.median(ttft_ms)) < 0.5 * float(np.median(e2e_ms))  # ~0.37 vs ~1.7 s
 
 
 def _minutes(run: object, key: str) -> list:  # type: ignore[type-arg]
