@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from actuators.sim.exporter import WorkloadExporter
+from actuators.sim.exporter import WorkloadExporter, latency_bounds_s
 from actuators.sim.model import FloatArray
 from actuators.sim.queueing import ArrivalStream
 from actuators.sim.report import AppliedAction, MinuteRow
@@ -111,12 +111,15 @@ class DeploymentRun:
         self.surge: bool | None = None  # rollout mode, fixed when a rollout starts
         self.pod_counter = 0
         self.stream = ArrivalStream(spec.load, spec.model, seed=seed, key=self.key)
-        self.exporter = WorkloadExporter(spec.ref.namespace, spec.ref.name)
         self.priority = priority_of(spec.annotations, PRIORITY_NAMES["normal"])
         self.retrain_watermark: str | None = None  # the sloscale.io/retrain-watermark annotation
         target_ms = float_annotation(spec.annotations, "latency-target-ms")
         self.target_ms = target_ms
         self.target_s = math.inf if target_ms is None else target_ms / 1000.0
+        # a bucket at its own target, as a well-configured service has (exporter)
+        self.exporter = WorkloadExporter(
+            spec.ref.namespace, spec.ref.name, latency_bounds_s([self.target_s])
+        )
         metric = spec.annotations.get("sloscale.io/latency-metric", "e2e").strip()
         self.latency_metric = metric if spec.model.tokens is not None else "e2e"
         """What the ground truth judges: e2e, or an LLM's ttft or tpot (its annotation)."""
