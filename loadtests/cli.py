@@ -16,6 +16,7 @@ from pathlib import Path
 from controller.spec import parse_duration_s
 from loadtests.settings import LoadTestSettings, TimeSettings
 from loadtests.shapes import DEFAULT_DURATION_S, SHAPES, build_shape
+from sloscale.errors import error_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         shape = build_shape(args.shape, duration, args.speedup, args.trace)
     except (ValueError, OSError) as e:
-        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        print(error_line("loadtest", e), file=sys.stderr)
         return 2
     report_dir = args.report or Path(tempfile.mkdtemp(prefix=f"sloscale-loadtest-{shape.name}-"))
     print(
@@ -69,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = run_loadtest(shape, settings, report_dir, dry_run=args.dry_run)
     except PrometheusMissingError as e:
-        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        print(error_line("loadtest", e), file=sys.stderr)
         return 2
     except LoadTestInterruptedError as e:
-        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        print(error_line("loadtest", e), file=sys.stderr)
         return 130
     write_report(result)
     print(summary_text(result), end="")
