@@ -7,6 +7,7 @@ missing Prometheus, 130 when interrupted (every process the run started is stopp
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from controller.spec import parse_duration_s
+from loadtests.checks import minimum_duration_s
 from loadtests.settings import LoadTestSettings, TimeSettings
 from loadtests.shapes import DEFAULT_DURATION_S, SHAPES, build_shape
 from sloscale.errors import error_line
@@ -43,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from loadtests.harness import LoadTestInterruptedError, run_loadtest
+    from loadtests.harness import LoadTestInterruptedError, run_loadtest, timing_of
     from loadtests.prometheus import PrometheusMissingError
     from loadtests.report import summary_text, write_report
 
@@ -58,6 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             LoadTestSettings(), time=replace(TimeSettings(), speedup=args.speedup), seed=args.seed
         )
         shape = build_shape(args.shape, duration, args.speedup, args.trace)
+        shortest = minimum_duration_s(shape, timing_of(settings))
+        if shape.duration_s < shortest:
+            raise ValueError(
+                f"--duration {shape.duration_s:g}s is too short for --shape {shape.name} at "
+                f"--speedup {args.speedup:g}: its checks need at least {math.ceil(shortest)}s "
+                f"(scale-up: window + cold start + 5 ticks in the high phase; scale-down: "
+                f"the stabilisation window + 3 ticks after it)"
+            )
     except (ValueError, OSError) as e:
         print(error_line("loadtest", e), file=sys.stderr)
         return 2
