@@ -38,6 +38,14 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message}")
 
 
+def _error_line(prog: str, e: InputError) -> str:
+    """``sloscale <command>: error: <message>``, as every command writes its errors."""
+    text = str(e)
+    for prefix in (f"{prog}: error: ", f"{prog}: "):
+        text = text.removeprefix(prefix)
+    return f"{prog}: error: {text}"
+
+
 # --------------------------------------------------------------------------------------------
 # sloscale dashboards --out DIR
 # --------------------------------------------------------------------------------------------
@@ -58,7 +66,7 @@ def main_dashboards(argv: Sequence[str], *, err: TextIO | None = None) -> int:
         except OSError as e:
             raise InputError(f"sloscale dashboards: cannot write to {out}: {e.strerror}") from None
     except InputError as e:
-        print(e, file=err)
+        print(_error_line("sloscale dashboards", e), file=err)
         return EXIT_BAD_INPUT
     for name in all_dashboards():
         print(out / f"{name}.json", file=err)
@@ -118,7 +126,7 @@ def main_rules(
         else:
             out.write(yaml_documents(prometheus_rule(s, args.namespace) for s in slos))
     except InputError as e:
-        print(e, file=err)
+        print(_error_line("sloscale rules", e), file=err)
         return EXIT_BAD_INPUT
     return 0
 

@@ -63,6 +63,11 @@ class EvalResult:
     rel_mae: float
     coverage: float
     fit_predict_ms: float
+    scored: int = 0
+    """Origins with a complete window of the trace ``horizon_s`` after them: 0 makes the
+    row NaN, and ``why`` says so."""
+    why: str = ""
+    """Why the row has no numbers (empty when it has)."""
 
 
 def parse_horizons(text: str) -> tuple[float, ...]:
@@ -175,9 +180,22 @@ def evaluate(
                     rel_mae=_relative(mae, base_mae[j]),
                     coverage=coverage,
                     fit_predict_ms=1000.0 * elapsed_s / len(origins),
+                    scored=int(ok.sum()),
+                    why=""
+                    if ok.any()
+                    else _unscored(h, len(origins), (n - first) * history.step_s),
                 )
             )
     return results
+
+
+def _unscored(horizon_s: float, origins: int, span_s: float) -> str:
+    """Why no origin scores at ``horizon_s``. Purely computational."""
+    return (
+        f"not scored: none of the {origins} origins in the evaluated span (the trace's last "
+        f"quarter, {format_horizon(span_s)}) has {format_horizon(horizon_s)} of complete trace "
+        "after it; use a shorter horizon or a longer trace"
+    )
 
 
 def _run_origins(
@@ -218,6 +236,9 @@ def format_table(results: Sequence[EvalResult]) -> str:
     )
     lines = [header, "-" * len(header)]
     for r in results:
+        if r.why:
+            lines.append(f"{r.model:<15} {format_horizon(r.horizon_s):>7} {r.why}")
+            continue
         lines.append(
             f"{r.model:<15} {format_horizon(r.horizon_s):>7} {r.mae:>11.4g} {r.rel_mae:>8.3f} "
             f"{r.coverage:>8.3f} {r.fit_predict_ms:>10.2f}"
@@ -230,7 +251,8 @@ def _json_number(x: float) -> float | None:
 
 
 def results_to_json(results: Sequence[EvalResult]) -> dict[str, list[dict[str, object]]]:
-    """``{"results": [{"model", "horizon_s", "mae", "rel_mae", "coverage", "fit_predict_ms"}]}``.
+    """``{"results": [{"model", "horizon_s", "mae", "rel_mae", "coverage", "fit_predict_ms",
+    "scored_origins"}]}``, and ``"why"`` on a row no origin scored.
 
     Non-finite numbers become ``null``. Purely computational, no side effects.
     """
@@ -243,6 +265,8 @@ def results_to_json(results: Sequence[EvalResult]) -> dict[str, list[dict[str, o
                 "rel_mae": _json_number(r.rel_mae),
                 "coverage": _json_number(r.coverage),
                 "fit_predict_ms": _json_number(r.fit_predict_ms),
+                "scored_origins": r.scored,
+                **({"why": r.why} if r.why else {}),
             }
             for r in results
         ]
@@ -301,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
+    if results and all(r.why for r in results):
+        print(f"{prog}: error: {results[0].why}", file=sys.stderr)
+        return 2
     print(f"{trace.name}: step {trace.step_s:g} s, {trace.duration_s / DAY_S:.1f} days")
     print(format_table(results))
     if args.json_out:

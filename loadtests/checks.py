@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from loadtests.shapes import Shape
+
 FloatArray = npt.NDArray[np.float64]
 MIN_WINDOW_REQUESTS = 10
 
@@ -84,6 +86,24 @@ class CheckResult:
 
     def line(self) -> str:
         return f"{'PASS' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def minimum_duration_s(shape: Shape, timing: Timing) -> float:
+    """The shortest run of ``shape`` (scaled to a new duration) whose checks can pass.
+
+    Purely computational; the arithmetic of ``check_step_up`` and ``check_scale_down``. A step
+    up is judged 3 ticks after the new capacity can be ready (window + tick + cold start) and
+    measured for a tick after that; a scale-down is allowed the stabilisation window and
+    2 ticks, and must then be seen. A shape without a step (diurnal, trace) needs room for
+    one of each.
+    """
+    up_room = timing.window_s + timing.cold_start_s + 5 * timing.tick_s
+    down_room = timing.scale_down_delay_s + 3 * timing.tick_s
+    if shape.up_s is None or shape.down_s is None or shape.duration_s <= 0:
+        return up_room + down_room
+    high = (shape.down_s - shape.up_s) / shape.duration_s  # shares of the duration
+    after = 1.0 - shape.down_s / shape.duration_s
+    return max(up_room / high, down_room / after)
 
 
 # --- capacity over time ---------------------------------------------------------------------

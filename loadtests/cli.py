@@ -7,6 +7,7 @@ missing Prometheus, 130 when interrupted (every process the run started is stopp
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -16,8 +17,10 @@ from pathlib import Path
 
 from actuators.sim.tokens import AZURE_CODE_TRACE
 from controller.spec import parse_duration_s
+from loadtests.checks import minimum_duration_s
 from loadtests.settings import WORKLOADS, LoadTestSettings, TimeSettings, vllm_ttft_settings
 from loadtests.shapes import DEFAULT_DURATION_S, SHAPES, build_shape
+from sloscale.errors import error_line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from loadtests.harness import LoadTestInterruptedError, run_loadtest
+    from loadtests.harness import LoadTestInterruptedError, run_loadtest, timing_of
     from loadtests.prometheus import PrometheusMissingError
     from loadtests.report import summary_text, write_report
 
@@ -69,8 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = vllm_ttft_settings(traces / AZURE_CODE_TRACE)
         settings = replace(base, time=replace(TimeSettings(), speedup=args.speedup), seed=args.seed)
         shape = build_shape(args.shape, duration, args.speedup, args.trace)
+        shortest = minimum_duration_s(shape, timing_of(settings))
+        if shape.duration_s < shortest:
+            raise ValueError(
+                f"--duration {shape.duration_s:g}s is too short for --shape {shape.name} at "
+                f"--speedup {args.speedup:g}: its checks need at least {math.ceil(shortest)}s "
+                f"(scale-up: window + cold start + 5 ticks in the high phase; scale-down: "
+                f"the stabilisation window + 3 ticks after it)"
+            )
     except (ValueError, OSError) as e:
-        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        print(error_line("loadtest", e), file=sys.stderr)
         return 2
     report_dir = args.report or Path(tempfile.mkdtemp(prefix=f"sloscale-loadtest-{shape.name}-"))
     print(
@@ -81,10 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = run_loadtest(shape, settings, report_dir, dry_run=args.dry_run)
     except PrometheusMissingError as e:
-        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        print(error_line("loadtest", e), file=sys.stderr)
         return 2
     except LoadTestInterruptedError as e:
-        print(f"sloscale loadtest: {e}", file=sys.stderr)
+        print(error_line("loadtest", e), file=sys.stderr)
         return 130
     write_report(result)
     print(summary_text(result), end="")

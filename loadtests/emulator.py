@@ -68,14 +68,13 @@ from actuators.sim.exporter import (
     FAILED_ERROR_TYPE,
     HISTOGRAM_NAME,
     LATENCY_BUCKETS_S,
+    latency_bounds_s,
 )
 from actuators.sim.tokens import load_token_lengths
 
 ACTIVE_NAME = "http_server_active_requests"
 STEP_PERIOD_S = 0.002
 """How often a ``vllm`` emulator runs its pods' batches up to the wall clock."""
-
-_BOUNDS = np.array(LATENCY_BUCKETS_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +109,14 @@ class EmulatorConfig:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def target_s(self) -> tuple[float, ...]:
+        """The SLO's latency target, when its annotation gives one: a bucket bound of the
+        histogram, so the SLI read from it is exact."""
+        try:
+            return (float(self.annotations["sloscale.io/latency-target-ms"]) / 1000.0,)
+        except (KeyError, ValueError):
+            return ()
 
     def mean_service_s(self, slice_pct: int) -> float:
         return self.s_sat_pct * self.t0_s / min(float(slice_pct), self.s_sat_pct)
@@ -277,15 +284,17 @@ class RequestLog:
     """Every request's arrival and latency (``inf``: failed), and the histogram's counters;
     for an LLM, the e2e latency and the time-to-first-token histogram beside them."""
 
-    def __init__(self) -> None:
+    def __init__(self, bounds_s: tuple[float, ...] = LATENCY_BUCKETS_S) -> None:
         self.arrival_s: list[float] = []
         self.latency_s: list[float] = []
         self.e2e_s: list[float] = []
-        self.buckets = np.zeros(len(_BOUNDS) + 1)
+        self.bounds_s = bounds_s
+        self._bounds = np.array(bounds_s)
+        self.buckets = np.zeros(len(bounds_s) + 1)
         self.count = 0
         self.failed = 0
         self.sum_s = 0.0
-        self.ttft_buckets = np.zeros(len(_BOUNDS) + 1)
+        self.ttft_buckets = np.zeros(len(bounds_s) + 1)
         self.ttft_sum_s = 0.0
 
     def add(self, arrival_s: float, latency_s: float, e2e_s: float | None = None) -> None:
@@ -295,7 +304,7 @@ class RequestLog:
         self.arrival_s.append(arrival_s)
         self.latency_s.append(latency_s)
         self.e2e_s.append(e2e)
-        self.buckets[int(np.searchsorted(_BOUNDS, e2e, side="left"))] += 1
+        self.buckets[int(np.searchsorted(self._bounds, e2e, side="left"))] += 1
         self.count += 1
         if math.isfinite(e2e):
             self.sum_s += e2e
@@ -303,7 +312,7 @@ class RequestLog:
             self.failed += 1
 
     def add_ttft(self, ttft_s: float) -> None:
-        self.ttft_buckets[int(np.searchsorted(_BOUNDS, ttft_s, side="left"))] += 1
+        self.ttft_buckets[int(np.searchsorted(self._bounds, ttft_s, side="left"))] += 1
         self.ttft_sum_s += ttft_s
 
 
@@ -322,7 +331,7 @@ def render_metrics(
     base = {"namespace": config.namespace, "deployment": config.name}
     out = [f"# TYPE {ACTIVE_NAME} gauge", f"{ACTIVE_NAME}{_labels(base)} {active_requests}"]
     out.append(f"# TYPE {HISTOGRAM_NAME} histogram")
-    les = [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]
+    les = [*(repr(b) for b in log.bounds_s), "+Inf"]
     cumulative = np.cumsum(log.buckets)
     cumulative[-1] -= log.failed  # the failed (latency inf) are in the error series only
     for le, count in zip(les, cumulative, strict=True):
@@ -355,7 +364,7 @@ def render_vllm_metrics(
     model = {**base, "model_name": config.model_name}
     out = [f"# TYPE {VLLM_RUNNING} gauge", f"{VLLM_RUNNING}{_labels(model)} {running}"]
     out += [f"# TYPE {VLLM_WAITING} gauge", f"{VLLM_WAITING}{_labels(model)} {waiting}"]
-    les = [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]
+    les = [*(repr(b) for b in log.bounds_s), "+Inf"]
     e2e = np.cumsum(log.buckets)
     e2e[-1] -= log.failed
     ttft = np.cumsum(log.ttft_buckets)
@@ -392,7 +401,7 @@ class Emulator:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.deployment = EmulatedDeployment(config, time.time())
-        self.log = RequestLog()
+        self.log = RequestLog(latency_bounds_s(config.target_s()))
         self.rng = np.random.default_rng(config.seed)
         self._last_busy: dict[str, tuple[float, float]] = {}
         self.active = 0  # requests in the gateway: queued or in service

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from controller.domain import Decision
 from controller.loop import Controller
-from controller.report import WorkloadStatus
+from controller.report import TickReport, WorkloadStatus
 from controller.retrain import RetrainStatus
 from sloscale.health import Health, Heartbeat
 from sloscale.telemetry import MetricsRecorder
@@ -158,9 +158,21 @@ def create_app(
     def metrics() -> Response:
         return Response(recorder.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    def first_tick() -> TickReport:
+        """The last report; before the first tick, 503 with a Retry-After of one interval
+        (a 404 'not managed' then would say something about the workload that is not known)."""
+        report = controller.last_report
+        if report is None:
+            raise HTTPException(
+                503,
+                "no tick yet: sloscale has not observed the cluster; retry after one interval",
+                headers={"Retry-After": str(max(1, math.ceil(controller.config.interval_s)))},
+            )
+        return report
+
     @app.get("/api/v1/workloads")
     def workloads() -> dict[str, Any]:
-        report = controller.last_report
+        report = first_tick()
         items = [workload_json(w) for w in report.workloads] if report else []
         return {
             "time_s": report.time_s if report else None,
@@ -170,8 +182,8 @@ def create_app(
 
     @app.get("/api/v1/workloads/{namespace}/{name}")
     def workload(namespace: str, name: str) -> dict[str, Any]:
-        report = controller.last_report
-        for w in report.workloads if report else ():
+        report = first_tick()
+        for w in report.workloads:
             if w.key == f"{namespace}/{name}":
                 return workload_json(w)
         raise HTTPException(404, f"workload {namespace}/{name} is not managed by sloscale")
@@ -179,7 +191,7 @@ def create_app(
     @app.get("/api/v1/jobs")
     def jobs() -> dict[str, Any]:
         """Low-priority jobs: state, priority, gang, preemptions and the last decision."""
-        report = controller.last_report
+        report = first_tick()
         out = []
         for j in report.jobs if report else ():
             entry: dict[str, Any] = jsonable(j)
@@ -190,7 +202,7 @@ def create_app(
 
     @app.get("/api/v1/retraining")
     def retraining() -> dict[str, Any]:
-        report = controller.last_report
+        report = first_tick()
         return {
             "time_s": report.time_s if report else None,
             "models": [retraining_json(s) for s in report.retraining] if report else [],

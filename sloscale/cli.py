@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from controller import __version__
 from sloscale.argtypes import non_negative_int, port, positive_float
+from sloscale.errors import error_line
 
 if TYPE_CHECKING:
     from actuators.prometheus.gpu import PodLabels
@@ -32,7 +33,7 @@ class CliError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        raise CliError(f"{self.prog}: {message}")
+        raise CliError(f"{self.prog}: error: {message}")
 
 
 def _namespaces(text: str) -> frozenset[str]:
@@ -185,7 +186,7 @@ def _soak_command(args: argparse.Namespace) -> int:
     try:
         classes = parse_classes([c.strip() for c in args.classes.split(",") if c.strip()])
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line("soak", e), file=sys.stderr)
         return EXIT_BAD_INPUT
     if not args.verbose:  # every injected fault is logged by the loop: keep the report legible
         logging.getLogger("sloscale").setLevel(logging.CRITICAL)
@@ -358,7 +359,7 @@ def _run_command(args: argparse.Namespace) -> int:
     try:
         return run(run_options(args))
     except RunError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line("run", e), file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -383,7 +384,7 @@ def _delegated(args: list[str]) -> int | None:
             from loadtests import main as loadtest
         except ImportError as e:  # locust and gevent come with the 'loadtest' extra
             print(
-                f"error: sloscale loadtest needs {e.name}: pip install 'sloscale[loadtest]'",
+                error_line("loadtest", f"needs {e.name}: pip install 'sloscale[loadtest]'"),
                 file=sys.stderr,
             )
             return EXIT_BAD_INPUT
@@ -410,7 +411,7 @@ def _delegated(args: list[str]) -> int | None:
 
             cluster = build_cluster(os.environ.get("KUBECONFIG"), None, None, dry_run=True)
         except Exception as e:  # no kubeconfig, unreachable API server: one line, exit 2
-            print(f"error: sloscale rules: cannot reach the cluster: {e}", file=sys.stderr)
+            print(error_line("rules", f"cannot reach the cluster: {e}"), file=sys.stderr)
             return EXIT_BAD_INPUT
         try:
             return main_rules(rest, cluster=cluster)
@@ -433,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(args_list)
     except CliError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(e, file=sys.stderr)
         return EXIT_BAD_INPUT
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -464,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return run_demo(options)
         except DemoError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(error_line("demo", e), file=sys.stderr)
             return EXIT_BAD_INPUT
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -42,6 +42,7 @@ from controller.ports import Cluster, StateSnapshotStore
 from controller.report import Recorder
 from sloscale.api import ApiServer, bind_error, create_app
 from sloscale.health import Heartbeat
+from sloscale.problems import ProblemLog
 from sloscale.telemetry import MetricsRecorder
 
 log = logging.getLogger("sloscale.run")
@@ -120,7 +121,9 @@ def run(
         loop = LoopConfig(
             interval_s=options.interval_s,
             dry_run=options.dry_run,
-            critical_namespaces=options.critical_namespaces,
+            # the simulated cluster is the demo's: every namespace may use `critical`, as in
+            # `sloscale demo`, unless --critical-namespaces says otherwise
+            critical_namespaces=options.critical_namespaces or None,
         )
         with _composed(sim, options, loop, recorders, err) as (controller, _, beat):
             _loop(controller, beat, sim, metrics_server, WallClock(), options)
@@ -290,13 +293,13 @@ def _tick_every_interval(
 ) -> None:
     """Tick on the wall clock every ``interval_s`` until ``duration_s`` (or forever)."""
     started = time.monotonic()
+    problems = ProblemLog(log)
     while options.duration_s is None or time.monotonic() - started < options.duration_s:
         with beat.tick():
             if before_tick is not None:
                 before_tick()
             report = controller.tick()
-        for problem in report.errors:
-            log.warning("tick: %s", problem)
+        problems.report(report.errors)
         time.sleep(max(0.0, options.interval_s - (time.monotonic() - started) % options.interval_s))
 
 
@@ -325,6 +328,7 @@ def _loop(
     """Advance the simulator with the wall clock, publish its metrics, tick every interval."""
     started = clock.now()
     next_tick = started + options.interval_s
+    problems = ProblemLog(log)
     while options.duration_s is None or clock.now() - started < options.duration_s:
         time.sleep(max(0.0, min(options.sim_step_s, next_tick - clock.now())))
         now = clock.now()
@@ -334,5 +338,4 @@ def _loop(
             with beat.tick():
                 report = controller.tick()
             next_tick += options.interval_s
-            for e in report.errors:
-                log.warning("tick: %s", e)
+            problems.report(report.errors)

@@ -109,7 +109,7 @@ def run_agent(options: AgentOptions, out: TextIO | None = None, err: TextIO | No
     try:
         init_nvml()
     except NoDriverError as e:
-        print(f"error: no usable NVIDIA driver (NVML: {e})", file=err)
+        print(f"sloscale agent: error: no usable NVIDIA driver (NVML: {e})", file=err)
         return 1
     resolver: PodResolver | None = (
         KubeletPodResolver(options.kubelet_url) if options.kubelet_url else None

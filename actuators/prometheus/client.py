@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from prometheus_api_client import PrometheusConnect
@@ -32,7 +33,15 @@ from urllib3.util.retry import Retry
 
 
 class QueryError(Exception):
-    """A query that did not return a result: connection refused, timeout, HTTP or PromQL error."""
+    """A query that did not return a result: connection refused, timeout, HTTP or PromQL error.
+
+    ``unreachable`` is true when no connection could be made: every other query would fail the
+    same way, so callers that send many (the warm start's chunks) stop at the first.
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +162,7 @@ class PrometheusClient:
             )
         except Exception as e:
             self._failed()
-            raise QueryError(_describe(e)) from None
+            raise self._error(e) from None
         return parse_vector(result or [])
 
     def query_range(
@@ -181,7 +190,7 @@ class PrometheusClient:
             )
         except Exception as e:
             self._failed()
-            raise QueryError(_describe(e)) from None
+            raise self._error(e) from None
         return parse_matrix(result or [])
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -198,6 +207,24 @@ class PrometheusClient:
     def _failed(self) -> None:
         with self._lock:
             self.failures_total += 1
+
+    def _error(self, e: Exception) -> QueryError:
+        if isinstance(e, requests.ConnectionError):  # refused, no route, DNS, connect timeout
+            return QueryError(f"cannot connect to Prometheus at {self.where}", unreachable=True)
+        return QueryError(_describe(e))
+
+    @property
+    def where(self) -> str:
+        """The configured URL without any user or password in it, for messages."""
+        return redact_url(self.config.url)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its userinfo (``http://user:pass@host`` -> ``http://host``)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _duration(seconds: float) -> str:

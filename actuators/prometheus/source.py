@@ -331,12 +331,16 @@ class PrometheusMetricsSource:
             agg = aggs[workload]
             agg.gpu_util, agg.gpu_busy = signals.util, signals.busy
             agg.gpu_memory_mib = signals.memory_mib
-        self._log_gpu_labels(gpu)
+        failed = {key.partition(":")[0] for key, o in outcomes.items() if o.error is not None}
+        self._log_gpu_labels(gpu, failed)
         return aggs, label_notes(gpu, self.settings.gpu_labels)
 
-    def _log_gpu_labels(self, samples: Sequence[GpuSample]) -> None:
-        """Say when the label sets the GPU series are read with change (or none names a pod)."""
+    def _log_gpu_labels(self, samples: Sequence[GpuSample], failed: set[str]) -> None:
+        """Say when the label sets the GPU series are read with change (or none names a pod);
+        nothing about a source whose queries failed (no answer says nothing about labels)."""
         for source in ("dcgm", "hami"):
+            if source in failed:
+                continue
             seen = labels_in_use(samples, source)
             if self._gpu_labels_seen.get(source) == seen:
                 continue
@@ -587,12 +591,14 @@ class PrometheusMetricsSource:
         seen: set[str] = set()
         resolver = WorkloadResolver(targets, self._pods())
         chunk = max(1, self.settings.max_points_per_query)
+        chunks = range(0, steps, chunk)
         for profile in MetricsProfile:
             mine = [t for t in targets if t.spec.metrics_profile is profile]
             query = rate_history_query(profile, mine, step_s)
             if query is None:
                 continue
-            for first in range(0, steps, chunk):
+            failures: list[QueryError] = []
+            for first in chunks:
                 last = min(steps, first + chunk) - 1
                 # step i covers [start + i*step, start + (i+1)*step): evaluate at its end
                 t0 = start_s + (first + 1) * step_s
@@ -602,7 +608,9 @@ class PrometheusMetricsSource:
                         query.promql, t0, t1, step_s, timeout_s=self.settings.query_timeout_s
                     )
                 except QueryError as e:
-                    log.warning("warm start: %s [%d..%d] failed: %s", query.key, first, last, e)
+                    failures.append(e)
+                    if e.unreachable:  # every other chunk would fail the same way
+                        break
                     continue
                 sums: dict[str, dict[int, float]] = {}
                 for s in series:
@@ -622,11 +630,34 @@ class PrometheusMetricsSource:
                     for i, v in acc.items():
                         values[workload][i] = v if math.isfinite(v) else np.nan
                     seen.add(workload)
+            if failures:
+                _log_warm_start_failures(query.key, failures, len(chunks))
+                if failures[-1].unreachable:
+                    break  # nor would any other profile's query
         return {
             key: History(start_s=start_s, step_s=step_s, values=arr)
             for key, arr in values.items()
             if key in seen
         }
+
+
+def _log_warm_start_failures(key: str, failures: Sequence[QueryError], chunks: int) -> None:
+    """One line for a warm start's failed chunks: their steps are unknown (NaN), not zero."""
+    if failures[-1].unreachable:
+        log.warning(
+            "warm start: %s; going on without the rate history (the forecaster learns from "
+            "live readings)",
+            failures[-1],
+        )
+        return
+    causes = sorted({str(e) for e in failures})
+    log.warning(
+        "warm start: %s: %d of %d chunks failed (%s); their steps are unknown",
+        key,
+        len(failures),
+        chunks,
+        "; ".join(causes[:3]) + (f"; and {len(causes) - 3} more" if len(causes) > 3 else ""),
+    )
 
 
 _MODEL_LABEL_BY_SOURCE = {p.value: label for p, label in MODEL_LABELS.items()}

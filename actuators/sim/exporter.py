@@ -18,7 +18,7 @@ bucket only, adding nothing to ``_sum`` (the gateway saw no response).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +26,7 @@ import numpy as np
 from actuators.sim.model import FloatArray
 
 
-def _latency_bounds_s() -> tuple[float, ...]:
+def _standard_bounds_s() -> tuple[float, ...]:
     bounds: list[float] = []
     k = 0
     while not bounds or bounds[-1] < 60.0:
@@ -35,10 +35,26 @@ def _latency_bounds_s() -> tuple[float, ...]:
     return tuple(bounds)
 
 
-LATENCY_BUCKETS_S: tuple[float, ...] = _latency_bounds_s()
-"""Finite upper bounds (``le``) of the latency histogram; a ``+Inf`` bucket follows."""
+LATENCY_BUCKETS_S: tuple[float, ...] = _standard_bounds_s()
+"""The standard finite upper bounds (``le``) of the latency histogram; a ``+Inf`` bucket
+follows. A workload's exporter adds its own SLO target (``latency_bounds_s``)."""
 
 _BOUNDS = np.array(LATENCY_BUCKETS_S)
+
+
+def latency_bounds_s(targets_s: Iterable[float] = ()) -> tuple[float, ...]:
+    """The standard bounds plus each positive finite target that is not already one.
+
+    Purely computational. A service whose SLO is "p99 under 100 ms" exports a bucket at
+    100 ms (as the operator of a real one is told to), so the good-request ratio read from it
+    is exact rather than interpolated, and nothing warns that it is not a bucket bound.
+    """
+    bounds = list(LATENCY_BUCKETS_S)
+    for t in targets_s:
+        if math.isfinite(t) and t > 0 and not any(math.isclose(t, b) for b in bounds):
+            bounds.append(float(t))
+    return tuple(sorted(bounds))
+
 
 HISTOGRAM_NAME = "http_server_request_duration_seconds"
 ERROR_TYPE_LABEL = "error_type"
@@ -82,6 +98,16 @@ class WorkloadSeries:
     signal_buckets: tuple[float, ...] | None = None
     """An LLM's TTFT or TPOT histogram (its ``latency-metric``), cumulative like
     ``latency_buckets`` on the same bounds; ``None`` for an end-to-end SLO."""
+    bounds_s: tuple[float, ...] = LATENCY_BUCKETS_S
+    """The finite bounds both histograms are counted on (``latency_bounds_s``)."""
+
+    def standard(self, cumulative: Sequence[float]) -> tuple[float, ...]:
+        """``cumulative`` (on ``bounds_s`` and ``+Inf``) on the standard bounds only: exact,
+        since a cumulative count at a bound does not depend on the other bounds."""
+        if self.bounds_s == LATENCY_BUCKETS_S:
+            return tuple(cumulative)
+        at = {b: i for i, b in enumerate(self.bounds_s)}
+        return (*(cumulative[at[b]] for b in LATENCY_BUCKETS_S), cumulative[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +124,8 @@ class WorkloadExporter:
 
     namespace: str
     name: str
-    bucket_counts: FloatArray = field(default_factory=lambda: np.zeros(len(_BOUNDS) + 1))
+    bounds_s: tuple[float, ...] = LATENCY_BUCKETS_S
+    bucket_counts: FloatArray = field(init=False)
     requests_total: float = 0.0
     failed_total: float = 0.0
     latency_sum_s: float = 0.0
@@ -109,20 +136,25 @@ class WorkloadExporter:
     gpu_memory_mib_by_pod: dict[str, float] = field(default_factory=dict)
     data_samples_total: float = 0.0
     signal_counts: FloatArray | None = None  # the TTFT or TPOT histogram, when one is kept
+    _bounds: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._bounds = _BOUNDS if self.bounds_s == LATENCY_BUCKETS_S else np.array(self.bounds_s)
+        self.bucket_counts = np.zeros(len(self._bounds) + 1)
 
     def observe_signal(self, values_s: FloatArray) -> None:
         """Count each request's TTFT or TPOT in its bucket (requests that failed: none)."""
         finite = values_s[np.isfinite(values_s)]
-        idx = np.searchsorted(_BOUNDS, finite, side="left")
-        counts = np.bincount(idx, minlength=len(_BOUNDS) + 1).astype(np.float64)
+        idx = np.searchsorted(self._bounds, finite, side="left")
+        counts = np.bincount(idx, minlength=len(self._bounds) + 1).astype(np.float64)
         self.signal_counts = counts if self.signal_counts is None else self.signal_counts + counts
 
     def observe_latencies(self, latency_s: FloatArray) -> None:
         """Count each request in its bucket (``inf`` lands in ``+Inf``)."""
         if len(latency_s) == 0:
             return
-        idx = np.searchsorted(_BOUNDS, latency_s, side="left")
-        self.bucket_counts += np.bincount(idx, minlength=len(_BOUNDS) + 1)
+        idx = np.searchsorted(self._bounds, latency_s, side="left")
+        self.bucket_counts += np.bincount(idx, minlength=len(self._bounds) + 1)
         finite = np.isfinite(latency_s)
         n_finite = int(np.count_nonzero(finite))
         self.requests_total += len(latency_s)
@@ -146,6 +178,7 @@ class WorkloadExporter:
             signal_buckets=None
             if self.signal_counts is None
             else tuple(np.cumsum(self.signal_counts).tolist()),
+            bounds_s=self.bounds_s,
         )
 
 
@@ -202,9 +235,9 @@ def render_openmetrics(scrape: Scrape) -> str:
     out.append(f"# TYPE {HISTOGRAM_NAME} histogram")
     out.append(f"# UNIT {HISTOGRAM_NAME} seconds")
     out.append(f"# HELP {HISTOGRAM_NAME} Duration of HTTP server requests.")
-    le_labels = [*(repr(b) for b in LATENCY_BUCKETS_S), "+Inf"]
     failed = {ERROR_TYPE_LABEL: FAILED_ERROR_TYPE}
     for s in items:
+        le_labels = [*(repr(b) for b in s.bounds_s), "+Inf"]
         ok = [*s.latency_buckets[:-1], s.latency_buckets[-1] - s.failed_total]
         for le, count in zip(le_labels, ok, strict=True):
             out.append(f"{HISTOGRAM_NAME}_bucket{_labels(s, le=le)} {_fmt(count)}")

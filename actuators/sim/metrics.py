@@ -14,6 +14,12 @@ reading is a windowed query over scraped cumulative counters:
   increase of busy seconds over increase of ready-pod seconds;
 - memory: the latest per-pod gauge, averaged over pods; data samples: the latest counter.
 
+The histograms are read on the standard bounds (``LATENCY_BUCKETS_S``), without the bucket
+each exporter adds at its own SLO target (``WorkloadSeries.standard``): that bucket is for a
+real Prometheus reading the simulator (``sloscale run --cluster sim``), and the benchmark's
+and demo's decisions and published numbers were measured on the standard bounds (an exact
+SLI there is a change of the benchmark to be measured on the whole suite, not a side effect).
+
 The rule for empty, missing and NaN data (KEDA's lesson): a value is ``None`` (unavailable)
 when its series is absent, has fewer than two scrapes in the window (one for gauges), or is
 NaN; it is **never** read as 0. A rate of 0.0 is reported only when the counter is present
@@ -213,7 +219,7 @@ def _window_values(
         if last.signal_buckets is None:
             return values
         before = first.signal_buckets or (0.0,) * len(last.signal_buckets)
-        buckets = np.subtract(last.signal_buckets, before)
+        buckets = np.subtract(last.standard(last.signal_buckets), first.standard(before))
         buckets[-1] += last.failed_total - first.failed_total  # no first token: never good
         if buckets[-1] > 0:
             latency_s = histogram_quantile(quantile, LATENCY_BUCKETS_S, buckets)
@@ -223,7 +229,9 @@ def _window_values(
             )
         return values
     if requests > 0:
-        buckets = np.subtract(last.latency_buckets, first.latency_buckets)
+        buckets = np.subtract(
+            last.standard(last.latency_buckets), first.standard(first.latency_buckets)
+        )
         latency_s = histogram_quantile(quantile, LATENCY_BUCKETS_S, buckets)
         values["latency"] = None if latency_s is None else latency_s * 1000.0
         values["good_ratio"] = fraction_at_or_below(target_ms / 1000.0, LATENCY_BUCKETS_S, buckets)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 
 from actuators.sim.batching import BatchReplica
-from actuators.sim.exporter import WorkloadExporter
+from actuators.sim.exporter import WorkloadExporter, latency_bounds_s
 from actuators.sim.model import FloatArray
 from actuators.sim.queueing import ArrivalStream
 from actuators.sim.report import AppliedAction, MinuteRow
@@ -115,12 +115,15 @@ class DeploymentRun:
         self.batches: dict[str, BatchReplica] = {}
         """A continuously batching LLM's replicas by pod name, removed ones while they drain."""
         self.arrived = 0  # requests dispatched so far (their ids in the batching replicas)
-        self.exporter = WorkloadExporter(spec.ref.namespace, spec.ref.name)
         self.priority = priority_of(spec.annotations, PRIORITY_NAMES["normal"])
         self.retrain_watermark: str | None = None  # the sloscale.io/retrain-watermark annotation
         target_ms = float_annotation(spec.annotations, "latency-target-ms")
         self.target_ms = target_ms
         self.target_s = math.inf if target_ms is None else target_ms / 1000.0
+        # a bucket at its own target, as a well-configured service has (exporter)
+        self.exporter = WorkloadExporter(
+            spec.ref.namespace, spec.ref.name, latency_bounds_s([self.target_s])
+        )
         metric = spec.annotations.get("sloscale.io/latency-metric", "e2e").strip()
         self.latency_metric = metric if spec.model.tokens is not None else "e2e"
         """What the ground truth judges: e2e, or an LLM's ttft or tpot (its annotation)."""

@@ -25,6 +25,7 @@ from sloscale.bench.settings import (
     BenchSettings,
 )
 from sloscale.bench.setup import prepare
+from sloscale.errors import error_line
 
 EXIT_BAD_INPUT = 2
 
@@ -151,5 +152,5 @@ def main(
     try:
         return run(args, out, err)
     except BenchError as e:
-        print(f"error: {e}", file=err)
+        print(error_line("bench", e), file=err)
         return EXIT_BAD_INPUT

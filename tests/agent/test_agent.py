@@ -239,4 +239,4 @@ def test_no_driver_is_one_line_and_non_zero(
     monkeypatch.setattr(pynvml, "nvmlInit", no_library)
     assert run_agent(AgentOptions(once=True)) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: no usable NVIDIA driver")
+    assert len(err) == 1 and err[0].startswith("sloscale agent: error: no usable NVIDIA driver")

@@ -102,3 +102,22 @@ def test_every_decision_of_the_loop_has_a_condition() -> None:
     invalid = [d for d in ctl.decision_log if d.target == "default/broken"]
     assert invalid and invalid[-1].conditions[0].type.value == "SpecValid"
     assert invalid[-1].conditions[0].status is False
+
+
+def test_before_the_first_tick_the_api_says_retry_not_unknown() -> None:
+    """Before the first tick nothing is known of any workload: 503 with a Retry-After of one
+    interval (15 s here), never 404 "not managed" nor an empty list that reads as "none"."""
+    client, _ = client_after(0)
+    for path in (
+        "/api/v1/workloads/default/chat",
+        "/api/v1/workloads",
+        "/api/v1/jobs",
+        "/api/v1/retraining",
+    ):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.headers["Retry-After"] == "15"
+        assert response.json()["detail"].startswith("no tick yet")
+    client, _ = client_after(1)
+    assert client.get("/api/v1/workloads/default/chat").status_code == 200
+    assert client.get("/api/v1/workloads/default/nope").status_code == 404

@@ -50,7 +50,7 @@ def assert_one_line_exit_2(done: subprocess.CompletedProcess[str], what: str, po
     err = done.stderr
     assert done.returncode == 2, err
     assert "Traceback" not in err and "Errno" not in err, err
-    errors = [line for line in err.splitlines() if line.lower().startswith("error")]
+    errors = [line for line in err.splitlines() if ": error: " in line]
     assert len(errors) == 1, err
     assert what in errors[0] and f":{port}" in errors[0], errors[0]
     assert "already in use" in errors[0], errors[0]

@@ -104,7 +104,7 @@ def test_bad_input_is_one_line_and_exit_2(case: str) -> None:
     code, out, err = run_cli(*argv)
     assert code == 2
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert err.count("\n") == 1 and err.startswith("sloscale bench: error: ") and message in err
 
 
 @pytest.mark.parametrize(

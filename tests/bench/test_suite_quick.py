@@ -69,7 +69,8 @@ def test_quick_suite_then_sloscale_alone_from_the_cache(tmp_path: Path) -> None:
 
 def test_bad_suite_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     code, out, err = run_cli("--suite", "--traces-dir", str(tmp_path / "none"))
-    assert code == 2 and out == "" and err.startswith("error: no traces folder")
+    assert code == 2 and out == ""
+    assert err.startswith("sloscale bench --suite: error: no traces folder")
     code, _, err = run_cli("--suite", "--seeds", "3-1")
     assert code == 2 and "not a list of seeds" in err
     code, _, err = run_cli("--suite", "--traces", "nope", "--traces-dir", str(tmp_path))

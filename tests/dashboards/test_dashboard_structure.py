@@ -161,7 +161,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     assert main_dashboards(["--out", str(blocker)]) == 2
     assert main_dashboards([]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and err[0].startswith("sloscale dashboards: cannot write")
+    assert len(err) == 2 and err[0].startswith("sloscale dashboards: error: cannot write")
     assert "--out" in err[1]
 
 

@@ -33,7 +33,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_bad_arguments_exit_2_with_one_line(args: list[str], needle: str, capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(args) == 2
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    errors = [line for line in err.splitlines() if ": error: " in line]
     assert len(errors) == 1 and needle in errors[0]
     assert "Traceback" not in err
 

@@ -98,7 +98,7 @@ def test_evaluate_rejects_bad_input(daily: SeriesFactory) -> None:
 
 
 def test_table_and_json() -> None:
-    results = [EvalResult("auto", 300.0, 1.5, 0.9, 0.91, 12.0)]
+    results = [EvalResult("auto", 300.0, 1.5, 0.9, 0.91, 12.0, scored=24)]
     table = format_table(results)
     assert "auto" in table and "5m" in table and "0.900" in table
     assert results_to_json(results) == {
@@ -110,6 +110,7 @@ def test_table_and_json() -> None:
                 "rel_mae": 0.9,
                 "coverage": 0.91,
                 "fit_predict_ms": 12.0,
+                "scored_origins": 24,
             }
         ]
     }

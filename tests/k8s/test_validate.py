@@ -31,7 +31,10 @@ def test_reports_the_controllers_errors(tmp_path: Path, capsys: pytest.CaptureFi
     f = tmp_path / "bad.yaml"
     f.write_text(BAD)
     assert main([str(f)]) == 1
-    out = capsys.readouterr().out.splitlines()
+    *out, summary = capsys.readouterr().out.splitlines()
+    assert summary == (
+        "sloscale validate: 1 file, 3 objects (3 with sloscale.io/ annotations): 3 errors"
+    )
     assert out == [
         f"{f}: ml/web: annotation sloscale.io/slice-stepp='10': unknown key on a Deployment; "
         "did you mean sloscale.io/slice-step?",
@@ -44,7 +47,53 @@ def test_reports_the_controllers_errors(tmp_path: Path, capsys: pytest.CaptureFi
 def test_unreadable_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "broken.yaml").write_text("a: [")
     assert main([str(tmp_path / "broken.yaml"), str(tmp_path / "missing.yaml")]) == 2
-    assert capsys.readouterr().err.count("cannot read") == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("sloscale validate: error: ") == 2
+    assert captured.err.count("cannot read") == 2
+    assert captured.out == (
+        "sloscale validate: 2 files, 0 objects (0 with sloscale.io/ annotations): "
+        "2 files unreadable\n"
+    )
+
+
+GOOD = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: ml
+  annotations: {sloscale.io/enabled: "true", sloscale.io/latency-target-ms: "250"}
+"""
+
+
+def test_a_directory_is_every_yaml_file_under_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "apps" / "web").mkdir(parents=True)
+    (tmp_path / "apps" / "web" / "deploy.yaml").write_text(GOOD)
+    (tmp_path / "apps" / "other.yml").write_text(GOOD.replace("name: web", "name: api"))
+    (tmp_path / "apps" / "notes.txt").write_text("not: [yaml")  # not a manifest: not read
+    assert cli(["validate", str(tmp_path / "apps")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == (
+        "sloscale validate: 2 files, 2 objects (2 with sloscale.io/ annotations): ok\n"
+    )
+    (tmp_path / "apps" / "web" / "bad.yaml").write_text(BAD)
+    assert cli(["validate", str(tmp_path / "apps")]) == 1
+    *errors, summary = capsys.readouterr().out.splitlines()
+    assert len(errors) == 3 and all(
+        e.startswith(str(tmp_path / "apps" / "web" / "bad.yaml")) for e in errors
+    )
+    assert summary.endswith(": 3 errors")
+
+
+def test_a_directory_without_manifests_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["validate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"sloscale validate: error: {tmp_path}: no *.yaml or *.yml files in it\n"
 
 
 # --- odd YAML (B7): one clear line and a non-zero exit, never a traceback --------------------
@@ -58,7 +107,9 @@ def validate_text(
     f.write_text(text)
     code = cli(["validate", str(f)])
     captured = capsys.readouterr()
-    lines = (captured.out + captured.err).splitlines()
+    *lines, summary = captured.out.splitlines()
+    assert summary.startswith("sloscale validate: 1 file, "), summary
+    lines += [e.removeprefix("sloscale validate: error: ") for e in captured.err.splitlines()]
     assert all(line.startswith(f"{f}: ") for line in lines), lines
     return code, [line.removeprefix(f"{f}: ") for line in lines]
 
@@ -159,4 +210,4 @@ def test_critical_outside_the_allowed_namespaces_is_a_warning_as_in_the_controll
     assert "capped to high (100)" in lines[0]
     f = tmp_path / "odd.yaml"
     assert cli(["validate", "--critical-namespaces", "ops,team-a", str(f)]) == 0
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out.endswith(": ok\n")  # the summary alone

@@ -60,7 +60,7 @@ def test_the_step_check_fails_when_the_controller_only_watches(tmp_path: Path) -
 def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     require_prometheus()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loadtests.cli", "--shape", "step", "--duration", "60s",
+        [sys.executable, "-m", "loadtests.cli", "--shape", "step", "--duration", "100s",
          "--report", str(tmp_path)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},

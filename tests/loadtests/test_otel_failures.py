@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from actuators.sim.exporter import Scrape, WorkloadExporter, render_openmetrics
-from loadtests.emulator import RequestLog, render_metrics
+from loadtests.emulator import Emulator, RequestLog, render_metrics
 from tests.loadtests.test_emulator import CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +71,15 @@ def test_no_dashboard_reads_the_invented_counter() -> None:
     exprs = [t["expr"] for p in overview["panels"] for t in p.get("targets", ())]
     failures = [e for e in exprs if 'error_type!=""' in e]
     assert failures and all("http_server_request_duration_seconds_count" in e for e in failures)
+
+
+def test_the_emulator_exports_a_bucket_at_its_own_target() -> None:
+    """Its SLO target (the loadtest's 300 ms, not a standard bound) is a bucket bound, so the
+    controller reads an exact SLI and does not warn about its own service."""
+    config = replace(CONFIG, annotations={"sloscale.io/latency-target-ms": "300"})
+    emulator = Emulator(config)
+    for t, latency in ((0.0, 0.295), (0.1, 0.3), (0.2, 0.31)):
+        emulator.log.add(t, latency)
+    text = render_metrics(config, emulator.log, {}, {})
+    buckets = samples(text, "http_server_request_duration_seconds_bucket")
+    assert buckets['{namespace="ns",deployment="web",le="0.3"}'] == 2.0

@@ -9,7 +9,12 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from actuators.sim.cluster import SimulatedCluster
-from actuators.sim.exporter import LATENCY_BUCKETS_S, WorkloadExporter, render_openmetrics
+from actuators.sim.exporter import (
+    LATENCY_BUCKETS_S,
+    WorkloadExporter,
+    latency_bounds_s,
+    render_openmetrics,
+)
 from actuators.sim.metrics import SimMetricsSource, fraction_at_or_below, histogram_quantile
 from controller.domain import SloSpec
 from controller.ports import ObserveTarget
@@ -213,8 +218,36 @@ def test_openmetrics_exposition_parses_and_matches_the_counters() -> None:
     inf_bucket = next(s.value for s in web if s.labels.get("le") == "+Inf")
     assert count == inf_bucket == scrape.series["t/web"].requests_total
     buckets = [s for s in web if s.name.endswith("_bucket")]
-    assert len(buckets) == len(LATENCY_BUCKETS_S) + 1
+    assert len(buckets) == len(LATENCY_BUCKETS_S) + 2  # the standard bounds, 200 ms, +Inf
     memory = families["sloscale_sim_gpu_memory_used_mib"]
     assert {s.labels["pod"] for s in memory.samples if s.labels["deployment"] == "web"} == set(
         scrape.series["t/web"].gpu_memory_mib_by_pod
     )
+
+
+def test_each_workload_exports_a_bucket_at_its_own_target() -> None:
+    """200 ms is not a standard bound (0.1917, 0.2204): the exporter adds it, so a real
+    Prometheus reads the SLI exactly and nothing warns that the target is not a bound."""
+    assert not any(math.isclose(b, 0.2) for b in LATENCY_BUCKETS_S)
+    c = running()
+    series = c.scrape().series["t/web"]
+    assert 0.2 in series.bounds_s
+    assert 'deployment="web",le="0.2"}' in render_openmetrics(c.scrape())
+    at = series.bounds_s.index(0.2)
+    below, here, above = series.latency_buckets[at - 1 : at + 2]
+    assert below <= here <= above
+
+
+def test_the_metrics_path_reads_the_standard_bounds_as_before() -> None:
+    """The bench's and demo's readings do not see the extra bucket: the same numbers as an
+    exporter counting on the standard bounds alone."""
+    latencies = np.random.default_rng(3).exponential(0.15, 5000)
+    plain = WorkloadExporter("t", "web")
+    extra = WorkloadExporter("t", "web", latency_bounds_s([0.2, 0.1]))
+    for ex in (plain, extra):
+        ex.observe_latencies(latencies)
+    with_target = extra.sample()
+    assert len(with_target.latency_buckets) == len(LATENCY_BUCKETS_S) + 3
+    assert with_target.standard(with_target.latency_buckets) == plain.sample().latency_buckets
+    at = with_target.bounds_s.index(0.2)
+    assert with_target.latency_buckets[at] == np.count_nonzero(latencies <= 0.2)

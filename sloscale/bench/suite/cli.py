@@ -30,6 +30,7 @@ from sloscale.bench.suite.cells import REGIMES, Cell, Regime, cells_for, discove
 from sloscale.bench.suite.output import format_suite, suite_json
 from sloscale.bench.suite.replay import BenchKnobs
 from sloscale.bench.suite.schedule import SuitePlan, run_suite
+from sloscale.errors import error_line
 
 EXIT_BAD_INPUT = 2
 QUICK_TRACES = ("azure_llm2023_code_per_minute", "servegen_mm-image_per_10min")
@@ -236,5 +237,5 @@ def main(
     try:
         return run(sys.argv[1:] if argv is None else argv, out, err)
     except BenchError as e:
-        print(f"error: {e}", file=err)
+        print(error_line("bench --suite", e), file=err)
         return EXIT_BAD_INPUT
