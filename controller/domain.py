@@ -341,6 +341,21 @@ class JobTemplate:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherAutoscaler:
+    """Another autoscaler that scales a Deployment: a ``HorizontalPodAutoscaler``, a KEDA
+    ``ScaledObject`` (which drives an HPA of its own), or a Knative autoscaling class
+    annotation. Two controllers writing one replica count fight: each undoes the other."""
+
+    kind: str  # HorizontalPodAutoscaler, ScaledObject, or the annotation's key
+    name: str  # namespace/name of the object; for an annotation, where it is and its value
+    target: WorkloadRef
+
+    def describe(self) -> str:
+        """``HorizontalPodAutoscaler team-a/web``: the object to remove or point elsewhere."""
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
     """Everything ``discover`` returns for one tick."""
 
@@ -351,6 +366,12 @@ class ClusterSnapshot:
     # retraining templates by ``namespace/kind/name``; ``None``: this adapter does not resolve
     # them (sizes unknown until a Job exists), a mapping: every template there is
     templates: Mapping[str, JobTemplate] | None = None
+    autoscalers: tuple[OtherAutoscaler, ...] = ()
+    """Every other autoscaler the adapter knows of, whatever it targets (the core matches
+    them to the Deployments it manages)."""
+    autoscaler_errors: tuple[str, ...] = ()
+    """Why ``autoscalers`` may be incomplete: a list or watch of them failing (the adapter then
+    keeps what it last knew, and the tick reports this) or never having succeeded."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,6 +519,7 @@ class Reason(StrEnum):
     TARGET_UNRESOLVED = "TargetUnresolved"
     NOT_MANAGED = "NotManaged"
     RECOMMEND_ONLY = "RecommendOnly"
+    CONFLICTING_AUTOSCALER = "ConflictingAutoscaler"
 
 
 class ConditionType(StrEnum):
@@ -617,15 +639,31 @@ class RetrainAction:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A warning for the operator to record on a workload (a Kubernetes ``Warning`` Event):
+    a hold only they can lift, said once when it starts or its cause changes, not each tick."""
+
+    ref: WorkloadRef
+    reason: Reason
+    message: str
+
+    @property
+    def target(self) -> str:
+        """The ``ApplyResult.target`` of this notice (distinct from the workload's scaling)."""
+        return f"{self.ref.key}#notice"
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """The actions of one tick; empty when nothing should change."""
 
     scale: tuple[ScaleAction, ...] = ()
     jobs: tuple[JobAction, ...] = ()
     retrain: tuple[RetrainAction, ...] = ()
+    notices: tuple[Notice, ...] = ()
 
     def is_empty(self) -> bool:
-        return not self.scale and not self.jobs and not self.retrain
+        return not self.scale and not self.jobs and not self.retrain and not self.notices
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypeVar
 
 from controller.capacity import update_capacity
+from controller.conflicts import conflict_holds, conflict_notices, conflicts_by_workload
 from controller.domain import (
     Allocation,
     ApplyResult,
@@ -36,6 +37,7 @@ from controller.domain import (
     JobState,
     Mode,
     Observation,
+    OtherAutoscaler,
     Plan,
     Reason,
     RetrainAction,
@@ -117,6 +119,9 @@ class _Discovered:
     snapshot: ClusterSnapshot
     specs: Mapping[str, tuple[DeploymentState, SloSpec]]  # Deployments with a valid SLO
     jobs: tuple[tuple[JobState, JobSpec], ...]  # Jobs with valid annotations, snapshot order
+    conflicts: Mapping[str, tuple[DeploymentState, tuple[OtherAutoscaler, ...]]] = field(
+        default_factory=dict
+    )  # valid ``auto`` Deployments another autoscaler scales: held, not in ``specs``
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +202,7 @@ class Controller:
         timer = _PhaseTimer()
         errors: list[str] = []
         with timer.phase("discover"):
-            seen = self._guard(errors, "discover", self._discover)
+            seen = self._guard(errors, "discover", self._discover, errors)
             if seen is None:
                 self.state.mark_blind(now)
         with timer.phase("observe"):
@@ -235,10 +240,15 @@ class Controller:
         return report
 
     # --- discover ---------------------------------------------------------------------------
-    def _discover(self) -> _Discovered:
-        """Read the cluster, forget what left it, parse what it annotates."""
+    def _discover(self, errors: list[str]) -> _Discovered:
+        """Read the cluster, forget what left it, parse what it annotates, and set apart
+        the workloads another autoscaler scales (``controller.conflicts``)."""
         snapshot = self.cluster.snapshot()
         specs = self._parse_specs(snapshot.deployments)
+        errors += snapshot.autoscaler_errors  # conflicts may be missed: said every tick
+        auto = [key for key, (_, spec) in specs.items() if spec.mode is Mode.AUTO]
+        found = conflicts_by_workload(snapshot.autoscalers, auto)
+        conflicts = {key: (specs.pop(key)[0], others) for key, others in found.items()}
         snapshot = self._addressed(snapshot)
         self.state.forget_missing(
             (dep.ref.key for dep in snapshot.deployments), (job.ref.key for job in snapshot.jobs)
@@ -250,7 +260,7 @@ class Controller:
             if (spec := self._job_spec(job.ref, job.annotations)) is not None
         )
         self.keeper.restore_if_due(snapshot.time_s, acting=not self.config.dry_run)
-        return _Discovered(snapshot, specs, jobs)
+        return _Discovered(snapshot, specs, jobs, conflicts)
 
     def _addressed(self, snapshot: ClusterSnapshot) -> ClusterSnapshot:
         """The snapshot without the Deployments that neither opted in nor carry an error
@@ -501,9 +511,12 @@ class Controller:
         self._remember_memories(result.memories)
         self._record_preemptions(result.plan.jobs, now)
         self._remember_job_decisions(result.decisions)
+        conflicted = conflict_holds(seen.conflicts, now)
+        last = {key: self.state.workload(key).last_decision for key in seen.conflicts}
+        notices = conflict_notices(conflicted, seen.conflicts, last)
         return _Planned(
-            result.plan,
-            result.decisions + tuple(held) + self._unplanned_decisions(now),
+            replace(result.plan, notices=notices),
+            result.decisions + tuple(held) + conflicted + self._unplanned_decisions(now),
             work_at_risk_gpu_h(result.plan.jobs, jobs, now),
         )
 

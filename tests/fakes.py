@@ -14,6 +14,7 @@ from controller.domain import (
     JobPhase,
     JobState,
     Observation,
+    OtherAutoscaler,
     Plan,
     SliceAllocation,
     WorkloadMetrics,
@@ -50,6 +51,8 @@ class FakeCluster:
     applied: list[Plan] = field(default_factory=list)
     fail_snapshot: bool = False
     fail_apply: bool = False
+    autoscalers: list[OtherAutoscaler] = field(default_factory=list)  # HPAs, ScaledObjects...
+    autoscaler_errors: list[str] = field(default_factory=list)  # why those may be missing
 
     def add(
         self,
@@ -96,6 +99,8 @@ class FakeCluster:
             tuple(self.deployments.values()),
             tuple(self.jobs.values()),
             Inventory(self.cards, tuple(allocations)),
+            autoscalers=tuple(self.autoscalers),
+            autoscaler_errors=tuple(self.autoscaler_errors),
         )
 
     def apply(self, plan: Plan, *, dry_run: bool = False) -> Sequence[ApplyResult]:
