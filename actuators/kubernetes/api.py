@@ -59,6 +59,8 @@ JOBS = Resource("batch", "v1", "jobs")
 CRONJOBS = Resource("batch", "v1", "cronjobs")
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
 CONFIGMAPS = Resource("", "v1", "configmaps")
+HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers")
+SCALED_OBJECTS = Resource("keda.sh", "v1alpha1", "scaledobjects")  # KEDA's CRD, if installed
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,11 @@ The API semantics it relies on (Kubernetes API concepts, "Efficient detection of
 - a resourceVersion too old for the server is answered ``410 Gone`` (as an ``ERROR`` event in
   the stream, or as the HTTP status): the reflector then lists again, and only then;
 - any other failure backs off exponentially (capped) and retries; nothing is raised to the
-  control loop, which reads ``items()``, ``synced`` and ``staleness_s()``.
+  control loop, which reads ``items()``, ``synced`` and ``staleness_s()``;
+- an ``optional`` resource (a CRD that may not be installed, such as KEDA's ScaledObjects)
+  answered ``404 Not Found`` on its list is *absent*: an empty store, synced and current,
+  said once at INFO and listed again every ``absent_retry_s`` without a word, so a cluster
+  without it has no noise and one that installs it later is read.
 
 Freshness: the store is confirmed current by a successful list, by every watch event
 (bookmarks included), and while a watch stream is open (until its read timeout,
@@ -35,7 +39,7 @@ from actuators.kubernetes.api import ApiError, KubeApi, Resource, WatchStream
 log = logging.getLogger("sloscale.kubernetes.cache")
 
 JsonObj = dict[str, Any]
-GONE = 410
+GONE, NOT_FOUND = 410, 404
 WATCH_READ_GRACE_S = 15.0
 """``KubeApi.watch`` reads with a timeout of ``timeout_s`` + this: a stream open longer is dead."""
 
@@ -59,6 +63,8 @@ class Reflector:
         backoff_s: tuple[float, float] = (0.2, 30.0),
         on_change: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        optional: bool = False,
+        absent_retry_s: float = 300.0,
     ) -> None:
         self.api = api
         self.resource = resource
@@ -68,6 +74,9 @@ class Reflector:
         self.backoff_s = backoff_s
         self.on_change = on_change
         self.clock = clock
+        self.optional = optional
+        self.absent_retry_s = absent_retry_s
+        self.absent = False  # optional, and the API server does not serve it (404)
         self.lists = 0  # full lists done (one at start, then only after 410 Gone)
         self.watches = 0
         self.last_error: str | None = None
@@ -77,6 +86,7 @@ class Reflector:
         self._connected = False  # a watch stream is open
         self._lock = threading.Lock()
         self._synced = threading.Event()
+        self._tried = threading.Event()  # a first list was answered, whatever the answer
         self._stopping = threading.Event()
         self._stream: WatchStream | None = None
         self._thread: threading.Thread | None = None
@@ -95,6 +105,10 @@ class Reflector:
 
     def wait_synced(self, timeout_s: float) -> bool:
         return self._synced.wait(timeout_s)
+
+    def wait_tried(self, timeout_s: float) -> bool:
+        """Wait for the first list's answer (a success, absent, or a failure)."""
+        return self._tried.wait(timeout_s)
 
     def staleness_s(self) -> float | None:
         """Seconds since the store was last confirmed current (0 while a watch is open);
@@ -146,6 +160,10 @@ class Reflector:
                 if e.status == GONE:
                     self._rv = None
                     continue
+                if e.status == NOT_FOUND and self.optional:
+                    self._absent()
+                    self._stopping.wait(self.absent_retry_s)
+                    continue
                 self._failed(str(e))
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.backoff_s[1])
@@ -158,7 +176,19 @@ class Reflector:
 
     def _failed(self, message: str) -> None:
         self.last_error = message
+        self._tried.set()
         log.warning("%s: %s", self.resource.qualified, message)
+
+    def _absent(self) -> None:
+        """An optional resource the server does not serve: none of it, known for now."""
+        if not self.absent:
+            log.info("%s not served by the API server: none (not installed)", self.where)
+        self.absent, self.last_error = True, None
+        with self._lock:
+            self._store, self._rv = {}, None
+            self._confirmed = self.clock()
+        self._synced.set()
+        self._tried.set()
 
     def _list(self) -> None:
         listing = self.api.list(self.resource, self.namespace, label_selector=self.label_selector)
@@ -168,7 +198,9 @@ class Reflector:
             self._store = store
             self._rv = str((listing.get("metadata") or {}).get("resourceVersion", ""))
             self._confirmed = self.clock()
+        self.absent = False
         self._synced.set()
+        self._tried.set()
         self._changed()
 
     def _watch(self) -> None:

@@ -17,7 +17,11 @@ each idempotent:
   preempted through the Eviction API, which honours PodDisruptionBudgets (429 is reported,
   and retried on a later tick);
 - every change recorded as an Event on the object and, on Deployments and Jobs, in the
-  ``sloscale.io/last-decision`` annotation (JSON: action, reason, time, message).
+  ``sloscale.io/last-decision`` annotation (JSON: action, reason, time, message); a
+  ``Notice`` (a hold the operator must lift: ``ConflictingAutoscaler``) as a Warning Event.
+
+Discovery also reads the other autoscalers (HPAs, KEDA ScaledObjects, Knative classes:
+``autoscalers.py``) into the snapshot, without ever holding it for them.
 
 Writes that depend on what was read carry the resourceVersion it was read at: a 409 re-reads
 and retries with backoff, unless the Deployment's replicas or pod template changed since the
@@ -57,6 +61,7 @@ from actuators.kubernetes.api import (
     KubeApi,
     Resource,
 )
+from actuators.kubernetes.autoscalers import AutoscalerCaches
 from actuators.kubernetes.cache import Reflector
 from actuators.kubernetes.scope import Scope, ScopedCache
 from actuators.kubernetes.writes import (
@@ -74,6 +79,7 @@ from controller.domain import (
     DeploymentState,
     JobAction,
     JobPhase,
+    Notice,
     Plan,
     Reason,
     RetrainAction,
@@ -165,6 +171,8 @@ class KubernetesCluster:
         )
         caches = (self.deployments, self.jobs, self.pods)
         self._reflectors = (*(r for c in caches for r in c.parts), self.nodes)
+        # other autoscalers (autoscalers.py): read, but never holding discovery
+        self.autoscalers = AutoscalerCaches(api, scope, watch_timeout_s=wt)
         self._lock = threading.Lock()
         self._planned_on: dict[str, tuple[int, str]] = {}  # the last snapshot's Deployments
 
@@ -173,11 +181,13 @@ class KubernetesCluster:
     def start(self) -> KubernetesCluster:
         for r in self._reflectors:
             r.start()
+        self.autoscalers.start()
         return self
 
     def close(self) -> None:
         for r in self._reflectors:
             r.stop()
+        self.autoscalers.stop()
         self.api.close()
 
     def wait_synced(self, timeout_s: float | None = None) -> bool:
@@ -191,7 +201,9 @@ class KubernetesCluster:
             missing = [r.where for r in self._reflectors if not r.synced]
             errors = "; ".join(r.last_error or "" for r in self._reflectors if r.last_error)
             raise RuntimeError(f"discovery not synced: {', '.join(missing)} ({errors})")
-        self._refuse_stale()
+        bound = self._staleness_bound()
+        self._refuse_stale(bound)
+        self.autoscalers.wait_tried(self.options.sync_timeout_s)
         inv = k8s.inventory(self.nodes.items(), self.pods.items())
         card_mib = k8s.max_card_memory_mib(inv)
         owned = rollouts.pods_by_owner(self.pods.items())
@@ -215,16 +227,23 @@ class KubernetesCluster:
             for p in sorted(self.pods.items(), key=k8s.object_sort_key)
             if k8s.bare_pod(p)
         ]
+        others, unknown = self.autoscalers.found(self.deployments.items(), bound)
         return ClusterSnapshot(
-            time_s=self.clock(), deployments=deployments, jobs=tuple(jobs), inventory=inv
+            time_s=self.clock(),
+            deployments=deployments,
+            jobs=tuple(jobs),
+            inventory=inv,
+            autoscalers=others,
+            autoscaler_errors=unknown,
         )
 
-    def _refuse_stale(self) -> None:
+    def _staleness_bound(self) -> float:
+        bound = self.options.max_staleness_s
+        return self.options.sync_timeout_s if bound is None else bound
+
+    def _refuse_stale(self, bound: float) -> None:
         """Raise rather than serve a cache that no list, watch event or open watch has
         confirmed current within the bound: the loop then holds, and says why."""
-        bound = self.options.max_staleness_s
-        if bound is None:
-            bound = self.options.sync_timeout_s
         stale = []
         for r in self._reflectors:
             age = r.staleness_s()
@@ -244,7 +263,22 @@ class KubernetesCluster:
         results = [self._guarded(a.ref.key, partial(self._scale, a, dry)) for a in plan.scale]
         results += [self._guarded(a.ref.key, partial(self._job, a, dry)) for a in plan.jobs]
         results += [self._guarded(a.target, partial(self._retrain, a, dry)) for a in plan.retrain]
+        results += [self._guarded(n.target, partial(self._notice, n, dry)) for n in plan.notices]
         return results
+
+    def _notice(self, notice: Notice, dry: bool) -> ApplyResult:
+        """A Warning Event on the Deployment: a hold only the operator can lift."""
+        ref = notice.ref
+        if dry:
+            return self._shadow(notice.target, "warn", notice.message)
+        if not self._leading():
+            return ApplyResult(notice.target, False, "not the leader: nothing written")
+        dep = self.deployments.get(ref.namespace, ref.name) or {
+            "metadata": {"name": ref.name, "namespace": ref.namespace}
+        }
+        reason = str(notice.reason)
+        self._event(DEPLOYMENTS, "Deployment", dep, reason, notice.message, warning=True)
+        return ApplyResult(notice.target, True, "warning recorded")
 
     def _retrain(self, action: RetrainAction, dry: bool) -> ApplyResult:
         """Patch the watermark annotation, then (with ``job_name``) create the Job from the

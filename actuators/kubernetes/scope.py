@@ -67,13 +67,19 @@ class ScopedCache:
         *,
         label_selector: str | None = None,
         watch_timeout_s: int = 300,
+        optional: bool = False,
     ) -> None:
         self.resource = resource
         self.scope = scope
         where: tuple[str | None, ...] = scope.namespaces or (None,)
         self.parts = tuple(
             Reflector(
-                api, resource, ns, label_selector=label_selector, watch_timeout_s=watch_timeout_s
+                api,
+                resource,
+                ns,
+                label_selector=label_selector,
+                watch_timeout_s=watch_timeout_s,
+                optional=optional,
             )
             for ns in where
         )

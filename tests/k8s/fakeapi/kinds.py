@@ -41,6 +41,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("batch", "v1", "cronjobs", "CronJob", has_generation=True),
     Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", has_generation=True),
     Kind("coordination.k8s.io", "v1", "leases", "Lease", has_status=False),
+    Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    Kind("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject", has_generation=True),
 )
 BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
 BY_KIND = {k.kind: k for k in KINDS}

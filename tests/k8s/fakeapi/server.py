@@ -28,6 +28,8 @@ class FakeApiServer(Subresources, Watches):
     bookmark_interval_s: float = 0.5
     requests: list[Request] = field(default_factory=list)
     before_write: Callable[[Request], None] | None = None
+    absent_groups: set[str] = field(default_factory=set)
+    """API groups the server does not serve (a CRD not installed: KEDA's ``keda.sh``): 404."""
 
     def __post_init__(self) -> None:
         self._objects: dict[tuple[str, str, str], JsonObj] = {}
@@ -221,7 +223,7 @@ class FakeApiServer(Subresources, Watches):
         if len(rest) >= 3 and rest[0] == "namespaces":
             ns, rest = rest[1], rest[2:]
         kind = BY_PATH.get((group, version, rest[0] if rest else ""))
-        if kind is None:
+        if kind is None or group in self.absent_groups:
             raise ApiFailureError(
                 404, "NotFound", "the server could not find the requested resource"
             )
