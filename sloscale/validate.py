@@ -22,6 +22,13 @@ A priority above ``high`` outside the namespaces of ``--critical-namespaces`` (t
 controller's flag, none by default) is capped as the controller caps it: a ``warning:`` line,
 not an error.
 
+Another autoscaler on an opted-in ``auto`` Deployment, anywhere in the files given (an
+``autoscaling/v2`` HPA or a KEDA ``ScaledObject`` whose ``scaleTargetRef`` names it, or an
+``autoscaling.knative.dev/class`` annotation on it or its pod template) is an error naming
+it: the controller would hold the workload (``ConflictingAutoscaler``). The same readers as
+the Kubernetes adapter (``actuators.kubernetes.autoscalers``) and the same matching as the
+loop (``controller.conflicts``).
+
 Exit codes: 0 clean (warnings or not), 1 annotation errors or malformed objects, 2 a file that
 cannot be read or parsed.
 """
@@ -32,7 +39,7 @@ import argparse
 import re
 import sys
 from collections.abc import Hashable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +47,17 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
+from actuators.kubernetes.autoscalers import HPA_KIND, SCALED_OBJECT_KIND, others
 from controller.buckets import known_unresolved
-from controller.domain import LatencyMetric, MetricsProfile, SliceDialect, SloSpec, SpecError
+from controller.conflicts import conflict_message, conflicts_by_workload
+from controller.domain import (
+    LatencyMetric,
+    MetricsProfile,
+    Mode,
+    SliceDialect,
+    SloSpec,
+    SpecError,
+)
 from controller.spec import ANNOTATION_PREFIX, format_errors, parse_job_spec, parse_slo_spec
 from sloscale.errors import error_line
 
@@ -290,6 +306,7 @@ def main(argv: Sequence[str]) -> int:
     critical = frozenset(ns.strip() for ns in args.critical_namespaces.split(",") if ns.strip())
     status = EXIT_OK
     tally = Tally()
+    scalers = Autoscalers()
     for name in _expand(args.files, tally):
         tally.files += 1
         try:
@@ -299,11 +316,54 @@ def main(argv: Sequence[str]) -> int:
             print(error_line("validate", f"{name}: cannot read: {e}"), file=sys.stderr)
             tally.unreadable += 1
             continue
-        status = max(status, _check_docs(name, docs, args.slice_dialect, critical, tally))
+        status = max(status, _check_docs(name, docs, args.slice_dialect, critical, tally, scalers))
+    conflicts = scalers.conflicts()
+    for line in conflicts:
+        print(line.replace("\n", " "))
+    tally.errors += len(conflicts)
+    if conflicts:
+        status = max(status, EXIT_INVALID)
     if tally.unreadable:
         status = EXIT_UNREADABLE
     print(tally.summary())
     return status
+
+
+@dataclass
+class Autoscalers:
+    """Across every file: the opted-in ``auto`` Deployments with a valid spec (and the file
+    of each), and the objects that may scale them besides sloscale."""
+
+    managed: dict[str, str] = field(default_factory=dict)  # namespace/name -> file
+    hpas: list[Mapping[str, Any]] = field(default_factory=list)
+    scaled_objects: list[Mapping[str, Any]] = field(default_factory=list)
+    deployments: list[Mapping[str, Any]] = field(default_factory=list)
+
+    def add(self, name: str, obj: Mapping[str, Any], dialect: SliceDialect) -> None:
+        """Note one object of file ``name`` (already checked: its metadata is a mapping)."""
+        kind = obj.get("kind")
+        if kind == HPA_KIND:
+            self.hpas.append(obj)
+        elif kind == SCALED_OBJECT_KIND:
+            self.scaled_objects.append(obj)
+        elif kind == "Deployment":
+            self.deployments.append(obj)
+            meta = _mapping(obj.get("metadata"), "metadata")
+            key = f"{meta.get('namespace') or 'default'}/{meta.get('name') or '?'}"
+            ann, errors = _annotations(meta, key)
+            slo = parse_slo_spec(key, ann, default_dialect=dialect)
+            if not errors and slo.spec is not None and slo.spec.mode is Mode.AUTO:
+                self.managed[key] = name
+
+    def conflicts(self) -> list[str]:
+        """An error line per managed Deployment another autoscaler scales."""
+        found = conflicts_by_workload(
+            others(self.hpas, self.scaled_objects, self.deployments), self.managed
+        )
+        return [
+            f"{self.managed[key]}: {key}: ConflictingAutoscaler: {conflict_message(o)}"
+            for key, o in sorted(found.items())
+        ]
 
 
 @dataclass
@@ -358,9 +418,11 @@ def _check_docs(
     dialect: SliceDialect,
     critical: Set[str],
     tally: Tally | None = None,
+    scalers: Autoscalers | None = None,
 ) -> int:
     """Print every error (and warning) of a file's documents, one line each; the exit status
-    they make. ``tally`` counts the objects, errors and warnings."""
+    they make. ``tally`` counts the objects, errors and warnings; ``scalers`` gathers the
+    autoscaling objects, checked across files at the end."""
     tally = tally if tally is not None else Tally()
     lines: list[str] = []
     warnings: list[str] = []
@@ -374,6 +436,8 @@ def _check_docs(
                 except ManifestError as e:
                     lines.append(f"document {index}: {e}")
                     continue
+                if scalers is not None:
+                    scalers.add(name, obj, dialect)
                 lines += format_errors(errors).splitlines()
                 warnings += format_errors(warned).splitlines()
         except ManifestError as e:

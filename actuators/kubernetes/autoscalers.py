@@ -143,8 +143,8 @@ class AutoscalerCaches:
                 errors.append(f"other autoscalers unknown: cannot list {r.where} ({why})")
             elif age is not None and age > max_staleness_s:
                 why = r.last_error or "no watch open"
-                errors.append(
-                    f"{r.where} not confirmed for {age:.0f} s ({why}): "
+                errors.append(  # no age in it: the same problem each tick (problems.py)
+                    f"{r.where} not confirmed within {max_staleness_s:g} s ({why}): "
                     "the last known other autoscalers are kept"
                 )
         found = others(self.hpas.items(), self.scaled_objects.items(), deployments)

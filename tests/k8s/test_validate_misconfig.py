@@ -15,7 +15,9 @@ def validate(
     f = tmp_path / "manifests.yaml"
     f.write_text(text)
     code = main([str(f)])
-    return code, [line.removeprefix(f"{f}: ") for line in capsys.readouterr().out.splitlines()]
+    *lines, summary = capsys.readouterr().out.splitlines()
+    assert summary.startswith("sloscale validate: ")  # the last line, always
+    return code, [line.removeprefix(f"{f}: ") for line in lines]
 
 
 TYPO = """
@@ -57,3 +59,87 @@ def test_an_objective_given_as_a_ratio_is_an_error_with_a_hint(
     assert code == 1
     assert line.startswith("ml/chat: annotation sloscale.io/objective='0.99': ")
     assert line.endswith("did you mean 99?")
+
+
+# --- another autoscaler on a managed Deployment ----------------------------------------------
+
+CHAT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: chat
+  namespace: ml
+  annotations: {sloscale.io/enabled: "true", sloscale.io/latency-target-ms: "250"MODE}
+spec:
+  template:
+    metadata:
+      annotations: {}
+"""
+HPA = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: chat-hpa, namespace: ml}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: chat}
+  maxReplicas: 4
+"""
+SCALED_OBJECT = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: chat-so, namespace: ml}
+spec:
+  scaleTargetRef: {name: chat}
+  triggers: []
+"""
+KNATIVE = CHAT.replace(
+    "annotations: {}", 'annotations: {autoscaling.knative.dev/class: "kpa.autoscaling.knative.dev"}'
+)
+
+
+@pytest.mark.parametrize(
+    ("others", "named"),
+    [
+        pytest.param(HPA, "HorizontalPodAutoscaler ml/chat-hpa", id="hpa"),
+        pytest.param(SCALED_OBJECT, "ScaledObject ml/chat-so", id="keda"),
+    ],
+)
+def test_another_autoscaler_in_another_file_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], others: str, named: str
+) -> None:
+    app, scaler = tmp_path / "app.yaml", tmp_path / "scaling" / "hpa.yaml"
+    app.write_text(CHAT.replace("MODE", ""))
+    scaler.parent.mkdir()
+    scaler.write_text(others)
+    code = main([str(tmp_path)])
+    *lines, summary = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert lines == [
+        f"{app}: ml/chat: ConflictingAutoscaler: also scaled by {named}: holding, to not fight "
+        "over its replicas; remove the other autoscaler, or set sloscale.io/mode to recommend "
+        "(compare) or off (leave it to it)"
+    ]
+    assert summary.endswith("1 error")
+
+
+def test_a_knative_class_on_the_pod_template_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, (line,) = validate(tmp_path, capsys, KNATIVE.replace("MODE", ""))
+    assert code == 1
+    assert line.startswith("ml/chat: ConflictingAutoscaler: also scaled by ")
+    assert "autoscaling.knative.dev/class kpa.autoscaling.knative.dev on pod template" in line
+
+
+@pytest.mark.parametrize("mode", ["recommend", "off"])
+def test_recommend_and_off_beside_an_hpa_are_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    text = CHAT.replace("MODE", f', sloscale.io/mode: "{mode}"') + "---" + HPA
+    assert validate(tmp_path, capsys, text) == (0, [])
+
+
+def test_an_hpa_on_a_deployment_not_opted_in_is_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = HPA.replace("name: chat}", "name: web}")
+    assert validate(tmp_path, capsys, CHAT.replace("MODE", "") + "---" + other) == (0, [])
