@@ -11,6 +11,15 @@ Kubernetes has no native fractional GPU; each sharing stack spells a slice its o
 - ``mig``: one ``nvidia.com/mig-<g>g.<mem>gb`` resource, the smallest profile that holds the
   share and the memory.
 
+Two dialects are honoured only by their own scheduler, which also needs a queue
+(``SCHEDULERS``): ``volcano`` pods must name ``schedulerName: volcano`` (queue: the pod
+annotation ``scheduling.volcano.sh/queue-name``, Volcano's ``default`` queue when absent), and
+``kai`` pods ``schedulerName: kai-scheduler`` (queue: the pod label ``kai.scheduler/queue``,
+which KAI requires). Under the default scheduler a ``gpu-fraction`` is ignored and a vGPU
+request is not bound to a card, so a resize in these dialects also writes the scheduler's
+name; the queue is the team's choice and never invented (``sloscale validate`` reports a
+``kai`` template without one, and one without a scheduler).
+
 This module reads a slice back from a pod spec (whatever dialect wrote it) and renders the
 strategic-merge patch that writes a slice in a given dialect, removing the other dialects'
 keys so a template never carries two. Purely computational, no side effects.
@@ -31,10 +40,12 @@ __all__ = [
     "HAMI_MEMORY",
     "KAI_FRACTION",
     "MIG_PROFILES",
+    "SCHEDULERS",
     "VOLCANO_CORES",
     "VOLCANO_MEMORY",
     "VOLCANO_NUMBER",
     "MigProfile",
+    "SchedulerNeeds",
     "Slice",
     "gpu_container_index",
     "mig_profile_for",
@@ -54,6 +65,33 @@ VOLCANO_CORES = "volcano.sh/vgpu-cores"
 VOLCANO_MEMORY = "volcano.sh/vgpu-memory"
 KAI_FRACTION = "gpu-fraction"
 MIG_PREFIX = "nvidia.com/mig-"
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerNeeds:
+    """What a dialect's scheduler needs of a pod template: its ``schedulerName`` and a queue,
+    given as a pod label or annotation ``queue_key`` (``queue_required``: no default queue)."""
+
+    scheduler_name: str
+    queue_key: str
+    queue_in_labels: bool
+    queue_required: bool
+
+
+SCHEDULERS: Mapping[SliceDialect, SchedulerNeeds] = {
+    # volcano-sh/volcano, vendor/volcano.sh/apis/pkg/apis/scheduling/v1beta1/labels.go:
+    # QueueNameAnnotationKey = GroupName + "/queue-name" (GroupName scheduling.volcano.sh);
+    # pods without it go to the queue "default" that Volcano creates at install.
+    SliceDialect.VOLCANO: SchedulerNeeds(
+        "volcano", "scheduling.volcano.sh/queue-name", queue_in_labels=False, queue_required=False
+    ),
+    # NVIDIA/KAI-Scheduler, docs/gpu-sharing/gpu-sharing.yaml (commit d6c52d1, 2025): label
+    # kai.scheduler/queue, annotation gpu-fraction, schedulerName kai-scheduler.
+    SliceDialect.KAI: SchedulerNeeds(
+        "kai-scheduler", "kai.scheduler/queue", queue_in_labels=True, queue_required=True
+    ),
+}
+"""The dialects that only their own scheduler honours, and what it needs (module docstring)."""
 
 _GIB_MIB = 1024
 _MIG_SLICES = 7  # an A100/H100 has 7 compute slices
@@ -282,6 +320,9 @@ def slice_patch(
         patch["metadata"] = {"annotations": annotations}
     if resources:
         patch["spec"] = {"containers": [{"name": container.get("name"), "resources": resources}]}
+    needs = SCHEDULERS.get(dialect)
+    if needs is not None and spec.get("schedulerName") != needs.scheduler_name:
+        patch.setdefault("spec", {})["schedulerName"] = needs.scheduler_name
     return patch
 
 

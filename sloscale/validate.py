@@ -22,6 +22,11 @@ A priority above ``high`` outside the namespaces of ``--critical-namespaces`` (t
 controller's flag, none by default) is capped as the controller caps it: a ``warning:`` line,
 not an error.
 
+A Deployment in the ``volcano`` or ``kai`` dialect whose pod template does not name that
+dialect's scheduler (``schedulerName: volcano`` / ``kai-scheduler``) is an error, saying so
+also when it asks for no GPU at all; a ``kai`` one without the ``kai.scheduler/queue`` label
+is a warning (``actuators.dialects.SCHEDULERS``).
+
 Another autoscaler on an opted-in ``auto`` Deployment, anywhere in the files given (an
 ``autoscaling/v2`` HPA or a KEDA ``ScaledObject`` whose ``scaleTargetRef`` names it, or an
 ``autoscaling.knative.dev/class`` annotation on it or its pod template) is an error naming
@@ -47,6 +52,7 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
+from actuators.dialects import SCHEDULERS, read_slice
 from actuators.kubernetes.autoscalers import HPA_KIND, SCALED_OBJECT_KIND, others
 from controller.buckets import known_unresolved
 from controller.conflicts import conflict_message, conflicts_by_workload
@@ -218,13 +224,50 @@ def check(
         slo = parse_slo_spec(key, ann, default_dialect=default_dialect, cap_priority=cap)
         images = _images(obj)
         resolution = bucket_warnings(key, slo.spec, images) if slo.spec is not None else ()
-        return (*errors, *slo.errors), (*slo.warnings, *resolution)
+        dialect = scheduler_problems(key, slo.spec, obj, default_dialect) if slo.spec else ((), ())
+        return (*errors, *slo.errors, *dialect[0]), (*slo.warnings, *resolution, *dialect[1])
     if kind == "CronJob" or (
         kind in ("Job", "Pod") and any(k.startswith(ANNOTATION_PREFIX) for k in ann)
     ):
         job = parse_job_spec(key, ann, cap_priority=cap)
         return (*errors, *job.errors), job.warnings
     return tuple(errors), ()
+
+
+def scheduler_problems(
+    key: str, spec: SloSpec, obj: Mapping[str, Any], default_dialect: SliceDialect
+) -> tuple[tuple[SpecError, ...], tuple[SpecError, ...]]:
+    """The errors and warnings of a Deployment whose dialect needs its own scheduler: no or
+    another ``schedulerName`` (an error), no queue where the scheduler requires one."""
+    dialect = spec.slice_dialect or default_dialect
+    needs = SCHEDULERS.get(dialect)
+    if needs is None:
+        return (), ()
+    template = _mapping(_mapping(obj.get("spec"), f"{key}: spec").get("template"), "template")
+    pod = _mapping(template.get("spec"), f"{key}: spec.template.spec")
+    meta = _mapping(template.get("metadata"), f"{key}: spec.template.metadata")
+    where = f"{ANNOTATION_PREFIX}slice-dialect"
+    errors, warnings = [], []
+    named = pod.get("schedulerName")
+    if named != needs.scheduler_name:
+        gpu = read_slice(pod, _mapping(meta.get("annotations"), "annotations"), 0) is not None
+        what = "names no schedulerName" if named is None else f"names schedulerName {named!r}"
+        if not gpu:
+            what = f"asks for no GPU and {what}"
+        message = (
+            f"the pod template {what}: the {dialect.value} dialect's slices are honoured only "
+            f"by schedulerName {needs.scheduler_name!r}; set it in spec.template.spec"
+        )
+        errors.append(SpecError(key, where, dialect.value, message))
+    queue_at = meta.get("labels") if needs.queue_in_labels else meta.get("annotations")
+    if needs.queue_required and not _mapping(queue_at, "queue").get(needs.queue_key):
+        place = "label" if needs.queue_in_labels else "annotation"
+        message = (
+            f"the pod template has no {needs.queue_key} {place}: {needs.scheduler_name} "
+            "schedules only pods of a queue"
+        )
+        warnings.append(SpecError(key, where, dialect.value, message))
+    return tuple(errors), tuple(warnings)
 
 
 _VLLM_TAG = re.compile(r"vllm[^:/]*:v?(\d+)\.(\d+)")

@@ -72,6 +72,9 @@ def apply_template_patch(template: Mapping[str, Any], patch: Mapping[str, Any]) 
         for c in out.get("spec", {}).get("containers") or []:
             if c.get("name") == pc.get("name"):
                 _merge(c.setdefault("resources", {}), pc.get("resources") or {})
+    scheduler = (patch.get("spec") or {}).get("schedulerName")
+    if scheduler is not None:
+        out.setdefault("spec", {})["schedulerName"] = scheduler
     return out
 
 

@@ -183,6 +183,34 @@ def test_resize_patches_the_template_in_each_dialect(server: FakeApiServer, dial
         c.close()
 
 
+SCHEDULER_NAMES = {"hami": None, "mig": None, "volcano": "volcano", "kai": "kai-scheduler"}
+
+
+@pytest.mark.parametrize("dialect", sorted(SCHEDULER_NAMES))
+def test_a_resize_names_the_scheduler_its_dialect_needs(
+    server: FakeApiServer, dialect: str
+) -> None:
+    """Only Volcano binds vGPUs and only KAI honours gpu-fraction: their dialects write the
+    scheduler's name with the slice; the queue the team set stays as it is."""
+    queue = {"kai.scheduler/queue": "team-a"}
+    obj = deployment("web", annotations={"sloscale.io/slice-dialect": dialect})
+    obj["spec"]["template"]["metadata"]["labels"].update(queue)
+    server.put(obj)
+    c = make_cluster(server)
+    try:
+        (r,) = c.apply(scale(2, pct=30, mib=16384, reason=Reason.RESIZE))
+        assert r.ok, r.message
+        dep = server.obj("Deployment", "ml", "web")
+        assert dep is not None
+        pod_spec = dep["spec"]["template"]["spec"]
+        assert pod_spec.get("schedulerName") == SCHEDULER_NAMES[dialect]
+        assert queue.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+        (again,) = c.apply(scale(2, pct=30, mib=16384, reason=Reason.RESIZE))
+        assert again.ok and "slice" not in again.message  # idempotent: nothing left to write
+    finally:
+        c.close()
+
+
 def test_resize_surges_only_when_the_inventory_holds_it(server: FakeApiServer) -> None:
     server.put(gpu_node("gpu-1", cards=1))
     for i in range(2):  # the card is full: 2 x 50 %

@@ -143,3 +143,77 @@ def test_an_hpa_on_a_deployment_not_opted_in_is_clean(
 ) -> None:
     other = HPA.replace("name: chat}", "name: web}")
     assert validate(tmp_path, capsys, CHAT.replace("MODE", "") + "---" + other) == (0, [])
+
+
+# --- dialects that need their own scheduler --------------------------------------------------
+
+NO_GPU = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: chat
+  namespace: ml
+  annotations:
+    sloscale.io/enabled: "true"
+    sloscale.io/latency-target-ms: "250"
+    sloscale.io/slice-dialect: DIALECT
+spec:
+  template:
+    metadata:
+      labels: {app: chat}
+    spec:
+      containers: [{name: server, image: vllm/vllm-openai}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("dialect", "scheduler"), [("kai", "kai-scheduler"), ("volcano", "volcano")]
+)
+def test_a_deployment_with_no_gpu_and_no_scheduler_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dialect: str, scheduler: str
+) -> None:
+    code, (line, *warnings) = validate(tmp_path, capsys, NO_GPU.replace("DIALECT", dialect))
+    assert code == 1
+    assert line == (
+        f"ml/chat: annotation sloscale.io/slice-dialect={dialect!r}: the pod template asks for "
+        f"no GPU and names no schedulerName: the {dialect} dialect's slices are honoured only "
+        f"by schedulerName {scheduler!r}; set it in spec.template.spec"
+    )
+    queue = [
+        "warning: ml/chat: annotation sloscale.io/slice-dialect='kai': the pod template has no "
+        "kai.scheduler/queue label: kai-scheduler schedules only pods of a queue"
+    ]
+    assert warnings == (queue if dialect == "kai" else [])
+
+
+def test_a_kai_deployment_with_its_scheduler_and_queue_is_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        NO_GPU.replace("DIALECT", "kai")
+        .replace(
+            "labels: {app: chat}",
+            "labels: {app: chat, kai.scheduler/queue: team-a}\n"
+            '      annotations: {gpu-fraction: "0.5"}',
+        )
+        .replace(
+            "    spec:\n      containers",
+            "    spec:\n      schedulerName: kai-scheduler\n      containers",
+        )
+    )
+    assert validate(tmp_path, capsys, text) == (0, [])
+
+
+def test_the_default_dialect_counts_and_another_scheduler_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = NO_GPU.replace("    sloscale.io/slice-dialect: DIALECT\n", "").replace(
+        "    spec:\n      containers",
+        "    spec:\n      schedulerName: default-scheduler\n      containers",
+    )
+    f = tmp_path / "m.yaml"
+    f.write_text(text)
+    assert main([str(f), "--slice-dialect", "volcano"]) == 1
+    out = capsys.readouterr().out
+    assert "names schedulerName 'default-scheduler'" in out and "'volcano'" in out
+    assert main([str(f)]) == 0  # hami: any scheduler
