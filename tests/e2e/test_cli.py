@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,20 @@ def test_the_shipped_manifests_pass_arguments_the_cli_accepts() -> None:
         parsed = parser.parse_args([*args, *extra])
         assert parsed.command == "run" and parsed.cluster == "kubernetes"
         assert parsed.leader_elect
+
+
+def test_verbose_logs_each_change_as_a_readable_line() -> None:
+    """``-v``: target, current -> desired, reason and message, not the dataclasses' reprs."""
+    proc = run_cli("-v", "demo", "--hours", "0.3", "--no-serve", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    lines = [
+        ln.split(" sloscale.loop: ", 1)[1]
+        for ln in proc.stderr.splitlines()
+        if " INFO sloscale.loop: " in ln
+    ]
+    assert lines, proc.stderr
+    shape = re.compile(
+        r"^demo/[\w-]+: \d+ replicas? x \d+ % -> \d+ replicas? x \d+ %, [A-Z]\w+: \S.*$"
+    )
+    assert [ln for ln in lines if not shape.match(ln)] == []
+    assert "Allocation(" not in proc.stderr
