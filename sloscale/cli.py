@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="serve the API while the demo runs (default on)",
     )
+    demo.add_argument(
+        "--serve-after",
+        action="store_true",
+        help="after the simulated run, keep serving the API until Ctrl-C or SIGTERM",
+    )
     demo.add_argument("--host", default="127.0.0.1", help="API address (127.0.0.1)")
     demo.add_argument("--port", type=port, default=8080, help="API port (8080; 0 = any free)")
     demo.add_argument("--json", type=Path, dest="json_out", help="write the results as JSON")
@@ -461,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenario=args.scenario,
             restart_every_s=args.restart_every,
             cold_restarts=args.cold_restarts,
+            serve_after=args.serve_after,
         )
         try:
             return run_demo(options)
