@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -430,8 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["forecast-eval"]:
         # its own parser, shared with ``python -m forecasting.evaluation``
         from forecasting.evaluation import main as forecast_eval
+        from sloscale.progress import progress_stream, step_reporter
 
-        return forecast_eval(args_list[1:])
+        def progress(force: bool | None) -> Callable[[str, int, int], None] | None:
+            return step_reporter(progress_stream(force), "origins")
+
+        return forecast_eval(args_list[1:], progress)
     delegated = _delegated(args_list)
     if delegated is not None:
         return delegated
