@@ -588,6 +588,11 @@ class Allocation:
     def share_pct(self) -> int:
         return self.replicas * self.slice_pct
 
+    def describe(self) -> str:
+        """For people, e.g. ``2 replicas x 30 %``; purely computational. (``str()`` stays the
+        dataclass' repr, which the benchmarks' decision hash reads.)"""
+        return f"{self.replicas} replica{'' if self.replicas == 1 else 's'} x {self.slice_pct} %"
+
 
 @dataclass(frozen=True, slots=True)
 class ScaleAction:
@@ -695,3 +700,15 @@ class Decision:
     @property
     def changes(self) -> bool:
         return self.desired is not None and self.desired != self.current
+
+    def log_line(self) -> str:
+        """One line for the log: target, current -> desired, reason, message, e.g.
+        ``demo/chat: 2 replicas x 30 % -> 1 replica x 30 %, ScaleDown: sized for 13.4 rps``.
+        Purely computational."""
+        current = self.current.describe() if self.current is not None else "nothing"
+        desired = self.desired
+        if desired is not None and desired != self.current:
+            move = f"{current} -> {desired.describe()}"
+        else:
+            move = f"keeps {current}"
+        return f"{self.target}: {move}, {self.reason.value}: {self.message}"

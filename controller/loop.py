@@ -740,9 +740,7 @@ class Controller:
             if d.changes or previous is None or previous.reason != d.reason:
                 self.decision_log.append(d)
                 if d.changes:
-                    log.info(
-                        "%s %s: %s -> %s (%s)", d.target, d.reason, d.current, d.desired, d.message
-                    )
+                    log.info("%s", d.log_line())
 
     def _export(self, report: TickReport) -> None:
         """Hand the report to every recorder; a broken exporter must not stop the loop."""

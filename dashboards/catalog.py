@@ -11,6 +11,13 @@ Where the numbers come from:
 - ``http_server_*`` series are the workloads' own OpenTelemetry HTTP server metrics (the
   ``http`` metrics profile), labelled ``namespace`` and ``deployment``.
 
+With leader election (``sloscale run --leader-elect``) every replica ticks and exports the
+same series; followers decide in shadow mode. Every query of the controller's series keeps only
+the leader's (``leader()``: ``and on (instance, job) sloscale_leader == 1``, matched per
+scraped replica), so a sum over replicas counts the leader's once and a workload shows one
+line, not one per replica. ``on ()`` would match every replica's series to the one leader
+and keep the followers' too.
+
 Burn rates are ratios of sums (``increase`` of the good and total request counters over the
 window), never averages of per-tick ratios.
 """
@@ -35,6 +42,13 @@ UNIT_CARDS = "suffix: GPU"
 UNIT_GPU_HOURS = "suffix: GPU-h"
 UNIT_BURN = "suffix:×"
 
+GLANCE_BURN_WINDOW = "1h"
+BURN_BANDS = ((1.0, *PAGE_BURN_RATES), ("green", "yellow", "orange", "red"))
+"""Burn-rate colours: under 1× sustainable, then up to the page levels, then paging."""
+
+DCGM_DEVICE = "Hostname, gpu, UUID, GPU_I_PROFILE, GPU_I_ID"
+"""dcgm-exporter's labels naming one device: a whole card, or one MIG instance of it."""
+
 VARIABLES = (
     Variable(
         "namespace",
@@ -52,18 +66,53 @@ VARIABLES = (
     ),
 )
 
+LEADER_ONLY = "and on (instance, job) sloscale_leader == 1"
+"""Keeps the series of the replica that leads; ``sloscale_leader`` is 1 there, 0 elsewhere."""
+
+
+def leader(vector: str) -> str:
+    """``vector`` restricted to the leading replica's series (see the module docstring)."""
+    return f"({vector} {LEADER_ONLY})"
+
+
+def _sel(metric: str, matchers: str = W) -> str:
+    """The leader's series of one of the controller's metrics, for the chosen workloads."""
+    return leader(f"{metric}{{{matchers}}}" if matchers else metric)
+
+
+def _over(fn: str, metric: str, window: str = RATE, matchers: str = W) -> str:
+    """``fn(metric[window])`` (``rate``, ``increase``) over the leader's series."""
+    return leader(
+        f"{fn}({metric}{{{matchers}}}[{window}])" if matchers else f"{fn}({metric}[{window}])"
+    )
+
+
+def _rate(metric: str) -> str:
+    """Per-second rate of one of the controller's own counters (no workload label)."""
+    return _over("rate", metric, matchers="")
+
+
+def _increase(metric: str, window: str) -> str:
+    """Increase over ``window`` of one of the controller's own counters (no workload label)."""
+    return _over("increase", metric, window, matchers="")
+
+
 DECISIONS = Annotation(
     name="Decisions",
-    expr=(f"sum by (workload, reason) (increase(sloscale_decision_changes_total{{{W}}}[1m])) > 0"),
+    expr=(
+        "sum by (workload, reason) "
+        f"{_over('increase', 'sloscale_decision_changes_total', '1m')} > 0"
+    ),
     title="{{reason}}",
     text="{{workload}}",
     tag_keys=("reason", "workload"),
 )
+PREEMPTED = 'reason=~"Preempted|Resumed"'
 PREEMPTIONS = Annotation(
     name="Preemptions",
     expr=(
         "sum by (workload, reason) "
-        '(increase(sloscale_decision_changes_total{reason=~"Preempted|Resumed"}[1m])) > 0'
+        f"{_over('increase', 'sloscale_decision_changes_total', '1m', PREEMPTED)} > 0"
     ),
     title="{{reason}}",
     text="{{workload}}",
@@ -74,10 +123,28 @@ PREEMPTIONS = Annotation(
 
 def _burn_rate(window: str) -> str:
     """Bad share of requests over ``window`` divided by the allowed bad share (1 - objective)."""
-    good = f"sum by (workload) (increase(sloscale_workload_good_requests_total{{{W}}}[{window}]))"
-    total = f"sum by (workload) (increase(sloscale_workload_requests_total{{{W}}}[{window}]))"
-    allowed = f"(1 - max by (workload) (sloscale_workload_objective_ratio{{{W}}}))"
+    good = f"sum by (workload) {_over('increase', 'sloscale_workload_good_requests_total', window)}"
+    total = f"sum by (workload) {_over('increase', 'sloscale_workload_requests_total', window)}"
+    allowed = f"(1 - max by (workload) {_sel('sloscale_workload_objective_ratio')})"
     return f"(1 - {good} / {total}) / {allowed}"
+
+
+def _attainment_margin() -> str:
+    """Attainment over the window so far minus the objective: below 0, the SLO is missed."""
+    return f"{_sel('sloscale_workload_sli_ratio')} - {_sel('sloscale_workload_objective_ratio')}"
+
+
+def _device_activity() -> str:
+    """Share of time each device's compute engine was busy, from dcgm-exporter.
+
+    ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` (ratio) where the exporter has it, and it is all there is
+    on a MIG instance (DCGM reports no ``GPU_UTIL`` there); ``DCGM_FI_DEV_GPU_UTIL`` (%) for a
+    whole card whose exporter runs without profiling counters. ``max`` folds the copies one
+    device gets per pod (``--kubernetes-virtual-gpus``) into the device's own value.
+    """
+    engine = f"max by ({DCGM_DEVICE}) (DCGM_FI_PROF_GR_ENGINE_ACTIVE)"
+    util = f"max by ({DCGM_DEVICE}) (DCGM_FI_DEV_GPU_UTIL) / 100"
+    return f"{engine} or {util}"
 
 
 def _http_quantile(q: float) -> str:
@@ -96,6 +163,56 @@ def slo_overview() -> Dashboard:
         annotations=(DECISIONS,),
         rows=(
             Row(
+                "At a glance",
+                (
+                    Panel(
+                        "Attainment above objective",
+                        "By how much does each workload's attainment over its window so far "
+                        "exceed its objective (red: the objective is missed)?",
+                        UNIT_RATIO,
+                        (Query(_attainment_margin(), "{{workload}}"),),
+                        width=8,
+                        height=5,
+                        thresholds=(0.0,),
+                        colors=("red", "green"),
+                        kind="stat",
+                        decimals=2,
+                    ),
+                    Panel(
+                        "Error budget left",
+                        "How much of its error budget does each workload have left in its "
+                        "window (red under 25 %, orange under 50 %)?",
+                        UNIT_RATIO,
+                        (
+                            Query(
+                                _sel("sloscale_workload_error_budget_remaining_ratio"),
+                                "{{workload}}",
+                            ),
+                        ),
+                        width=8,
+                        height=5,
+                        min_value=0,
+                        max_value=1,
+                        thresholds=(0.25, 0.5),
+                        colors=("red", "orange", "green"),
+                        kind="gauge",
+                    ),
+                    Panel(
+                        f"Burn rate over {GLANCE_BURN_WINDOW}",
+                        "How fast is each workload spending its error budget now (green under "
+                        "1×, red at the 14.4× page level)?",
+                        UNIT_BURN,
+                        (Query(_burn_rate(GLANCE_BURN_WINDOW), "{{workload}}"),),
+                        width=8,
+                        height=5,
+                        thresholds=BURN_BANDS[0],
+                        colors=BURN_BANDS[1],
+                        kind="stat",
+                        decimals=1,
+                    ),
+                ),
+            ),
+            Row(
                 "SLO and error budget",
                 (
                     Panel(
@@ -103,9 +220,9 @@ def slo_overview() -> Dashboard:
                         "Is each workload meeting its objective over its SLO window so far?",
                         UNIT_RATIO,
                         (
-                            Query(f"sloscale_workload_sli_ratio{{{W}}}", "{{workload}} attained"),
+                            Query(_sel("sloscale_workload_sli_ratio"), "{{workload}} attained"),
                             Query(
-                                f"sloscale_workload_objective_ratio{{{W}}}",
+                                _sel("sloscale_workload_objective_ratio"),
                                 "{{workload}} objective",
                                 dashed=True,
                             ),
@@ -118,7 +235,7 @@ def slo_overview() -> Dashboard:
                         UNIT_RATIO,
                         (
                             Query(
-                                f"sloscale_workload_error_budget_remaining_ratio{{{W}}}",
+                                _sel("sloscale_workload_error_budget_remaining_ratio"),
                                 "{{workload}}",
                             ),
                         ),
@@ -143,9 +260,9 @@ def slo_overview() -> Dashboard:
                         "Is the latency quantile each SLO names under its target?",
                         "s",
                         (
-                            Query(f"sloscale_workload_latency_seconds{{{W}}}", "{{workload}}"),
+                            Query(_sel("sloscale_workload_latency_seconds"), "{{workload}}"),
                             Query(
-                                f"sloscale_workload_latency_target_seconds{{{W}}}",
+                                _sel("sloscale_workload_latency_target_seconds"),
                                 "{{workload}} target",
                                 dashed=True,
                             ),
@@ -198,8 +315,8 @@ def slo_overview() -> Dashboard:
 
 def _allocated_cards(replicas: str) -> str:
     return (
-        f"sloscale_workload_{replicas}_replicas{{{W}}} "
-        f"* sloscale_workload_applied_slice_percent{{{W}}} / 100"
+        f"{_sel(f'sloscale_workload_{replicas}_replicas')} "
+        f"* {_sel('sloscale_workload_applied_slice_percent')} / 100"
     )
 
 
@@ -223,7 +340,7 @@ def gpu_capacity() -> Dashboard:
                             Query(_allocated_cards("applied"), "{{workload}} allocated"),
                             Query(
                                 f"{_allocated_cards('ready')} "
-                                f"* sloscale_workload_gpu_utilisation_ratio{{{W}}}",
+                                f"* {_sel('sloscale_workload_gpu_utilisation_ratio')}",
                                 "{{workload}} used",
                             ),
                         ),
@@ -236,15 +353,15 @@ def gpu_capacity() -> Dashboard:
                         "reqps",
                         (
                             Query(
-                                f"sloscale_workload_observed_rate_rps{{{W}}}",
+                                _sel("sloscale_workload_observed_rate_rps"),
                                 "{{workload}} observed",
                             ),
                             Query(
-                                f"sloscale_workload_predicted_rate_rps{{{W}}}",
+                                _sel("sloscale_workload_predicted_rate_rps"),
                                 "{{workload}} forecast",
                             ),
                             Query(
-                                f"sloscale_workload_predicted_rate_upper_rps{{{W}}}",
+                                _sel("sloscale_workload_predicted_rate_upper_rps"),
                                 "{{workload}} forecast upper band",
                                 dashed=True,
                             ),
@@ -258,15 +375,15 @@ def gpu_capacity() -> Dashboard:
                         "short",
                         (
                             Query(
-                                f"sloscale_workload_desired_replicas{{{W}}}",
+                                _sel("sloscale_workload_desired_replicas"),
                                 "{{workload}} desired",
                                 dashed=True,
                             ),
                             Query(
-                                f"sloscale_workload_applied_replicas{{{W}}}",
+                                _sel("sloscale_workload_applied_replicas"),
                                 "{{workload}} applied",
                             ),
-                            Query(f"sloscale_workload_ready_replicas{{{W}}}", "{{workload}} ready"),
+                            Query(_sel("sloscale_workload_ready_replicas"), "{{workload}} ready"),
                         ),
                         min_value=0,
                     ),
@@ -277,12 +394,12 @@ def gpu_capacity() -> Dashboard:
                         "percent",
                         (
                             Query(
-                                f"sloscale_workload_desired_slice_percent{{{W}}}",
+                                _sel("sloscale_workload_desired_slice_percent"),
                                 "{{workload}} desired",
                                 dashed=True,
                             ),
                             Query(
-                                f"sloscale_workload_applied_slice_percent{{{W}}}",
+                                _sel("sloscale_workload_applied_slice_percent"),
                                 "{{workload}} applied",
                             ),
                         ),
@@ -301,15 +418,16 @@ def gpu_capacity() -> Dashboard:
                         UNIT_CARDS,
                         (
                             Query(
-                                "sum by (node, kind) (sloscale_node_gpu_allocated_cards)",
+                                "sum by (node, kind) "
+                                f"{leader('sloscale_node_gpu_allocated_cards')}",
                                 "{{node}} allocated ({{kind}})",
                             ),
                             Query(
-                                "sum by (node) (sloscale_node_inference_gpu_used_cards)",
+                                f"sum by (node) {leader('sloscale_node_inference_gpu_used_cards')}",
                                 "{{node}} used (inference)",
                             ),
                             Query(
-                                "sum by (node) (sloscale_node_gpu_capacity_cards)",
+                                f"sum by (node) {leader('sloscale_node_gpu_capacity_cards')}",
                                 "{{node}} capacity",
                                 dashed=True,
                             ),
@@ -321,17 +439,35 @@ def gpu_capacity() -> Dashboard:
                         "How much GPU share is free in the whole pool, against its size?",
                         UNIT_CARDS,
                         (
-                            Query("sum(sloscale_pool_gpu_free_cards)", "free"),
-                            Query("sum(sloscale_pool_gpu_capacity_cards)", "capacity", dashed=True),
+                            Query(f"sum{leader('sloscale_pool_gpu_free_cards')}", "free"),
+                            Query(
+                                f"sum{leader('sloscale_pool_gpu_capacity_cards')}",
+                                "capacity",
+                                dashed=True,
+                            ),
                         ),
                         min_value=0,
+                    ),
+                    Panel(
+                        "GPU activity per device (dcgm-exporter)",
+                        "How busy is each card and MIG instance by dcgm-exporter's reading "
+                        "(engine activity; GPU utilisation where profiling is off)?",
+                        UNIT_RATIO,
+                        (Query(_device_activity(), "{{Hostname}} GPU {{gpu}} {{GPU_I_PROFILE}}"),),
+                        min_value=0,
+                        max_value=1,
                     ),
                     Panel(
                         "Fragmentation of the free share",
                         "How much of the free share is scattered on partly used cards, where "
                         "only small slices fit?",
                         UNIT_RATIO,
-                        (Query("max(sloscale_pool_gpu_fragmentation_ratio)", "fragmentation"),),
+                        (
+                            Query(
+                                f"max{leader('sloscale_pool_gpu_fragmentation_ratio')}",
+                                "fragmentation",
+                            ),
+                        ),
                         min_value=0,
                         max_value=1,
                     ),
@@ -341,7 +477,7 @@ def gpu_capacity() -> Dashboard:
                         "percent",
                         (
                             Query(
-                                "max(sloscale_pool_largest_free_slice_percent)",
+                                f"max{leader('sloscale_pool_largest_free_slice_percent')}",
                                 "largest free slice",
                             ),
                         ),
@@ -361,7 +497,8 @@ def gpu_capacity() -> Dashboard:
                         (
                             Query(
                                 "sum by (namespace) "
-                                "(increase(sloscale_job_gpu_card_seconds_total[1h])) / 3600",
+                                f"{_increase('sloscale_job_gpu_card_seconds_total', '1h')}"
+                                " / 3600",
                                 "{{namespace}} last hour",
                             ),
                         ),
@@ -372,8 +509,14 @@ def gpu_capacity() -> Dashboard:
                         "How often does sloscale suspend jobs to make room, and resume them?",
                         "short",
                         (
-                            Query("sum(increase(sloscale_preemptions_total[1h]))", "preemptions"),
-                            Query("sum(increase(sloscale_resumes_total[1h]))", "resumes"),
+                            Query(
+                                f"sum{_increase('sloscale_preemptions_total', '1h')}",
+                                "preemptions",
+                            ),
+                            Query(
+                                f"sum{_increase('sloscale_resumes_total', '1h')}",
+                                "resumes",
+                            ),
                         ),
                         min_value=0,
                     ),
@@ -402,14 +545,14 @@ def controller() -> Dashboard:
                         (
                             Query(
                                 "histogram_quantile(0.99, sum by (phase, le) "
-                                f"(rate(sloscale_tick_phase_duration_seconds_bucket[{RATE}])))",
+                                f"{_rate('sloscale_tick_phase_duration_seconds_bucket')})",
                                 "{{phase}} p99",
                             ),
                             Query(
                                 "sum by (phase) "
-                                f"(rate(sloscale_tick_phase_duration_seconds_sum[{RATE}])) / "
-                                "sum by (phase) "
-                                f"(rate(sloscale_tick_phase_duration_seconds_count[{RATE}]))",
+                                f"{_rate('sloscale_tick_phase_duration_seconds_sum')}"
+                                " / sum by (phase) "
+                                f"{_rate('sloscale_tick_phase_duration_seconds_count')}",
                                 "{{phase}} mean",
                                 dashed=True,
                             ),
@@ -421,8 +564,14 @@ def controller() -> Dashboard:
                         "Is the loop ticking at its interval, and do phases fail?",
                         "opm",
                         (
-                            Query(f"sum(rate(sloscale_ticks_total[{RATE}])) * 60", "ticks"),
-                            Query(f"sum(rate(sloscale_tick_errors_total[{RATE}])) * 60", "errors"),
+                            Query(
+                                f"sum{_rate('sloscale_ticks_total')} * 60",
+                                "ticks",
+                            ),
+                            Query(
+                                f"sum{_rate('sloscale_tick_errors_total')} * 60",
+                                "errors",
+                            ),
                         ),
                         min_value=0,
                     ),
@@ -453,7 +602,7 @@ def controller() -> Dashboard:
                         "opm",
                         (
                             Query(
-                                f"sum by (reason) (rate(sloscale_decisions_total[{RATE}])) * 60",
+                                f"sum by (reason) {_rate('sloscale_decisions_total')} * 60",
                                 "{{reason}}",
                             ),
                         ),
@@ -468,7 +617,7 @@ def controller() -> Dashboard:
                         (
                             Query(
                                 "sum by (workload) "
-                                f"(rate(sloscale_metrics_unavailable_total{{{W}}}[{RATE}])) * 60",
+                                f"{_over('rate', 'sloscale_metrics_unavailable_total')} * 60",
                                 "{{workload}}",
                             ),
                         ),
@@ -481,8 +630,7 @@ def controller() -> Dashboard:
                         "opm",
                         (
                             Query(
-                                "sum by (kind, dry_run) "
-                                f"(rate(sloscale_actions_total[{RATE}])) * 60",
+                                f"sum by (kind, dry_run) {_rate('sloscale_actions_total')} * 60",
                                 "{{kind}} (dry run {{dry_run}})",
                             ),
                         ),
@@ -496,7 +644,7 @@ def controller() -> Dashboard:
                         (
                             Query(
                                 "sum by (workload) "
-                                f"(increase(sloscale_retrain_triggers_total{{{W}}}[1h]))",
+                                f"{_over('increase', 'sloscale_retrain_triggers_total', '1h')}",
                                 "{{workload}}",
                             ),
                         ),
@@ -507,7 +655,7 @@ def controller() -> Dashboard:
                         "How many opted-in workloads are ignored because their annotations "
                         "do not parse (see the API or Events for why)?",
                         "short",
-                        (Query(f"sum(1 - sloscale_workload_spec_valid{{{W}}})", "invalid"),),
+                        (Query(f"sum(1 - {_sel('sloscale_workload_spec_valid')})", "invalid"),),
                         min_value=0,
                     ),
                 ),

@@ -54,7 +54,15 @@ every panel's queries against a real Prometheus scraping a short closed loop.
 The "workloads' own HTTP metrics" panels read the `http` profile's
 `http_server_request_duration_seconds` histogram and expect `namespace` and `deployment`
 labels on it (the simulator sets both; on a cluster, add `deployment` in the PodMonitor's
-relabelling). Everything else reads only the controller's own `/metrics`.
+relabelling). "GPU activity per device" reads dcgm-exporter: `DCGM_FI_PROF_GR_ENGINE_ACTIVE`
+where it exists (on a MIG instance it is the only utilisation DCGM reports), else
+`DCGM_FI_DEV_GPU_UTIL` / 100, one series per card or MIG instance (`UUID`, `GPU_I_ID`).
+Everything else reads only the controller's own `/metrics`.
+
+With several replicas (`sloscale run --leader-elect`) every replica exports the same series;
+every query keeps the leader's only (`and on (instance, job) sloscale_leader == 1`), so sums
+are not doubled by followers. The SLO overview opens with stat and gauge panels coloured by
+threshold: attainment above the objective, error budget left, burn rate over 1 h.
 
 ## Panels and the question each answers
 """

@@ -5,6 +5,10 @@ variables and annotations; ``Dashboard.to_json()`` turns them into the JSON that
 imports (dashboard ``schemaVersion`` 39, Grafana 10 and later). Every query goes through the
 ``${datasource}`` variable, so one dashboard works with whichever Prometheus the user picks.
 
+Three kinds of panel: ``timeseries`` (history), ``stat`` (the latest value per series, its
+background coloured by the threshold band it falls in) and ``gauge`` (the same on a dial
+between ``min_value`` and ``max_value``). Stat and gauge panels ask for instant values.
+
 Layout is computed, not written by hand: panels flow left to right in rows of the 24-column
 grid, so positions never overlap and adding a panel never means renumbering the rest.
 """
@@ -33,9 +37,19 @@ class Query:
     dashed: bool = False  # drawn as a dashed line: a target, an objective, a forecast band
 
 
+PANEL_KINDS = ("timeseries", "stat", "gauge")
+LINE_COLORS = ("transparent", "orange", "red", "dark-red")
+"""Threshold bands of a time series by default: none under the first line, then warmer."""
+
+
 @dataclass(frozen=True, slots=True)
 class Panel:
-    """A time-series panel; ``question`` is what it answers (its description and README entry)."""
+    """A panel; ``question`` is what it answers (its description and README entry).
+
+    ``thresholds`` split the values into bands, coloured by ``colors`` (one more colour than
+    thresholds; by default ``LINE_COLORS``): lines on a time series, the background of a stat,
+    the arc of a gauge.
+    """
 
     title: str
     question: str
@@ -47,6 +61,23 @@ class Panel:
     max_value: float | None = None
     stacked: bool = False
     thresholds: tuple[float, ...] = ()  # drawn as horizontal lines (e.g. burn-rate alert levels)
+    colors: tuple[str, ...] = ()
+    kind: str = "timeseries"
+    decimals: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PANEL_KINDS:
+            raise ValueError(f"panel {self.title!r}: kind {self.kind!r} not in {PANEL_KINDS}")
+        if self.colors and len(self.colors) != len(self.thresholds) + 1:
+            raise ValueError(f"panel {self.title!r}: one colour per band, {self.colors!r}")
+
+    def bands(self) -> list[dict[str, Any]]:
+        """Grafana's threshold steps: the base colour (value null), then one per threshold."""
+        colors = self.colors or LINE_COLORS
+        steps: list[dict[str, Any]] = [{"color": colors[0], "value": None}]
+        for i, t in enumerate(sorted(self.thresholds)):
+            steps.append({"color": colors[min(i + 1, len(colors) - 1)], "value": t})
+        return steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,35 +206,22 @@ def layout(rows: Sequence[Row]) -> list[Json]:
 
 
 def _panel_json(panel: Panel, panel_id: int, grid: Mapping[str, int]) -> Json:
-    defaults: Json = {
-        "color": {"mode": "palette-classic"},
-        "custom": {
-            "drawStyle": "line",
-            "fillOpacity": 10 if panel.stacked else 0,
-            "lineWidth": 1,
-            "showPoints": "never",
-            "spanNulls": False,
-            "stacking": {"group": "A", "mode": "normal" if panel.stacked else "none"},
-        },
-        "unit": panel.unit,
-    }
+    defaults: Json = {"unit": panel.unit}
     if panel.min_value is not None:
         defaults["min"] = panel.min_value
     if panel.max_value is not None:
         defaults["max"] = panel.max_value
+    if panel.decimals is not None:
+        defaults["decimals"] = panel.decimals
     if panel.thresholds:
-        defaults["custom"]["thresholdsStyle"] = {"mode": "line+area"}
-        colors = ("orange", "red", "dark-red")
-        defaults["thresholds"] = {
-            "mode": "absolute",
-            "steps": [
-                {"color": "transparent", "value": None},
-                *(
-                    {"color": colors[min(i, len(colors) - 1)], "value": t}
-                    for i, t in enumerate(sorted(panel.thresholds))
-                ),
-            ],
-        }
+        defaults["thresholds"] = {"mode": "absolute", "steps": panel.bands()}
+    if panel.kind == "timeseries":
+        defaults |= _series_defaults(panel)
+        options = _series_options()
+    else:
+        defaults["color"] = {"mode": "thresholds"}
+        options = _single_value_options(panel.kind)
+    instant = panel.kind != "timeseries"
     ref_ids = [_ref_id(i) for i in range(len(panel.queries))]
     overrides = [
         {
@@ -211,7 +229,7 @@ def _panel_json(panel: Panel, panel_id: int, grid: Mapping[str, int]) -> Json:
             "properties": [{"id": "custom.lineStyle", "value": {"dash": [10, 10], "fill": "dash"}}],
         }
         for ref, q in zip(ref_ids, panel.queries, strict=True)
-        if q.dashed
+        if q.dashed and panel.kind == "timeseries"
     ]
     return {
         "datasource": dict(DATASOURCE),
@@ -219,29 +237,67 @@ def _panel_json(panel: Panel, panel_id: int, grid: Mapping[str, int]) -> Json:
         "fieldConfig": {"defaults": defaults, "overrides": overrides},
         "gridPos": dict(grid),
         "id": panel_id,
-        "options": {
-            "legend": {
-                "calcs": ["lastNotNull", "max"],
-                "displayMode": "table",
-                "placement": "bottom",
-                "showLegend": True,
-            },
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
+        "options": options,
         "targets": [
             {
                 "datasource": dict(DATASOURCE),
                 "editorMode": "code",
                 "expr": q.expr,
-                "instant": False,
+                "instant": instant,
                 "legendFormat": q.legend or "__auto",
-                "range": True,
+                "range": not instant,
                 "refId": ref,
             }
             for ref, q in zip(ref_ids, panel.queries, strict=True)
         ],
         "title": panel.title,
-        "type": "timeseries",
+        "type": panel.kind,
+    }
+
+
+def _series_defaults(panel: Panel) -> Json:
+    custom: Json = {
+        "drawStyle": "line",
+        "fillOpacity": 10 if panel.stacked else 0,
+        "lineWidth": 1,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"group": "A", "mode": "normal" if panel.stacked else "none"},
+    }
+    if panel.thresholds:
+        custom["thresholdsStyle"] = {"mode": "line+area"}
+    return {"color": {"mode": "palette-classic"}, "custom": custom}
+
+
+def _series_options() -> Json:
+    return {
+        "legend": {
+            "calcs": ["lastNotNull", "max"],
+            "displayMode": "table",
+            "placement": "bottom",
+            "showLegend": True,
+        },
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+
+
+def _single_value_options(kind: str) -> Json:
+    """A stat or gauge: the last non-null value of each series, one tile or dial per series."""
+    reduce = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+    if kind == "gauge":
+        return {
+            "orientation": "auto",
+            "reduceOptions": reduce,
+            "showThresholdLabels": False,
+            "showThresholdMarkers": True,
+        }
+    return {
+        "colorMode": "background",
+        "graphMode": "none",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "reduceOptions": reduce,
+        "textMode": "value_and_name",
     }
 
 

@@ -32,7 +32,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +48,13 @@ from forecasting.windows import DAY_S, IntArray, Windows
 
 EVAL_FRACTION = 0.25
 DEFAULT_HORIZONS = "5m,15m,60m"
+
+OnStep = Callable[[str, int, int], None]
+"""Progress: after each origin of each model, ``(what, origins done, origins in all)``."""
+ProgressFactory = Callable[[bool | None], OnStep | None]
+"""What ``main`` gets from the command line that calls it: given ``--progress`` (true),
+``--no-progress`` (false) or neither (``None``), the ``OnStep`` to call, if any. The caller
+decides where lines go (``sloscale.progress``); this package prints none itself."""
 
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -133,10 +140,12 @@ def evaluate(
     refit_every_s: float = DAY_S,
     zero_runs_as_missing_min: float | None = DEFAULT_ZERO_RUN_MIN,
     settings: dict[str, object] | None = None,
+    on_step: OnStep | None = None,
 ) -> list[EvalResult]:
     """Rolling-origin evaluation over the trace's last quarter (see the module docstring).
 
-    ``settings`` go to every model's constructor (e.g. ``{"quantile": 0.8}``). Raises
+    ``settings`` go to every model's constructor (e.g. ``{"quantile": 0.8}``); ``on_step`` is
+    called after every origin of every model (progress). Raises
     ``ValueError`` on an unknown model, a non-positive horizon or a trace too short to have an
     origin. Results are model-major, in the order given.
     """
@@ -163,9 +172,10 @@ def evaluate(
         base_mae.append(min(_mae(target, base_a), _mae(target, base_b)))
     refit_steps = max(1, round(refit_every_s / history.step_s))
     results: list[EvalResult] = []
+    steps = _Steps(on_step, len(models) * len(origins))
     for name in models:
         means, uppers, elapsed_s = _run_origins(
-            name, history, origins, horizons_s, refit_steps, settings or {}
+            name, history, origins, horizons_s, refit_steps, settings or {}, steps
         )
         for j, h in enumerate(horizons_s):
             target = targets[j]
@@ -205,6 +215,7 @@ def _run_origins(
     horizons_s: Sequence[float],
     refit_steps: int,
     settings: dict[str, object],
+    steps: _Steps | None = None,
 ) -> tuple[FloatArray, FloatArray, float]:
     """Per origin: refit (daily) or update, then predict; returns means, uppers, seconds."""
     model = make(name, **settings)
@@ -226,7 +237,23 @@ def _run_origins(
         for j, h in enumerate(horizons_s):
             means[i, j] = forecast.mean_over(h)
             uppers[i, j] = forecast.upper_over(h)
+        if steps is not None:
+            steps.one(f"{name}: origin {i + 1}/{len(origins)}")
     return means, uppers, elapsed_s
+
+
+@dataclass
+class _Steps:
+    """Counts origins done over all models for ``OnStep``."""
+
+    on_step: OnStep | None
+    total: int
+    done: int = 0
+
+    def one(self, what: str) -> None:
+        self.done += 1
+        if self.on_step is not None:
+            self.on_step(what, self.done, self.total)
 
 
 def format_table(results: Sequence[EvalResult]) -> str:
@@ -297,6 +324,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", dest="json_out", help="also write the results as JSON here")
     parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress lines on stderr (default: when stderr is a terminal)",
+    )
+    parser.add_argument(
         "--zero-runs-as-missing-min",
         type=float,
         default=DEFAULT_ZERO_RUN_MIN,
@@ -305,8 +338,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``sloscale forecast-eval``: print the table; 0 on success, 2 on bad input."""
+def main(argv: list[str] | None = None, progress: ProgressFactory | None = None) -> int:
+    """``sloscale forecast-eval``: print the table; 0 on success, 2 on bad input.
+
+    ``progress`` turns the ``--progress`` flag into a callback (see ``ProgressFactory``);
+    without it there is none."""
     prog = "sloscale forecast-eval"
     try:
         args = _parser().parse_args(argv)
@@ -318,7 +354,11 @@ def main(argv: list[str] | None = None) -> int:
         zero_min = args.zero_runs_as_missing_min
         trace = load_trace(args.trace)
         results = evaluate(
-            trace, horizons, models, zero_runs_as_missing_min=zero_min if zero_min > 0 else None
+            trace,
+            horizons,
+            models,
+            zero_runs_as_missing_min=zero_min if zero_min > 0 else None,
+            on_step=progress(args.progress) if progress is not None else None,
         )
     except (_UsageError, TraceError, ValueError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="serve the API while the demo runs (default on)",
+    )
+    demo.add_argument(
+        "--serve-after",
+        action="store_true",
+        help="after the simulated run, keep serving the API until Ctrl-C or SIGTERM",
     )
     demo.add_argument("--host", default="127.0.0.1", help="API address (127.0.0.1)")
     demo.add_argument("--port", type=port, default=8080, help="API port (8080; 0 = any free)")
@@ -425,8 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["forecast-eval"]:
         # its own parser, shared with ``python -m forecasting.evaluation``
         from forecasting.evaluation import main as forecast_eval
+        from sloscale.progress import progress_stream, step_reporter
 
-        return forecast_eval(args_list[1:])
+        def progress(force: bool | None) -> Callable[[str, int, int], None] | None:
+            return step_reporter(progress_stream(force), "origins")
+
+        return forecast_eval(args_list[1:], progress)
     delegated = _delegated(args_list)
     if delegated is not None:
         return delegated
@@ -461,6 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenario=args.scenario,
             restart_every_s=args.restart_every,
             cold_restarts=args.cold_restarts,
+            serve_after=args.serve_after,
         )
         try:
             return run_demo(options)

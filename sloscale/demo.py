@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -71,6 +73,7 @@ class DemoOptions:
     scenario: str = "default"  # or "day-night": issue 6's shared pool (see ``SCENARIOS``)
     restart_every_s: float | None = None  # recreate the controller this often (faults B5)
     cold_restarts: bool = False  # restarts forget the controller's memory (no saved state)
+    serve_after: bool = False  # keep serving the API after the run, until Ctrl-C or SIGTERM
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +225,19 @@ def build_demo(
     )
 
 
-def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    demo = build_demo(options)
+def run_demo(
+    options: DemoOptions,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run the demo and print its summary; with ``serve_after``, then serve the API until
+    ``stop`` is set (SIGTERM sets it) or Ctrl-C."""
     serve = options.serve and options.restart_every_s is None  # the API shows one controller
+    if options.serve_after and not serve:
+        why = "--no-serve" if not options.serve else "--restart-every (the API is not served)"
+        raise DemoError(f"--serve-after needs the API, which {why} turns off")
+    demo = build_demo(options)
     server = (
         ApiServer(create_app(demo.controller, demo.recorder), options.host, options.port)
         if serve
@@ -246,10 +259,41 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     started = time.perf_counter()
     try:
         report = demo.run(options.hours, progress)
+        elapsed = time.perf_counter() - started
+        _summary(demo, options, report, elapsed, out)
+        if server is not None and options.serve_after:
+            out.flush()
+            print(
+                f"demo over: the API stays on http://{options.host}:{server.port} "
+                "until Ctrl-C or SIGTERM",
+                file=err,
+            )
+            serve_until_stopped(stop or threading.Event())
     finally:
         if server is not None:
             server.stop()
-    elapsed = time.perf_counter() - started
+    return 0
+
+
+def serve_until_stopped(stop: threading.Event) -> None:
+    """Block until ``stop`` is set, SIGTERM arrives (in the main thread) or Ctrl-C."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        while not stop.wait(0.5):  # a timeout, so Ctrl-C is seen promptly
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _summary(
+    demo: DemoRun, options: DemoOptions, report: SimReport, elapsed: float, out: TextIO
+) -> None:
+    """The summary table (and the JSON file when asked)."""
     summaries = summarise(report, demo.world)
     print(format_table(summaries, report, options.hours, elapsed), file=out)
     if demo.restarts:
@@ -261,7 +305,6 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         payload["retraining"] = retraining_timeline(events, report)
         payload["restarts"] = demo.restarts
         options.json_out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    return 0
 
 
 def summarise(report: SimReport, world: SimWorld) -> list[WorkloadSummary]:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from controller import __version__
 from controller.domain import ClusterSnapshot, Inventory, JobPhase, Reason, available
 from controller.report import PHASES, Recorder, TickReport, WorkloadStatus
 
@@ -197,11 +198,8 @@ class MetricsRecorder(Recorder):
             registry=r,
         )
         self.retrain_triggers = Counter(
-            "sloscale_retrain_triggers_total", "Retraining jobs triggered per model", wl, registry=r
-        )
-        self.retrain_triggered = Counter(
-            "sloscale_retrain_triggered_total",
-            "Retrainings triggered per model (new samples crossed the threshold)",
+            "sloscale_retrain_triggers_total",
+            "Retraining jobs triggered per model (new samples crossed the threshold)",
             wl,
             registry=r,
         )
@@ -211,6 +209,13 @@ class MetricsRecorder(Recorder):
             wl,
             registry=r,
         )
+        self.build_info = Gauge(
+            "sloscale_build_info",
+            "Always 1; the running sloscale's version in the label (join on it in queries)",
+            ["version"],
+            registry=r,
+        )
+        self.build_info.labels(version=__version__).set(1)
         self.leader = Gauge(
             "sloscale_leader", "1 while this replica leads (and so ticks), 0 otherwise", registry=r
         )
@@ -355,9 +360,8 @@ class MetricsRecorder(Recorder):
                 self.changes.labels(workload=d.target, reason=d.reason.value).inc()
             if d.reason is Reason.RETRAIN_TRIGGERED and d.applied:
                 self.retrain_triggers.labels(workload=d.target).inc()
-                self.retrain_triggered.labels(workload=d.target).inc()
         for s in report.retraining:
-            self.retrain_triggered.labels(workload=s.key)  # a zero, not an absent series
+            self.retrain_triggers.labels(workload=s.key)  # a zero, not an absent series
             _set_optional(self.retrain_samples_pending, s.key, s.samples_since_watermark)
         for j in report.plan.jobs:
             self.changes.labels(workload=j.ref.key, reason=j.reason.value).inc()

@@ -13,19 +13,23 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from sloscale.bench.output import format_table, to_json
-from sloscale.bench.runner import run_all, runs_for
+from sloscale.bench.results import PolicyResult
+from sloscale.bench.runner import RunSpec, run_all, runs_for
 from sloscale.bench.settings import (
     DEFAULT_HPA_TARGETS_PCT,
     POLICY_NAMES,
     BenchError,
     BenchSettings,
 )
-from sloscale.bench.setup import prepare
+from sloscale.bench.setup import BenchSetup, prepare
+from sloscale.bench.suite.schedule import WEIGHT
 from sloscale.errors import error_line
+from sloscale.progress import Progress, progress_stream
 
 EXIT_BAD_INPUT = 2
 
@@ -96,10 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", type=Path, dest="json_out", help="write the results as JSON")
     p.add_argument("--report", type=Path, help="write PNG plots and index.html to this folder")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a line on stderr as each replay finishes (default: when stderr is a terminal)",
+    )
     return p
 
 
-def settings_from(argv: Sequence[str]) -> tuple[BenchSettings, Path | None, Path | None]:
+@dataclass(frozen=True, slots=True)
+class BenchOutputs:
+    """Where ``sloscale bench`` writes besides its table: JSON, the report, progress."""
+
+    json_out: Path | None = None
+    report_dir: Path | None = None
+    progress: bool | None = None  # None: when stderr is a terminal
+
+
+def settings_from(argv: Sequence[str]) -> tuple[BenchSettings, BenchOutputs]:
     args = build_parser().parse_args(list(argv))
     settings = BenchSettings(
         trace=args.trace,
@@ -114,14 +133,40 @@ def settings_from(argv: Sequence[str]) -> tuple[BenchSettings, Path | None, Path
     ).validate()
     if args.seed < 0:
         raise BenchError(f"--seed must be >= 0, got {args.seed}")
-    return settings, args.json_out, args.report
+    return settings, BenchOutputs(args.json_out, args.report, args.progress)
+
+
+def replay_progress(
+    err: TextIO | None, setup: BenchSetup, runs: Sequence[RunSpec]
+) -> Callable[[PolicyResult], None]:
+    """One progress line per finished replay; the ETA weighs each replay by its simulated
+    hours and its policy's cost (the suite's cost model)."""
+    hours = setup.duration_s / 3600.0
+    units = {r.label: hours * WEIGHT.get(r.policy, 1.0) for r in runs}
+    workers = min(setup.settings.workers, len(runs))
+    progress = Progress(err, len(runs), "replays", workers)
+    left = dict(units)
+
+    def on_done(result: PolicyResult) -> None:
+        progress.finished(result.wall_s, left.pop(result.name, 0.0))
+        att = "n/a" if result.slo_attainment is None else f"{100 * result.slo_attainment:.3f} %"
+        line = (
+            f"{result.name}: {att} {'met' if result.met else 'MISS'}, "
+            f"{result.gpu_hours:.1f} GPU-h ({result.wall_s:.1f} s)"
+        )
+        progress.report(line, len(runs) - len(left), sum(left.values()))
+
+    return on_done
 
 
 def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
-    settings, json_out, report_dir = settings_from(argv)
+    settings, outputs = settings_from(argv)
+    json_out, report_dir = outputs.json_out, outputs.report_dir
     setup = prepare(settings)
+    runs = runs_for(settings.policies, settings.hpa_targets_pct)
+    on_done = replay_progress(progress_stream(outputs.progress, err), setup, runs)
     started = time.perf_counter()
-    results = run_all(setup, runs_for(settings.policies, settings.hpa_targets_pct))
+    results = run_all(setup, runs, on_done)
     wall = time.perf_counter() - started
     print(format_table(setup, results, wall), file=out)
     payload = to_json(setup, results)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -137,16 +137,29 @@ def run_one(setup: BenchSetup, run: RunSpec) -> PolicyResult:
     )
 
 
-def run_all(setup: BenchSetup, runs: Sequence[RunSpec]) -> dict[str, PolicyResult]:
-    """Every run, in worker processes when ``settings.workers > 1``; keyed by label."""
+def run_all(
+    setup: BenchSetup,
+    runs: Sequence[RunSpec],
+    on_done: Callable[[PolicyResult], None] | None = None,
+) -> dict[str, PolicyResult]:
+    """Every run, in worker processes when ``settings.workers > 1``; keyed by label.
+
+    ``on_done`` sees each result as its replay finishes (in finishing order, for progress).
+    """
     workers = min(setup.settings.workers, len(runs))
+    done = on_done or (lambda _result: None)
     if workers <= 1:
-        results = [run_one(setup, r) for r in runs]
+        results = []
+        for r in runs:
+            results.append(run_one(setup, r))
+            done(results[-1])
     else:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             # longest first: sloscale runs the whole control loop
             order = sorted(runs, key=lambda r: r.policy != "sloscale")
             futures = {r.label: pool.submit(run_one, setup, r) for r in order}
+            for future in as_completed(futures.values()):
+                done(future.result())
             results = [futures[r.label].result() for r in runs]
     return {r.name: r for r in results}

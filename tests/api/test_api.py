@@ -2,6 +2,7 @@
 
 from fastapi.testclient import TestClient
 
+from controller import __version__
 from controller.loop import Controller, LoopConfig
 from sloscale.api import create_app
 from sloscale.telemetry import MetricsRecorder
@@ -121,3 +122,13 @@ def test_before_the_first_tick_the_api_says_retry_not_unknown() -> None:
     client, _ = client_after(1)
     assert client.get("/api/v1/workloads/default/chat").status_code == 200
     assert client.get("/api/v1/workloads/default/nope").status_code == 404
+
+
+def test_metrics_say_the_build_and_count_retraining_triggers_once() -> None:
+    """``*_build_info`` as Prometheus' own exporters have it; one retraining counter, not two
+    near-twins (``sloscale_retrain_triggered_total`` was merged into ``*_triggers_total``)."""
+    client, _ = client_after(1)
+    text = client.get("/metrics").text
+    assert f'sloscale_build_info{{version="{__version__}"}} 1.0' in text
+    assert 'sloscale_retrain_triggers_total{workload="default/chat"} 0.0' in text
+    assert "sloscale_retrain_triggered_total" not in text

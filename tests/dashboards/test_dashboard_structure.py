@@ -91,8 +91,8 @@ def test_every_query_uses_the_datasource_variable(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_time_series_has_a_unit_and_a_question(name: str) -> None:
-    series = [p for p in DASHBOARDS[name]["panels"] if p["type"] == "timeseries"]
+def test_every_panel_has_a_unit_and_a_question(name: str) -> None:
+    series = [p for p in DASHBOARDS[name]["panels"] if p["type"] != "row"]
     assert series
     for p in series:
         assert p["fieldConfig"]["defaults"].get("unit"), p["title"]
@@ -176,3 +176,41 @@ def test_generation_imports_no_client_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def _steps(panel: dict[str, Any]) -> list[tuple[str, float | None]]:
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return [(step["color"], step["value"]) for step in steps]
+
+
+def test_slo_overview_opens_with_attainment_budget_and_burn_rate_at_a_glance() -> None:
+    """Stat and gauge panels coloured by threshold: attainment against the objective (red
+    below it), budget left (red under 25 %), burn rate (red at the 14.4× page level)."""
+    panels = DASHBOARDS["slo-overview"]["panels"]
+    assert [p["title"] for p in panels[:4]] == [
+        "At a glance",
+        "Attainment above objective",
+        "Error budget left",
+        "Burn rate over 1h",
+    ]
+    margin, budget, burn = panels[1:4]
+    assert (margin["type"], budget["type"], burn["type"]) == ("stat", "gauge", "stat")
+    assert _steps(margin) == [("red", None), ("green", 0.0)]
+    assert "sloscale_workload_objective_ratio" in margin["targets"][0]["expr"]
+    assert _steps(budget) == [("red", None), ("orange", 0.25), ("green", 0.5)]
+    assert (budget["fieldConfig"]["defaults"]["min"], budget["fieldConfig"]["defaults"]["max"]) == (
+        0,
+        1,
+    )
+    assert _steps(burn) == [("green", None), ("yellow", 1.0), ("orange", 6.0), ("red", 14.4)]
+    for p in (margin, budget, burn):
+        assert p["fieldConfig"]["defaults"]["color"] == {"mode": "thresholds"}
+        assert p["options"]["reduceOptions"]["calcs"] == ["lastNotNull"]
+        assert all(t["instant"] and not t["range"] for t in p["targets"])
+
+
+def test_a_panel_refuses_an_unknown_kind_or_a_colour_per_band_missing() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        Panel("a", "?", "s", (Query("up"),), kind="piechart")
+    with pytest.raises(ValueError, match="colour"):
+        Panel("a", "?", "s", (Query("up"),), thresholds=(1.0, 2.0), colors=("red", "green"))

@@ -2,8 +2,11 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,70 @@ def test_the_shipped_manifests_pass_arguments_the_cli_accepts() -> None:
         parsed = parser.parse_args([*args, *extra])
         assert parsed.command == "run" and parsed.cluster == "kubernetes"
         assert parsed.leader_elect
+
+
+def test_verbose_logs_each_change_as_a_readable_line() -> None:
+    """``-v``: target, current -> desired, reason and message, not the dataclasses' reprs."""
+    proc = run_cli("-v", "demo", "--hours", "0.3", "--no-serve", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    lines = [
+        ln.split(" sloscale.loop: ", 1)[1]
+        for ln in proc.stderr.splitlines()
+        if " INFO sloscale.loop: " in ln
+    ]
+    assert lines, proc.stderr
+    shape = re.compile(
+        r"^demo/[\w-]+: \d+ replicas? x \d+ % -> \d+ replicas? x \d+ %, [A-Z]\w+: \S.*$"
+    )
+    assert [ln for ln in lines if not shape.match(ln)] == []
+    assert "Allocation(" not in proc.stderr
+
+
+def test_demo_serve_after_keeps_the_api_until_sigterm() -> None:
+    """``--serve-after``: the summary is printed, then the API still answers (the run's last
+    state) until SIGTERM, which ends the command with exit 0."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sloscale.cli",
+            "demo",
+            "--hours",
+            "0.1",
+            "--port",
+            "0",
+            "--quiet",
+            "--serve-after",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # stderr is line-buffered: each line as it is printed
+            lines.append(line)
+            if line.startswith("demo over:"):
+                break
+        over = lines[-1]
+        assert over.startswith("demo over: the API stays on http://127.0.0.1:"), "".join(lines)
+        url = over.split(" on ", 1)[1].split()[0]
+        with urllib.request.urlopen(f"{url}/api/v1/workloads", timeout=10) as resp:
+            body = json.loads(resp.read())
+        assert {w["workload"] for w in body["workloads"]} >= {"demo/chat"}
+        assert proc.poll() is None  # still serving
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "SLO attained" in out  # the summary came before the API stayed up
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_serve_after_without_the_api_is_one_line_and_exit_2(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["demo", "--hours", "0.1", "--no-serve", "--serve-after"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--serve-after needs the API" in err[0]

@@ -109,5 +109,5 @@ def test_retraining_is_visible_on_the_api_and_metrics() -> None:
     assert chat["threshold"] > 0 and chat["last_job"]["outcome"] == "Succeeded"
     assert models["ml/broken"]["state"] == RetrainState.BLOCKED.value
     text = client.get("/metrics").text
-    assert 'sloscale_retrain_triggered_total{workload="ml/chat"} 1.0' in text
+    assert 'sloscale_retrain_triggers_total{workload="ml/chat"} 1.0' in text
     assert 'sloscale_retrain_samples_pending{workload="ml/chat"}' in text

@@ -36,6 +36,7 @@ from sloscale.bench.suite.demo import DemoOutcome, run_demo_seed
 from sloscale.bench.suite.outcome import Outcome
 from sloscale.bench.suite.replay import BenchKnobs, hpa_run, replay, rps_run, run_label
 from sloscale.bench.suite.search import SearchRange, SearchResult, TargetSearch
+from sloscale.progress import Progress
 
 HPA_RANGE = SearchRange(20, 95)
 """GPU utilisation targets, in %."""
@@ -111,37 +112,6 @@ class _Inline(Executor):
         return future
 
 
-@dataclass
-class _Progress:
-    err: TextIO | None
-    cells: int
-    workers: int
-    started: float = field(default_factory=time.perf_counter)
-    spent_s: float = 0.0  # wall seconds of the replays done in this run
-    spent_units: float = 0.0  # their cost units
-
-    def rate(self) -> float:
-        """Seconds per cost unit (a simulated hour of an HPA replay)."""
-        return self.spent_s / self.spent_units if self.spent_units > 0 else 0.1
-
-    def report(self, line: str, cells_done: int, remaining_units: float) -> None:
-        if self.err is None:
-            return
-        elapsed = time.perf_counter() - self.started
-        eta = remaining_units * self.rate() / max(1, self.workers)
-        print(
-            f"[{_clock(elapsed)} elapsed, ETA {_clock(eta)}] cells {cells_done}/{self.cells}: "
-            f"{line}",
-            file=self.err,
-            flush=True,
-        )
-
-
-def _clock(seconds: float) -> str:
-    s = max(0, round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 def _units(job: Job, demo_hours: float) -> float:
     if job.cell is None or job.run is None:
         return DEMO_START_UNITS + demo_hours * WEIGHT["demo"]
@@ -166,7 +136,7 @@ class Scheduler:
         self.fixed: int | None = None
         self.fixed_started = False
         self.replays = 0
-        self.progress = _Progress(err, len(plan.cells), plan.workers)
+        self.progress = Progress(err, len(plan.cells), "cells", plan.workers)
 
     # -- guesses -------------------------------------------------------------------------------
 
@@ -356,8 +326,7 @@ class Scheduler:
                 f"{'n/a' if att is None else f'{100 * att:.3f} %'} "
                 f"{'met' if result.met else 'MISS'}, {result.gpu_hours:.1f} GPU-h"
             )
-        self.progress.spent_s += result.wall_s
-        self.progress.spent_units += units
+        self.progress.finished(result.wall_s, units)
         self.progress.report(
             f"{line} ({result.wall_s:.1f} s)", self._cells_done(), self._remaining_units()
         )
