@@ -15,10 +15,11 @@ ports and the simulator's ground truth) and returns the ``Violation``s. The inva
   ``ResizeFailed`` rollback, which restores the last good slice of a resize whose pods are
   not ready: the pods it replaces serve nothing, so it removes no serving capacity; and a
   ``CapacityLimited`` fallback of the fit stage, when the pool does not hold the size the
-  workload wants, that removes no serving capacity: a trim of replicas down to the pods
-  placed on a card (those it removes are Pending), or more replicas of a smaller slice
-  that serve more than before (in the simulator's ground truth: a slice past the model's
-  saturation share buys nothing, ``ports.serving_units``);
+  workload wants, or an ``AtMax`` allocation, when max-replicas does not, that removes no
+  serving capacity: a trim of replicas down to the pods placed on a card (those it removes
+  are Pending), or more replicas of a smaller slice that serve more than before (in the
+  simulator's ground truth: a slice past the model's saturation share buys nothing,
+  ``ports.serving_units``);
 - ``bounds``: every applied change keeps replicas within min/max and the slice within
   slice-min/slice-max;
 - ``capacity``: after every tick no card holds more share or memory than it has;
@@ -91,14 +92,20 @@ def is_scale_down(before: Allocation, after: Allocation) -> bool:
     return after.replicas < before.replicas or after.slice_pct < before.slice_pct
 
 
+WANTS_MORE = frozenset({Reason.CAPACITY_LIMITED, Reason.AT_MAX})
+"""Reasons that say the workload wanted more than it got: the pool did not hold its size
+(``CapacityLimited``), or max-replicas did not (``AtMax``: the strongest allocation within
+it). Such a change to more replicas of a smaller slice is a scale-up in what is served."""
+
+
 def removes_serving(change: ScaleChange) -> bool:
-    """A scale-down the window rule applies to: not a ``ResizeFailed`` rollback, nor a
-    ``CapacityLimited`` fallback that removes no serving capacity: a trim of replicas to the
-    pods on a card, or more replicas of a smaller slice that serve more than before (the
-    pool does not hold the larger size the workload wants)."""
+    """A scale-down the window rule applies to: not a ``ResizeFailed`` rollback, nor a change
+    that wanted more (``WANTS_MORE``) and removes no serving capacity: a trim of replicas to
+    the pods on a card, or more replicas of a smaller slice that serve more than before (the
+    pool or max-replicas does not hold the larger size the workload wants)."""
     if not is_scale_down(change.before, change.after) or change.reason is Reason.RESIZE_FAILED:
         return False
-    if change.reason is Reason.CAPACITY_LIMITED and (
+    if change.reason in WANTS_MORE and (
         change.serving_before is not None
         and change.serving_after is not None
         and change.serving_after >= change.serving_before

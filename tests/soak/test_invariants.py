@@ -99,6 +99,10 @@ def test_trimming_replicas_that_never_got_a_card_is_no_scale_down() -> None:
         (7.0, Reason.CAPACITY_LIMITED, False),  # 4 x 100 % -> 7 x 50 % at s_sat 50: 4 -> 7
         (3.0, Reason.CAPACITY_LIMITED, True),  # serves less: a scale-down
         (7.0, Reason.RESIZE, True),  # the planner's own choice: the window applies
+        # at max-replicas the strongest allocation: 5 x 100 % -> 8 x 50 % at s_sat 50 serves
+        # 8 replicas' worth for 5 (soak seed 1, t=10740 s, demo/vision); serving less is not
+        (7.0, Reason.AT_MAX, False),
+        (3.0, Reason.AT_MAX, True),
     ],
 )
 def test_a_capacity_fallback_that_serves_more_is_no_scale_down(
