@@ -156,6 +156,21 @@ def apply_scale_down_delay(
     history = (*history, (now_s, proposal.allocation))
     current = inp.current
     if proposal.allocation.share_pct >= current.share_pct:
+        if is_scale_down(current, proposal.allocation) and (
+            strongest.share_pct > proposal.allocation.share_pct
+        ):
+            # more share but fewer pods (a larger slice): it takes pods away while the
+            # window asked for more, and a slice past the model's saturation share serves
+            # nothing more, so it is a scale-down until the window agrees (soak seed 3:
+            # 6 x 80 % -> 5 x 100 % 15 s after 8 x 80 % was recommended)
+            held = proposal.then(
+                current,
+                Reason.SCALE_DOWN_STABILIZED,
+                ABLE,
+                f"recommendations of the last {delay_s:.0f} s were higher: no pods taken away",
+                status=False,
+            )
+            return held, history
         return proposal, history
     if strongest.share_pct >= current.share_pct:
         held = proposal.then(

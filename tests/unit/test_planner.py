@@ -485,6 +485,24 @@ class TestStabilise:
         )
         assert p2.allocation == Allocation(2, 50)
 
+    def test_a_larger_slice_with_fewer_pods_waits_for_the_window(self) -> None:
+        # 6 x 80 % -> 5 x 100 %: more share, one pod fewer, 15 s after 8 x 80 % was
+        # recommended; past the model's saturation share the 100 % slice serves no more
+        # than 80 %, so it takes capacity away: held until the window agrees
+        inp = workload(
+            replicas=6, slice_pct=80, memory=PlannerMemory(((985.0, Allocation(8, 80)),))
+        )
+        bigger = Proposal(Allocation(5, 100), Reason.RESIZE)
+        p, history = apply_scale_down_delay(inp, bigger, 1000.0, CFG.stabilise)
+        assert (p.allocation, p.reason) == (Allocation(6, 80), Reason.SCALE_DOWN_STABILIZED)
+        assert history[-1] == (1000.0, Allocation(5, 100))
+        later = replace(inp, memory=PlannerMemory(((600.0, Allocation(8, 80)),)))
+        p, _ = apply_scale_down_delay(later, bigger, 1000.0, CFG.stabilise)
+        assert p.allocation == Allocation(5, 100)  # the window agrees: resized
+        grow = Proposal(Allocation(6, 100), Reason.RESIZE)  # no pod taken away: at once
+        p, _ = apply_scale_down_delay(inp, grow, 1000.0, CFG.stabilise)
+        assert p.allocation == Allocation(6, 100)
+
     def test_an_on_off_service_holds_its_recommendations_longer(self) -> None:
         # 30 of the profile's 100 steps without a request (on_off_idle_share 0.25): the
         # 4 x 50 % of 900 s ago still bounds a scale-down 38 minutes on, and not after 40
