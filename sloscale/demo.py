@@ -227,12 +227,15 @@ def build_demo(
 
 def run_demo(
     options: DemoOptions,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
     stop: threading.Event | None = None,
 ) -> int:
     """Run the demo and print its summary; with ``serve_after``, then serve the API until
-    ``stop`` is set (SIGTERM sets it) or Ctrl-C."""
+    ``stop`` is set (SIGTERM sets it) or Ctrl-C. ``out``/``err``: the streams of the moment
+    by default (not of import time, which a test's closed capture may be)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     serve = options.serve and options.restart_every_s is None  # the API shows one controller
     if options.serve_after and not serve:
         why = "--no-serve" if not options.serve else "--restart-every (the API is not served)"

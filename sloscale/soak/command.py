@@ -169,8 +169,13 @@ def to_json(options: SoakOptions, run: FaultyRun, table: list[ServiceRow]) -> di
     }
 
 
-def run_soak(options: SoakOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Run the soak and its fault-free twin; print the report. 1 on a violation, else 0."""
+def run_soak(options: SoakOptions, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the soak and its fault-free twin; print the report. 1 on a violation, else 0.
+
+    ``out``/``err`` default to the streams of the moment (not of import time: a test's
+    captured stream may be closed by the next)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     started = time.perf_counter()
     plan = plan_faults(
         options.days,

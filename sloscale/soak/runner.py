@@ -299,8 +299,10 @@ def fault_free(demo_options: DemoOptions, days: float) -> SimReport:
     return build_demo(demo_options).run(days * 24.0)
 
 
-def progress_printer(label: str, days: float, err: TextIO = sys.stderr) -> Callable[[float], None]:
+def progress_printer(label: str, days: float, err: TextIO | None = None) -> Callable[[float], None]:
+    stream = err or sys.stderr  # the stream of the moment, not of import time
+
     def on_day(day: float) -> None:
-        print(f"[{label}] day {day:g}/{days:g}", file=err, flush=True)
+        print(f"[{label}] day {day:g}/{days:g}", file=stream, flush=True)
 
     return on_day
