@@ -37,6 +37,11 @@ class HeadroomConfig:
     pacing_lookback_s: float = 3600.0  # the burn rate the rate margin is steered by
     rate_margin_gain: float = 0.002  # per tick, per unit of that burn rate off 1
     rate_margin_keep: float = 0.997  # per tick once the budget is back (half-life ~1 h)
+    pacing_gain: float = 0.0  # burn-rate target per unit of budget left above budget_reserve
+    budget_reserve: float = 0.2  # share of the error budget pacing aims to keep unspent
+    pacing_min_burn_rate: float = 0.25  # the lowest burn rate pacing asks for when overspent
+    floor_weight: float = 1.0  # how much of the budget-driven floor applies (0: none)
+    band_weight: float = 1.0  # how far an overspent budget moves the rate to the upper band
 
 
 def next_headroom(
@@ -65,7 +70,8 @@ def next_headroom(
     """
     floor = headroom_floor(budget_remaining, cfg)
     burn = window_burn_rate(metrics, spec) or 0.0
-    step = min(cfg.headroom_step_up, cfg.headroom_gain * (burn - cfg.target_burn_rate))
+    target = paced_burn_rate(budget_remaining, cfg)
+    step = min(cfg.headroom_step_up, cfg.headroom_gain * (burn - target))
     if not sized_for_window:
         step = min(step, 0.0)
     return min(cfg.max_headroom, max(floor, memory.headroom + step))
@@ -100,6 +106,17 @@ def next_rate_margin(
         return margin
     step = min(cfg.headroom_step_up, cfg.rate_margin_gain * (recent_burn_rate - 1.0))
     return max(0.0, margin + step)
+
+
+def paced_burn_rate(budget_remaining: float, cfg: HeadroomConfig) -> float:
+    """The burn rate the headroom steers each window toward, from the budget left.
+
+    ``target_burn_rate`` while ``budget_reserve`` of the budget is left; more with more left
+    (an unspent budget is GPU share held for nothing), less with less (down to
+    ``pacing_min_burn_rate``), by ``pacing_gain`` per unit of budget. Purely computational.
+    """
+    paced = cfg.target_burn_rate + cfg.pacing_gain * (budget_remaining - cfg.budget_reserve)
+    return max(cfg.pacing_min_burn_rate, paced) if cfg.pacing_gain > 0 else cfg.target_burn_rate
 
 
 def window_burn_rate(metrics: WorkloadMetrics, spec: SloSpec) -> float | None:
@@ -139,7 +156,7 @@ def headroom_floor(budget_remaining: float, cfg: HeadroomConfig) -> float:
     as the rest of the budget goes, by ``budget_overspent``'s convex schedule. Purely
     computational.
     """
-    over = budget_overspent(budget_remaining, cfg)
+    over = budget_overspent(budget_remaining, cfg) * cfg.floor_weight
     return cfg.min_headroom + (cfg.max_headroom - cfg.min_headroom) * over
 
 

@@ -38,7 +38,7 @@ def sizing_rate_rps(inp: WorkloadInput, cfg: HeadroomConfig) -> float:
     expected = max(inp.metrics.request_rate_rps or 0.0, inp.rate_forecast_rps or 0.0)
     upper = inp.rate_upper_rps
     if upper is not None and upper > expected:
-        expected += budget_overspent(inp.budget_remaining, cfg) * (upper - expected)
+        expected += budget_overspent(inp.budget_remaining, cfg) * cfg.band_weight * (upper - expected)
     return expected * (1.0 + inp.memory.rate_margin)
 
 

@@ -126,3 +126,14 @@ def test_an_integer_constant_refuses_a_fraction() -> None:
     assert setting_variant("stabilise.tolerance=8", base).planner.stabilise.tolerance == 8
     with pytest.raises(ValueError, match="integer"):
         setting_variant("stabilise.tolerance=2.5", base)
+
+
+def test_settings_joined_by_plus_are_applied_together() -> None:
+    from sloscale.bench.suite.ablation import setting_variant
+
+    v = setting_variant("headroom.target_burn_rate=1.0+headroom.min_headroom=0")
+    assert v.name == "headroom.target_burn_rate=1.0+headroom.min_headroom=0"
+    assert v.planner.headroom.target_burn_rate == 1.0
+    assert v.planner.headroom.min_headroom == 0.0
+    with pytest.raises(ValueError, match="no number"):
+        setting_variant("headroom.target_burn_rate=1.0+headroom.nosuch=1")

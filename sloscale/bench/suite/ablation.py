@@ -79,6 +79,11 @@ def setting_variant(text: str, base: PlannerConfig | None = None) -> Variant:
     a finite number, or a field that is not a number.
     """
     base = base or PlannerConfig()
+    if "+" in text:  # several settings at once: a+b+c, applied in turn
+        changed = base
+        for part in text.split("+"):
+            changed = setting_variant(part, changed).planner
+        return Variant(text.strip(), f"{text.strip()} (together)", changed)
     path, sep, raw = text.partition("=")
     stage_name, dot, field_name = path.strip().partition(".")
     if not sep or not dot:
