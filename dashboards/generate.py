@@ -37,19 +37,23 @@ every panel's queries against a real Prometheus scraping a short closed loop.
   `namespace`/`workload` variables, cut out of the controller's `workload="<ns>/<name>"` label.
   sloscale's decisions that change something (ScaleUp, ScaleDown, Resize, Preempted, Resumed,
   ...) are drawn as annotations on every time series.
-- `sloscale rules FILE...` (or `--from-cluster`) prints a `PrometheusRule` per SLO
-  (`--format rules`: a plain Prometheus rule file; `--out DIR`: both, one file per SLO):
-  recording rules keeping good and total request rates apart per window, and the SRE
-  workbook's multi-window, multi-burn-rate alerts (`SloscaleErrorBudgetBurn`: 14.4× over 1 h
-  and 5 m and 6× over 6 h and 30 m page; 3× over 1 d and 2 h and 1× over 3 d and 6 h open a
-  ticket), every window scaled by the SLO window / 30 d; plus `SloscaleSLIMissing` when the
-  SLI series is gone, and `SloscaleLatencyTargetUnresolved` when the controller says the
-  workload's latency histogram cannot resolve its target (its SLI is then a lower bound).
-  The SLI is the controller's `sloscale_workload_requests_total` and
-  `sloscale_workload_good_requests_total`, so the rules work for every metrics profile.
+- `sloscale rules FILE...` (or `--from-cluster`) prints a `PrometheusRule` per SLO and one
+  for the controller (`--format rules`: a plain Prometheus rule file; `--format sloth`: Sloth
+  specs; `--out DIR`: every form, one file per SLO). The SLI is each workload's own latency
+  histogram, its bucket at the target over its count (`dashboards/sli.py`), so it exists while
+  the controller is down; records follow Sloth's names (`slo:sli_error:ratio_rate<w>`,
+  `slo:objective:ratio`, `slo:error_budget:ratio`, burn rates); `SloscaleErrorBudgetBurn` is
+  the SRE workbook's multi-window, multi-burn-rate alert on Sloth's windows (5m to 3d; at 30
+  days 14.4× over 1 h and 5 m and 6× over 6 h and 30 m page, 3× over 1 d and 2 h and 1× over
+  3 d and 6 h open a ticket) for 28- and 30-day SLOs, Pyrra's scaled ones otherwise;
+  `SloscaleSLIMissing` when the SLI's series are gone; `SloscaleLatencyTargetUnresolved` when
+  the controller says the histogram cannot resolve the target; and the controller's
+  `SloscaleNoLeader`, `SloscaleTickErrors`, `SloscaleMetricsUnavailable`, which like every
+  rule on the controller's series keep the leader's. See `docs/slo-rules.md`.
 - `deploy/grafana/`: ConfigMaps labelled `grafana_dashboard: "1"` for the Grafana sidecar,
-  and a file-provisioning example. `deploy/prometheus-rules/`: example rules generated from
-  `examples/inference-deployments.yaml`, with their `promtool test rules` unit tests.
+  and a file-provisioning example. `deploy/prometheus-rules/`: example rules and Sloth specs
+  generated from `examples/inference-deployments.yaml`, with their `promtool test rules` unit
+  tests.
 
 The "workloads' own HTTP metrics" panels read the `http` profile's
 `http_server_request_duration_seconds` histogram and expect `namespace` and `deployment`
