@@ -212,11 +212,6 @@ class SloRules:
         return burn_alerts(self.window_s, self.windows)
 
 
-def scaled_alerts(window_s: float, windows: str = "auto") -> tuple[BurnAlert, ...]:
-    """The alerts of an SLO window (kept under its old name: ``burn_alerts``)."""
-    return burn_alerts(window_s, windows)
-
-
 # --------------------------------------------------------------------------------------------
 # durations
 # --------------------------------------------------------------------------------------------
@@ -860,7 +855,6 @@ __all__ = [
     "pyrra_alerts",
     "rule_file",
     "rule_group",
-    "scaled_alerts",
     "sloth_alerts",
     "tests_for",
 ]
