@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from actuators.prometheus.profiles import VLLM_TTFT
+from actuators.sim.exporter import render_openmetrics
 from actuators.sim.model import ModelParams
 from actuators.sim.queueing import Arrivals, serve_fifo
 from actuators.sim.tokens import AZURE_CODE_TRACE, TokenProfile, load_token_lengths
@@ -76,6 +78,11 @@ def test_a_ttft_slo_is_sized_by_time_to_first_token() -> None:
     ttft_ms = [m.latency_ms for m in _minutes(run, "llm/chat-ttft") if m.latency_ms]
     e2e_ms = [m.latency_ms for m in _minutes(run, "llm/chat-e2e") if m.latency_ms]
     assert float(np.median(ttft_ms)) < 0.5 * float(np.median(e2e_ms))  # ~0.37 vs ~1.7 s
+    # what a real Prometheus scraping the simulator would read it from: vLLM's TTFT histogram,
+    # written for the TTFT twin alone
+    text = render_openmetrics(run.cluster.scrape())  # type: ignore[attr-defined]
+    ttft_counts = [x for x in text.splitlines() if x.startswith(f"{VLLM_TTFT}_count")]
+    assert len(ttft_counts) == 1 and 'deployment="chat-ttft"' in ttft_counts[0]
 
 
 def _minutes(run: object, key: str) -> list:  # type: ignore[type-arg]
