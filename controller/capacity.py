@@ -20,11 +20,28 @@ estimates them from what any GPU cluster exports:
   noise overstated ``k`` by about 40 % on the bench traces (a quarter of the GPU share idle).
   Safety against the model being low is the planner's job, through the error budget.
 * **The chosen latency** (``latency-metric``): the same model learns a TTFT or TPOT quantile.
-  Time to first token is the same queueing delay plus only the prefill, so its ``a`` may be
-  well under one service time; time per output token is a small share of it. For them ``a``
-  is bounded below by ``SIGNAL_SERVICE_MULT_MIN`` instead of 1 and ``k`` by
-  ``SIGNAL_WAIT_SHAPE_MIN`` (a request's decode does not wait in a FIFO queue); end-to-end
-  latency keeps its bounds, so an e2e SLO learns exactly as before.
+  Time to first token is a queueing delay plus only the prefill, so its ``a`` may be well
+  under one service time; time per output token is a small share of it. For them ``a`` is
+  bounded below by ``SIGNAL_SERVICE_MULT_MIN`` instead of 1; end-to-end latency keeps its
+  bounds, so an e2e SLO learns exactly as before.
+* **Continuous batching** (a TTFT or TPOT SLO: an LLM server such as vLLM, SGLang or TGI). Such
+  a replica serves many requests at once: its GPU is busy nearly all the time well before its
+  first tokens slow down, and a request's card-seconds (``util x share / rate``) fall as the
+  batch grows. Read as a one-at-a-time server, it looks saturated at a fraction of what it
+  serves (#28: a 64 rps step that needs 6-7 replicas went to max-replicas). What queues in a
+  batching server is only the work it does one request at a time (vLLM's prefill, or a slot
+  in a full batch): latency is flat while that serial work is light, then rises at a knee.
+  For these SLOs the service time ``t`` is that serial time, ``serial_cost_card_s`` per
+  request, learnt from the latency itself: at high load (``rho >= LOW_LOAD_RHO`` by the
+  current ``t``) the ``t`` at which the model predicts the observed quantile at the observed
+  rate, ``a`` and ``k`` held (``serial_time_s``), smoothed in log space; at low load ``a`` as
+  above. ``t`` never exceeds the card-seconds a request costs, so the one-at-a-time model
+  is its pessimistic prior and its upper bound (serial work cannot take more GPU time than
+  the request). Busy time is no overload signal for these (a batch keeps the GPU busy at
+  any load); a queue longer than half the window still is. ``k`` is not learnt (it cannot
+  be told from ``t`` on one curve) and keeps its prior. Nothing here reads the engine's
+  parameters (batch size, prefill speed): only rate, the chosen latency and utilisation,
+  what any cluster exports. An e2e SLO never sets ``serial_cost_card_s``.
 """
 
 from __future__ import annotations
@@ -45,8 +62,11 @@ LOW_LOAD_RHO = 0.3
 WAIT_SHAPE_BOUNDS = (0.3, 3.0)
 SIGNAL_SERVICE_MULT_MIN = 0.001
 """The least ``a`` for a TTFT or TPOT SLO: a share of one service time (1 for e2e)."""
-SIGNAL_WAIT_SHAPE_MIN = 0.01
-"""The least ``k`` for a TTFT or TPOT SLO (0.3 for e2e)."""
+SERIAL_EWMA_ALPHA = 0.15
+"""Weight of one window's serial time (log space), as for the cost: the knee is a capacity."""
+BATCHING_METRICS = frozenset({LatencyMetric.TTFT, LatencyMetric.TPOT})
+"""Latencies that only continuously batching LLM servers export: their replicas serve many
+requests at once, and only the serial share of the work queues."""
 SAT_EWMA_ALPHA = 0.3
 SATURATION_RATIO = 0.95
 """Effective share under this fraction of the slice counts as saturation (measurement noise
@@ -76,10 +96,18 @@ class CapacityModel:
     wait_shape: float = 1.0  # k = (1 + cv^2) / 2; 1 is exponential service
     latency_samples: int = 0
     settle_ticks: int = 0  # ticks to wait after an overload before learning the shape again
+    serial_cost_card_s: float | None = None
+    """A batching replica's serial card-seconds per request (the knee of its latency); ``None``:
+    not learnt, or not a batching SLO, and ``cost_card_s`` stands in (one at a time)."""
 
     @property
     def known(self) -> bool:
         return self.cost_card_s is not None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether latency has been fitted: ``a`` at low load, or a batching replica's knee."""
+        return self.service_quantile_mult is not None or self.serial_cost_card_s is not None
 
 
 def quantile_multiplier(quantile: float) -> float:
@@ -96,9 +124,11 @@ def effective_share(model: CapacityModel, slice_pct: int) -> float:
 
 
 def service_time_s(model: CapacityModel, slice_pct: int) -> float:
-    """Mean service time at ``slice_pct``; requires a known cost."""
+    """Mean service time at ``slice_pct``: the serial time of a batching replica where it is
+    learnt, else a request's whole cost; requires a known cost."""
     assert model.cost_card_s is not None
-    return model.cost_card_s / effective_share(model, slice_pct)
+    cost = model.cost_card_s if model.serial_cost_card_s is None else model.serial_cost_card_s
+    return cost / effective_share(model, slice_pct)
 
 
 def _shape(model: CapacityModel, quantile: float) -> tuple[float, float, float]:
@@ -184,12 +214,15 @@ def update_capacity(
 
     latency = metrics.latency_ms
     if out.cost_card_s is not None and available(latency) and latency is not None and latency > 0:
-        if _transient(out, latency / 1000.0, rate_per_replica, metrics, current):
+        batching = metric in BATCHING_METRICS
+        if _transient(out, latency / 1000.0, rate_per_replica, metrics, current, batching):
             return replace(out, settle_ticks=SETTLE_TICKS)
         if out.settle_ticks > 0:
             return replace(out, settle_ticks=out.settle_ticks - 1)
+        if batching:
+            return _learn_batching(out, latency / 1000.0, rate_per_replica, current, quantile)
         out = _learn_latency_shape(
-            out, latency / 1000.0, rate_per_replica, metrics, current, quantile, metric
+            out, latency / 1000.0, rate_per_replica, metrics, current, quantile
         )
     return out
 
@@ -227,15 +260,17 @@ def _transient(
     rate_per_replica: float,
     metrics: WorkloadMetrics,
     current: Allocation,
+    batching: bool = False,
 ) -> bool:
     """Whether this window shows an overload or a backlog draining, not a steady state.
 
     Either poisons the latency shape: under overload the quantile grows without bound, and
     while a backlog drains the rate falls (the load is gone) but the quantile still carries the
     earlier wait, which would read as a slow service at low load. Nothing is learnt from it,
-    nor from the next ``SETTLE_TICKS`` windows.
+    nor from the next ``SETTLE_TICKS`` windows. A batching replica's busy time says nothing of
+    overload (its GPU is busy at any load), so for it only the backlog counts.
     """
-    if _utilisation(model, rate_per_replica, metrics, current) >= RHO_OVERLOAD:
+    if not batching and _utilisation(model, rate_per_replica, metrics, current) >= RHO_OVERLOAD:
         return True
     return latency_s > BACKLOG_WINDOW_FRACTION * metrics.window_s
 
@@ -247,7 +282,6 @@ def _learn_latency_shape(
     metrics: WorkloadMetrics,
     current: Allocation,
     quantile: float,
-    metric: LatencyMetric = LatencyMetric.E2E,
 ) -> CapacityModel:
     """Fit ``a`` at low load and ``k`` at high load from one observed latency quantile."""
     t = service_time_s(model, current.slice_pct)
@@ -258,18 +292,59 @@ def _learn_latency_shape(
     queueing = z * rho / (1.0 - rho)
     ratio = latency_s / t
     if rho < LOW_LOAD_RHO or queueing <= 0:
-        floor = 1.0 if metric is LatencyMetric.E2E else SIGNAL_SERVICE_MULT_MIN
-        a_obs = min(3.0 * z, max(floor, ratio - k * queueing))
+        a_obs = min(3.0 * z, max(1.0, ratio - k * queueing))
         a_new = a_obs if model.service_quantile_mult is None else _smoothed(a, a_obs)
         return replace(
             model, service_quantile_mult=a_new, latency_samples=model.latency_samples + 1
         )
     lo, hi = WAIT_SHAPE_BOUNDS
-    if metric is not LatencyMetric.E2E:
-        lo = SIGNAL_WAIT_SHAPE_MIN
     k_obs = min(hi, max(lo, (ratio - a) / queueing))
     return replace(model, wait_shape=_smoothed(k, k_obs), latency_samples=model.latency_samples + 1)
 
 
 def _smoothed(old: float, new: float) -> float:
     return _ewma_log(old, new, SHAPE_EWMA_ALPHA)
+
+
+def _learn_batching(
+    model: CapacityModel,
+    latency_s: float,
+    rate_per_replica: float,
+    current: Allocation,
+    quantile: float,
+) -> CapacityModel:
+    """A batching replica's serial time at high load, ``a`` at low load (module docstring).
+
+    The load is judged by the serial time learnt so far (the whole cost before any): by busy
+    time a batching replica is always loaded.
+    """
+    assert model.cost_card_s is not None
+    share = effective_share(model, current.slice_pct)
+    t = service_time_s(model, current.slice_pct)
+    if not 0.0 < t < math.inf:
+        return model
+    rho = rate_per_replica * t
+    a, k, z = _shape(model, quantile)
+    samples = model.latency_samples + 1
+    if rho < LOW_LOAD_RHO:
+        queueing = z * rho / (1.0 - rho)
+        a_obs = min(3.0 * z, max(SIGNAL_SERVICE_MULT_MIN, latency_s / t - k * queueing))
+        a_new = a_obs if model.service_quantile_mult is None else _smoothed(a, a_obs)
+        return replace(model, service_quantile_mult=a_new, latency_samples=samples)
+    serial_obs = min(model.cost_card_s, share * serial_time_s(latency_s, rate_per_replica, a, k, z))
+    prev = model.cost_card_s if model.serial_cost_card_s is None else model.serial_cost_card_s
+    serial = _ewma_log(prev, serial_obs, SERIAL_EWMA_ALPHA)
+    return replace(model, serial_cost_card_s=serial, latency_samples=samples)
+
+
+def serial_time_s(latency_s: float, rate_rps: float, a: float, k: float, z: float) -> float:
+    """The service time ``t`` at which the model's quantile is ``latency_s`` at ``rate_rps``.
+
+    ``t * (a + k z rho / (1 - rho)) = L`` with ``rho = rate * t`` is increasing in ``t`` on
+    ``[0, 1 / rate)``, from 0 to infinity: one root, that of
+    ``(k z - a) rate t^2 + (a + L rate) t - L = 0`` written in the form that stays exact when
+    its leading coefficient is zero or negative. Always under ``1 / rate``: a steady queue.
+    """
+    quad = (k * z - a) * rate_rps
+    lin = a + latency_s * rate_rps
+    return 2.0 * latency_s / (lin + math.sqrt(lin * lin + 4.0 * quad * latency_s))

@@ -207,6 +207,7 @@ def _encode_workload(w: WorkloadSnapshot) -> dict[str, Any]:
             "waitShape": c.wait_shape,
             "latencySamples": c.latency_samples,
             "settleTicks": c.settle_ticks,
+            "serialCostCardSeconds": c.serial_cost_card_s,
         },
         "budget": None if w.budget is None else _encode_budget(w.budget),
         "slice": None if w.slice_pct is None else {"pct": w.slice_pct, "settledAt": settled},
@@ -384,6 +385,9 @@ def _decode_capacity(d: Mapping[str, Any], p: str) -> CapacityModel:
         wait_shape=positive(d.get("waitShape"), f"{p}.waitShape"),
         latency_samples=_int(d.get("latencySamples"), f"{p}.latencySamples", low=0),
         settle_ticks=_int(d.get("settleTicks"), f"{p}.settleTicks", low=0),
+        serial_cost_card_s=_opt(  # absent before batching replicas were modelled (#28)
+            d.get("serialCostCardSeconds"), f"{p}.serialCostCardSeconds", positive
+        ),
     )
 
 

@@ -206,7 +206,7 @@ def _propose(
         inp.recent_burn_rate,
         inp.budget_remaining,
         cfg.headroom,
-        learnt=inp.capacity.known and inp.capacity.service_quantile_mult is not None,
+        learnt=inp.capacity.known and inp.capacity.calibrated,
     )
     inp = replace(inp, memory=replace(inp.memory, rate_margin=margin))
     prop = size(inp, headroom, cfg, now_s)

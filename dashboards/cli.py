@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -18,7 +19,18 @@ from controller.domain import ClusterSnapshot, SpecError
 from controller.spec import format_errors, parse_slo_spec
 from dashboards.catalog import all_dashboards
 from dashboards.render import dashboard_json, yaml_documents
-from dashboards.rules import SloRules, group_name, prometheus_rule, rule_file
+from dashboards.rules import (
+    CONTROLLER_GROUP,
+    WINDOW_CHOICES,
+    SloRules,
+    controller_prometheus_rule,
+    group_name,
+    prometheus_rule,
+    resolve_windows,
+    rule_file,
+)
+from dashboards.sli import SLI_SOURCES, SliError, sli_for, sli_name
+from dashboards.sloth import prometheus_service_level, slo_period_note, sloth_spec, sloth_supports
 
 EXIT_BAD_INPUT = 2
 
@@ -78,6 +90,19 @@ def main_dashboards(argv: Sequence[str], *, err: TextIO | None = None) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RuleOptions:
+    """How ``sloscale rules`` reads each SLO: where its SLI comes from, which bucket bounds
+    its histogram has (``None``: the engine's known defaults) and which windows alert."""
+
+    sli: str = "histogram"
+    buckets_s: tuple[float, ...] | None = None
+    windows: str = "auto"
+
+
+FORMATS = ("prometheusrule", "rules", "sloth", "sloth-k8s")
+
+
 def main_rules(
     argv: Sequence[str],
     *,
@@ -88,7 +113,8 @@ def main_rules(
     """Print (or write) the SLO rules for the Deployments in manifests or in the cluster.
 
     ``cluster`` is the ``Cluster`` port the CLI hands over for ``--from-cluster``; without
-    one, ``--from-cluster`` is an input error.
+    one, ``--from-cluster`` is an input error. Warnings (an SLI read at a bucket bound below
+    the target, a profile without a histogram) go to ``err`` as one line each, exit 0.
     """
     out = out or sys.stdout
     err = err or sys.stderr
@@ -102,9 +128,34 @@ def main_rules(
     )
     parser.add_argument(
         "--format",
-        choices=("prometheusrule", "rules"),
+        choices=FORMATS,
         default="prometheusrule",
-        help="PrometheusRule objects (default) or a plain Prometheus rule file",
+        help="PrometheusRule objects (default), a plain Prometheus rule file, Sloth "
+        "prometheus/v1 specs (sloth) or Sloth PrometheusServiceLevel objects (sloth-k8s)",
+    )
+    parser.add_argument(
+        "--windows",
+        choices=WINDOW_CHOICES,
+        default="auto",
+        help="burn-rate windows: Sloth's (5m 30m 1h 2h 6h 1d 3d), Pyrra's scaled from the SLO "
+        "window, or auto (default): Sloth's for 28- and 30-day SLOs, Pyrra's otherwise",
+    )
+    parser.add_argument(
+        "--sli",
+        choices=SLI_SOURCES,
+        default="histogram",
+        help="read the SLI from each workload's latency histogram (default) or from the "
+        "sloscale controller's counters",
+    )
+    parser.add_argument(
+        "--buckets",
+        metavar="S,S,...",
+        help="the histograms' bucket bounds in seconds (default: the engine's known defaults)",
+    )
+    parser.add_argument(
+        "--no-controller-alerts",
+        action="store_true",
+        help=f"leave out the controller's own alerts ({CONTROLLER_GROUP})",
     )
     parser.add_argument(
         "--namespace", help="metadata.namespace of the PrometheusRules (default: none set)"
@@ -112,26 +163,82 @@ def main_rules(
     parser.add_argument(
         "--out",
         type=Path,
-        help="write <namespace>-<name>.prometheusrule.yaml and .rules.yaml per SLO into DIR",
+        help="write <namespace>-<name>.prometheusrule.yaml, .rules.yaml and .sloth.yaml per "
+        "SLO (and the controller's rules) into DIR",
     )
     try:
         args = parser.parse_args(list(argv))
         if bool(args.files) == bool(args.from_cluster):
             raise InputError("sloscale rules: give manifest FILEs or --from-cluster (not both)")
-        slos = slos_from_cluster(cluster) if args.from_cluster else slos_from_files(args.files)
+        options = RuleOptions(args.sli, _buckets(args.buckets), args.windows)
+        slos = (
+            slos_from_cluster(cluster, options)
+            if args.from_cluster
+            else slos_from_files(args.files, options)
+        )
+        controller = not args.no_controller_alerts
+        warnings = [w for s in slos for w in s.warnings]
         if args.out is not None:
-            write_rules(args.out, slos, args.namespace)
+            write_rules(args.out, slos, args.namespace, controller)
         elif args.format == "rules":
-            out.write(yaml_documents([rule_file(slos)]))
+            out.write(yaml_documents([rule_file(slos, controller)]))
+        elif args.format in ("sloth", "sloth-k8s"):
+            out.write(sloth_documents(slos, k8s=args.format == "sloth-k8s"))
         else:
-            out.write(yaml_documents(prometheus_rule(s, args.namespace) for s in slos))
+            objects = [prometheus_rule(s, args.namespace) for s in slos]
+            if controller:
+                objects.append(controller_prometheus_rule(args.namespace))
+            out.write(yaml_documents(objects))
+        if args.format.startswith("sloth") or args.out is not None:
+            warnings += [slo_period_note(s) for s in slos if not sloth_supports(s)]
+        warnings += _sloth_windows_warnings(slos, args.windows)
     except InputError as e:
         print(_error_line("sloscale rules", e), file=err)
         return EXIT_BAD_INPUT
+    for warning in warnings:
+        print(f"sloscale rules: warning: {warning}", file=err)
     return 0
 
 
-def write_rules(directory: Path, slos: Sequence[SloRules], namespace: str | None) -> None:
+def _sloth_windows_warnings(slos: Sequence[SloRules], windows: str) -> list[str]:
+    """``--windows sloth`` on a window Sloth has none for: burn rates may fall under 1."""
+    if windows != "sloth":
+        return []
+    return [
+        f"{s.workload}: Sloth has alert windows for 28- and 30-day SLOs only; its budget "
+        f"shares over a {s.window_s / 86400:g}-day window give burn rates "
+        + ", ".join(f"{a.burn_rate:g}" for a in s.alerts)
+        for s in slos
+        if not sloth_supports(s)
+    ]
+
+
+def _buckets(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        bounds = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(
+            f"sloscale rules: --buckets {text!r}: not a comma-separated list of seconds"
+        ) from None
+    if not bounds or any(not b > 0 for b in bounds):
+        raise InputError(f"sloscale rules: --buckets {text!r}: give positive bounds in seconds")
+    return bounds
+
+
+def sloth_documents(slos: Sequence[SloRules], *, k8s: bool = False) -> str:
+    """One Sloth document per SLO, each after a comment that says how to run Sloth on it."""
+    return "---\n".join(
+        f"# {slo_period_note(s)}\n"
+        + yaml_documents([prometheus_service_level(s) if k8s else sloth_spec(s)])
+        for s in slos
+    )
+
+
+def write_rules(
+    directory: Path, slos: Sequence[SloRules], namespace: str | None, controller: bool = True
+) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for slo in slos:
@@ -140,13 +247,24 @@ def write_rules(directory: Path, slos: Sequence[SloRules], namespace: str | None
                 yaml_documents([prometheus_rule(slo, namespace)]), encoding="utf-8"
             )
             Path(f"{stem}.rules.yaml").write_text(
-                yaml_documents([rule_file([slo])]), encoding="utf-8"
+                yaml_documents([rule_file([slo], controller=False)]), encoding="utf-8"
+            )
+            Path(f"{stem}.sloth.yaml").write_text(sloth_documents([slo]), encoding="utf-8")
+        if controller:
+            stem = directory / CONTROLLER_GROUP
+            Path(f"{stem}.prometheusrule.yaml").write_text(
+                yaml_documents([controller_prometheus_rule(namespace)]), encoding="utf-8"
+            )
+            Path(f"{stem}.rules.yaml").write_text(
+                yaml_documents([rule_file([], controller=True)]), encoding="utf-8"
             )
     except OSError as e:
         raise InputError(f"sloscale rules: cannot write to {directory}: {e.strerror}") from None
 
 
-def slos_from_cluster(cluster: SnapshotSource | None) -> list[SloRules]:
+def slos_from_cluster(
+    cluster: SnapshotSource | None, options: RuleOptions = RuleOptions()
+) -> list[SloRules]:
     if cluster is None:
         raise InputError(
             "sloscale rules: --from-cluster needs the Kubernetes adapter, which this build "
@@ -156,14 +274,16 @@ def slos_from_cluster(cluster: SnapshotSource | None) -> list[SloRules]:
         snapshot = cluster.snapshot()
     except Exception as e:  # a cluster read is I/O: report it, do not trace back
         raise InputError(f"sloscale rules: cannot read the cluster: {e}") from None
-    return slos_from_annotations((d.ref.key, d.annotations) for d in snapshot.deployments)
+    return slos_from_annotations(
+        ((d.ref.key, d.annotations) for d in snapshot.deployments), options
+    )
 
 
-def slos_from_files(files: Sequence[Path]) -> list[SloRules]:
+def slos_from_files(files: Sequence[Path], options: RuleOptions = RuleOptions()) -> list[SloRules]:
     found: list[tuple[str, Mapping[str, str]]] = []
     for path in files:
         found.extend(_deployments_in(path))
-    slos = slos_from_annotations(found)
+    slos = slos_from_annotations(found, options)
     if not slos:
         raise InputError(
             'sloscale rules: no Deployment with sloscale.io/enabled: "true" in '
@@ -174,17 +294,39 @@ def slos_from_files(files: Sequence[Path]) -> list[SloRules]:
 
 def slos_from_annotations(
     deployments: Iterator[tuple[str, Mapping[str, str]]] | Sequence[tuple[str, Mapping[str, str]]],
+    options: RuleOptions = RuleOptions(),
 ) -> list[SloRules]:
-    """Parse each Deployment's annotations; every bad one is an error (all are reported)."""
+    """Parse each Deployment's annotations and find its SLI; every bad annotation and every
+    SLI no bucket can serve is an error (all are reported)."""
     slos: list[SloRules] = []
     errors: list[SpecError] = []
+    sli_errors: list[str] = []
     for key, given in deployments:
         parsed = parse_slo_spec(key, given)
         errors.extend(parsed.errors)
-        if parsed.spec is not None:
-            slos.append(SloRules(key, parsed.spec.objective_ratio, parsed.spec.window_s))
-    if errors:
-        raise InputError(format_errors(errors))
+        spec = parsed.spec
+        if spec is None:
+            continue
+        try:
+            sli, warnings = sli_for(key, spec, options.sli, options.buckets_s)
+        except SliError as e:
+            sli_errors.append(str(e))
+            continue
+        slos.append(
+            SloRules(
+                key,
+                spec.objective_ratio,
+                spec.window_s,
+                sli=sli,
+                windows=resolve_windows(options.windows, spec.window_s),
+                slo_name=sli_name(spec.latency_metric),
+                warnings=warnings,
+            )
+        )
+    if errors or sli_errors:
+        raise InputError(
+            "\n".join(filter(None, [format_errors(errors) if errors else "", *sli_errors]))
+        )
     return sorted(slos, key=lambda s: s.workload)
 
 

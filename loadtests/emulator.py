@@ -410,6 +410,9 @@ class Emulator:
         self._prompt, self._output = config.token_lengths() if self._llm else ((), ())
         self._requests = itertools.count()
         self._pending: dict[int, asyncio.Future[Finished]] = {}
+        self._arrivals: dict[
+            int, float
+        ] = {}  # gateway arrival of each request before its first token
 
     @property
     def free(self) -> asyncio.Queue[Pod]:
@@ -445,7 +448,16 @@ class Emulator:
         for pod in self.deployment.pods:
             if pod.replica is not None and pod.replica.in_flight:
                 self._resolve(pod.replica.advance(now_s))
+                self._observe_first_tokens(pod.replica)
                 pod.busy_s = pod.replica.busy_s
+
+    def _observe_first_tokens(self, replica: BatchReplica) -> None:
+        """The TTFT histogram counts a request when its first token comes, as vLLM's does
+        (its output processor, on the first token): a scrape between a request's first token
+        and its last already sees it, and one whose answer never completes is counted too."""
+        for request, at_replica_s, first_token_s in replica.take_first_tokens():
+            arrival_s = self._arrivals.pop(request, at_replica_s)  # at the gateway
+            self.log.add_ttft(first_token_s - arrival_s)
 
     def _resolve(self, finished: list[Finished]) -> None:
         for f in finished:
@@ -460,7 +472,9 @@ class Emulator:
             if pod.replica is None:
                 limits = self.config.batch_limits(pod.slice_pct)
                 timeout = self.config.gateway_timeout_s
-                pod.replica = BatchReplica(limits, timeout_s=timeout, now_s=now_s)
+                pod.replica = BatchReplica(
+                    limits, timeout_s=timeout, now_s=now_s, track_first_tokens=True
+                )
         if not serving:
             return None
         return min(serving, key=lambda p: (p.replica.in_flight if p.replica else 0, p.name))
@@ -482,14 +496,16 @@ class Emulator:
             request = next(self._requests)
             future: asyncio.Future[Finished] = asyncio.get_running_loop().create_future()
             self._pending[request] = future
+            self._arrivals[request] = arrival
             now = time.time()
             self._resolve(pod.replica.submit(request, now, self._prompt[i], self._output[i]))
+            self._observe_first_tokens(pod.replica)
             f = await future
+            self._arrivals.pop(request, None)  # timed out before its first token
             ttft, e2e = f.first_token_s - arrival, f.done_s - arrival
             if not math.isfinite(e2e):
                 self.log.add(arrival, math.inf)
                 return 503, {"error": "not scheduled within the gateway timeout"}
-            self.log.add_ttft(ttft)
             self.log.add(arrival, ttft if self.config.latency_metric == "ttft" else e2e, e2e)
             return 200, {"pod": pod.name, "latency_ms": 1000.0 * e2e, "ttft_ms": 1000.0 * ttft}
         finally:

@@ -83,29 +83,30 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from controller import histograms
 from controller.domain import LatencyMetric, MetricsProfile
 from controller.ports import ObserveTarget
 
-HTTP_HISTOGRAM = "http_server_request_duration_seconds"
+HTTP_HISTOGRAM = histograms.HTTP_HISTOGRAM
+SGLANG_HISTOGRAM = histograms.SGLANG_HISTOGRAM
+SGLANG_ITL = histograms.SGLANG_ITL
+SGLANG_TPOT = histograms.SGLANG_TPOT
+SGLANG_TTFT = histograms.SGLANG_TTFT
+TGI_FAILURE = histograms.TGI_FAILURE
+TGI_HISTOGRAM = histograms.TGI_HISTOGRAM
+TGI_TPOT = histograms.TGI_TPOT
+VLLM_HISTOGRAM = histograms.VLLM_HISTOGRAM
+VLLM_ITL = histograms.VLLM_ITL
+VLLM_TPOT = histograms.VLLM_TPOT
+VLLM_TTFT = histograms.VLLM_TTFT
 HTTP_ACTIVE = "http_server_active_requests"
-VLLM_HISTOGRAM = "vllm:e2e_request_latency_seconds"
 VLLM_RUNNING = "vllm:num_requests_running"
 VLLM_WAITING = "vllm:num_requests_waiting"
-TGI_HISTOGRAM = "tgi_request_duration"
 TGI_REQUESTS = "tgi_request_count"
-TGI_FAILURE = "tgi_request_failure"
 TGI_QUEUE = "tgi_queue_size"
 TGI_RUNNING = "tgi_batch_current_size"
-SGLANG_HISTOGRAM = "sglang:e2e_request_latency_seconds"
 SGLANG_QUEUE = "sglang:num_queue_reqs"
 SGLANG_RUNNING = "sglang:num_running_reqs"
-VLLM_TTFT = "vllm:time_to_first_token_seconds"
-VLLM_ITL = "vllm:inter_token_latency_seconds"
-VLLM_TPOT = "vllm:time_per_output_token_seconds"
-SGLANG_TTFT = "sglang:time_to_first_token_seconds"
-SGLANG_ITL = "sglang:inter_token_latency_seconds"
-SGLANG_TPOT = "sglang:time_per_output_token_seconds"
-TGI_TPOT = "tgi_request_mean_time_per_token_duration"
 TRITON_PENDING = "nv_inference_pending_request_count"
 TRITON_SUCCESS = "nv_inference_request_success"
 TRITON_FAILURE = "nv_inference_request_failure"
@@ -120,26 +121,15 @@ COVER_TAG = "sloscale_cover"
 GROUP = "namespace, pod, deployment"
 """What every per-workload query groups by: pods map to workloads in ``podmap``."""
 
-ERROR_LABEL = "error_type"
+ERROR_LABEL = histograms.HTTP_ERROR_LABEL
 """OpenTelemetry's ``error.type`` attribute as a Prometheus label: set on failed requests."""
 
-MODEL_LABELS: dict[MetricsProfile, str] = {
-    MetricsProfile.VLLM: "model_name",
-    MetricsProfile.TRITON: "model",
-    MetricsProfile.SGLANG: "model_name",
-}
-"""The label that names the served model, per profile (``SloSpec.model`` selects on it)."""
-
-
-SIGNAL_HISTOGRAMS: dict[tuple[MetricsProfile, LatencyMetric], tuple[str, ...]] = {
-    (MetricsProfile.VLLM, LatencyMetric.TTFT): (VLLM_TTFT,),
-    (MetricsProfile.VLLM, LatencyMetric.TPOT): (VLLM_ITL, VLLM_TPOT),
-    (MetricsProfile.SGLANG, LatencyMetric.TTFT): (SGLANG_TTFT,),
-    (MetricsProfile.SGLANG, LatencyMetric.TPOT): (SGLANG_ITL, SGLANG_TPOT),
-    (MetricsProfile.TGI, LatencyMetric.TPOT): (TGI_TPOT,),
-}
-"""The histogram a ``latency-metric`` other than ``e2e`` reads, per profile: its names, the
-current first (an older name is read only for the pods that lack the current one)."""
+# The histograms' names, the model labels and ``SIGNAL_HISTOGRAMS`` (the histogram a
+# ``latency-metric`` other than ``e2e`` reads, current name first: an older name is read only
+# for the pods that lack the current one) live in ``controller.histograms``, shared with the
+# SLO rules; they are re-exported here, where they were checked upstream (above).
+MODEL_LABELS = histograms.MODEL_LABELS
+SIGNAL_HISTOGRAMS = histograms.SIGNAL_HISTOGRAMS
 
 
 def buckets_key(profile: MetricsProfile, metric: LatencyMetric) -> str:

@@ -139,6 +139,10 @@ class BatchReplica:
     now_s: float = 0.0
     busy_s: float = 0.0
     """Time spent prefilling or decoding (the GPU's busy time)."""
+    track_first_tokens: bool = False
+    """Keep each first token as it comes (``take_first_tokens``): an engine observes its TTFT
+    histogram then, not when the answer completes (the emulator's ``/metrics``)."""
+    _first_tokens: list[tuple[int, float, float]] = field(default_factory=list)
     _waiting: deque[_Request] = field(default_factory=deque)
     _prefill: deque[_Request] = field(default_factory=deque)
     _prefill_end_s: float = math.inf
@@ -155,6 +159,12 @@ class BatchReplica:
     def batch_size(self) -> int:
         """Sequences in the running batch (prefilling or decoding)."""
         return len(self._prefill) + len(self._decoding)
+
+    def take_first_tokens(self) -> list[tuple[int, float, float]]:
+        """``(request, arrival_s, first_token_s)`` of each first token since the last call, in
+        order (only with ``track_first_tokens``)."""
+        out, self._first_tokens = self._first_tokens, []
+        return out
 
     def submit(
         self, request: int, arrival_s: float, prompt_tokens: int, output_tokens: int
@@ -202,6 +212,8 @@ class BatchReplica:
     def _end_prefill(self, out: list[Finished]) -> None:
         r = self._prefill.popleft()
         r.first_token_s = self.now_s
+        if self.track_first_tokens:
+            self._first_tokens.append((r.request, r.arrival_s, r.first_token_s))
         if r.output_tokens <= 1:
             self._finish(r, out)
         else:

@@ -13,6 +13,12 @@ replica) or timed out is, as the conventions have it, in the same histogram with
 ``error.type`` (label ``error_type``, here the gateway's status ``503``; there is no failure
 counter in the conventions): in its own series, counted in ``_count`` and in the ``+Inf``
 bucket only, adding nothing to ``_sum`` (the gateway saw no response).
+
+An LLM whose SLO is on time to first token or time per output token (``latency-metric``)
+also writes that histogram under vLLM's name (``vllm:time_to_first_token_seconds``,
+``vllm:time_per_output_token_seconds``, label ``model_name`` beside the workload's), as the
+engine would: a real Prometheus scraping the simulator (``actuators.sim.http``) then holds the
+signal its SLO is judged on, not only the end-to-end latency.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from actuators.prometheus.profiles import VLLM_TPOT, VLLM_TTFT
 from actuators.sim.model import FloatArray
 
 
@@ -67,6 +74,11 @@ GPU_BUSY_NAME = "sloscale_sim_gpu_busy_seconds_total"
 READY_POD_NAME = "sloscale_sim_ready_pod_seconds_total"
 GPU_MEMORY_NAME = "sloscale_sim_gpu_memory_used_mib"
 DATA_SAMPLES_NAME = "sloscale_sim_model_data_samples_total"
+SIGNAL_HISTOGRAMS: Mapping[str, tuple[str, str]] = {
+    "ttft": (VLLM_TTFT, "Histogram of time to first token in seconds."),
+    "tpot": (VLLM_TPOT, "Histogram of time per output token in seconds."),
+}
+"""The vLLM histogram (and its help) each ``latency-metric`` other than ``e2e`` is written as."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +112,9 @@ class WorkloadSeries:
     ``latency_buckets`` on the same bounds; ``None`` for an end-to-end SLO."""
     bounds_s: tuple[float, ...] = LATENCY_BUCKETS_S
     """The finite bounds both histograms are counted on (``latency_bounds_s``)."""
+    signal_metric: str | None = None
+    """Which latency ``signal_buckets`` counts: ``ttft`` or ``tpot`` (``SIGNAL_HISTOGRAMS``)."""
+    signal_sum_s: float = 0.0
 
     def standard(self, cumulative: Sequence[float]) -> tuple[float, ...]:
         """``cumulative`` (on ``bounds_s`` and ``+Inf``) on the standard bounds only: exact,
@@ -136,6 +151,8 @@ class WorkloadExporter:
     gpu_memory_mib_by_pod: dict[str, float] = field(default_factory=dict)
     data_samples_total: float = 0.0
     signal_counts: FloatArray | None = None  # the TTFT or TPOT histogram, when one is kept
+    signal_metric: str | None = None  # which: "ttft" or "tpot" (its latency-metric)
+    signal_sum_s: float = 0.0
     _bounds: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -148,6 +165,7 @@ class WorkloadExporter:
         idx = np.searchsorted(self._bounds, finite, side="left")
         counts = np.bincount(idx, minlength=len(self._bounds) + 1).astype(np.float64)
         self.signal_counts = counts if self.signal_counts is None else self.signal_counts + counts
+        self.signal_sum_s += float(finite.sum())
 
     def observe_latencies(self, latency_s: FloatArray) -> None:
         """Count each request in its bucket (``inf`` lands in ``+Inf``)."""
@@ -179,6 +197,8 @@ class WorkloadExporter:
             if self.signal_counts is None
             else tuple(np.cumsum(self.signal_counts).tolist()),
             bounds_s=self.bounds_s,
+            signal_metric=self.signal_metric,
+            signal_sum_s=self.signal_sum_s,
         )
 
 
@@ -249,6 +269,7 @@ def render_openmetrics(scrape: Scrape) -> str:
                 out.append(f"{HISTOGRAM_NAME}_bucket{_labels(s, **failed, le=le)} {_fmt(count)}")
             out.append(f"{HISTOGRAM_NAME}_count{_labels(s, **failed)} {_fmt(s.failed_total)}")
             out.append(f"{HISTOGRAM_NAME}_sum{_labels(s, **failed)} 0")
+    out += _signal_lines(items)
     counters = [
         (GPU_USED_NAME, "GPU card-seconds of SM activity.", "gpu_used_share_s"),
         (GPU_ALLOCATED_NAME, "GPU card-seconds held.", "gpu_allocated_share_s"),
@@ -270,3 +291,23 @@ def render_openmetrics(scrape: Scrape) -> str:
         )
     out.append("# EOF")
     return "\n".join(out) + "\n"
+
+
+def _signal_lines(items: Sequence[WorkloadSeries]) -> list[str]:
+    """Each LLM's TTFT or TPOT histogram under vLLM's name, one family per name (OpenMetrics
+    keeps a family's samples together); the served model is the workload's name."""
+    out: list[str] = []
+    for metric, (name, help_text) in SIGNAL_HISTOGRAMS.items():
+        mine = [s for s in items if s.signal_metric == metric and s.signal_buckets is not None]
+        if not mine:
+            continue
+        out += [f"# TYPE {name} histogram", f"# UNIT {name} seconds", f"# HELP {name} {help_text}"]
+        for s in mine:
+            assert s.signal_buckets is not None
+            model = {"model_name": s.name}
+            les = [*(repr(b) for b in s.bounds_s), "+Inf"]
+            for le, count in zip(les, s.signal_buckets, strict=True):
+                out.append(f"{name}_bucket{_labels(s, **model, le=le)} {_fmt(count)}")
+            out.append(f"{name}_count{_labels(s, **model)} {_fmt(s.signal_buckets[-1])}")
+            out.append(f"{name}_sum{_labels(s, **model)} {_fmt(s.signal_sum_s)}")
+    return out

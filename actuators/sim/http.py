@@ -3,7 +3,8 @@
 Why it exists: ``sloscale run --prometheus-url URL --cluster sim`` runs the real loop reading a
 real Prometheus while the workloads are simulated. The simulator's exporters are published
 here in the ``http`` profile (``render_openmetrics``: ``http_server_request_duration_seconds``
-with ``namespace``/``deployment`` labels) plus dcgm-exporter-named per-pod GPU gauges
+with ``namespace``/``deployment`` labels; an LLM's TTFT or TPOT histogram under vLLM's name)
+plus dcgm-exporter-named per-pod GPU gauges
 (``DCGM_FI_DEV_GPU_UTIL`` in % of a card, ``DCGM_FI_DEV_FB_USED`` in MiB, labelled
 ``namespace``/``pod``), so the Prometheus source reads them exactly as on a real cluster.
 

@@ -127,6 +127,8 @@ class DeploymentRun:
         metric = spec.annotations.get("sloscale.io/latency-metric", "e2e").strip()
         self.latency_metric = metric if spec.model.tokens is not None else "e2e"
         """What the ground truth judges: e2e, or an LLM's ttft or tpot (its annotation)."""
+        if self.latency_metric != "e2e":
+            self.exporter.signal_metric = self.latency_metric  # written under vLLM's name
         quantile = float_annotation(spec.annotations, "latency-quantile")
         self.quantile = quantile if quantile is not None and 0 < quantile < 1 else 0.99
         # ground truth

@@ -291,7 +291,7 @@ def may_resize(inp: WorkloadInput, to_pct: int, now_s: float, cfg: SliceConfig) 
     """
     if not inp.state.settled:
         return False
-    if inp.capacity.service_quantile_mult is None:
+    if not inp.capacity.calibrated:
         return False  # latency not yet calibrated at any slice: a rollout would be a guess
     last = inp.memory.slices.last_resize_s
     return to_pct > inp.current.slice_pct or last is None or now_s - last >= cfg.resize_dwell_s
@@ -334,7 +334,7 @@ def burst_growth(choice: SliceChoice, held: Allocation) -> Allocation | None:
     slice costs less than ``burst_ratio`` times the growth's share.
     """
     inp = choice.inp
-    if inp.capacity.service_quantile_mult is None:
+    if not inp.capacity.calibrated:
         return None
     best: Allocation | None = None
     for slice_pct in choice.candidates:

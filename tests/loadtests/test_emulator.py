@@ -6,7 +6,16 @@ import asyncio
 import time
 from dataclasses import replace
 
-from loadtests.emulator import ACTIVE_NAME, Emulator, EmulatorConfig, render_metrics
+import pytest
+
+from loadtests.emulator import (
+    ACTIVE_NAME,
+    VLLM_HISTOGRAM,
+    VLLM_TTFT,
+    Emulator,
+    EmulatorConfig,
+    render_metrics,
+)
 
 CONFIG = EmulatorConfig(
     namespace="ns",
@@ -108,3 +117,34 @@ def test_a_vllm_pod_batches_and_exports_time_to_first_token() -> None:
     assert 'model_name="emulated-llm",le="0.2025"} 1' in text  # 0.2 s: first bucket above
     assert "vllm:e2e_request_latency_seconds_count" in text
     assert em.log.latency_s == [0.2] and em.log.e2e_s == [1.5]
+
+
+def _count(text: str, family: str) -> float:
+    (line,) = [x for x in text.splitlines() if x.startswith(f"{family}_count")]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_time_to_first_token_is_observed_when_the_first_token_comes() -> None:
+    # as vLLM's output processor does: a scrape between a request's first token and its last
+    # counts its TTFT already (the e2e histogram only once the answer is complete)
+    async def run() -> tuple[str, str, tuple[int, dict[str, object]]]:
+        em = Emulator(LLM)
+        em._prompt, em._output = (1000,), (150,)  # first token at 10 ms, the answer at ~0.6 s
+        admit = asyncio.create_task(em.admit_forever(0.005))
+        step = asyncio.create_task(em.step_forever(0.001))
+        try:
+            request = asyncio.create_task(em.serve())
+            await asyncio.sleep(0.2)
+            during = em.metrics()
+            result = await request
+            return during, em.metrics(), result
+        finally:
+            admit.cancel()
+            step.cancel()
+
+    during, after, (status, body) = asyncio.run(run())
+    assert status == 200 and float(body["latency_ms"]) > 400.0  # type: ignore[arg-type]
+    assert _count(during, VLLM_TTFT) == 1 and _count(during, VLLM_HISTOGRAM) == 0
+    assert _count(after, VLLM_TTFT) == 1 and _count(after, VLLM_HISTOGRAM) == 1  # once
+    ttft_sum_s = float(after.split(f"{VLLM_TTFT}_sum")[1].split()[1])
+    assert ttft_sum_s == pytest.approx(float(body["ttft_ms"]) / 1000.0)  # type: ignore[arg-type]

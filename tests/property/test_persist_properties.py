@@ -71,6 +71,7 @@ capacities = st.builds(
     wait_shape=positive,
     latency_samples=st.integers(0, 10**6),
     settle_ticks=st.integers(0, 10),
+    serial_cost_card_s=st.none() | positive,
 )
 bucket_starts = st.lists(times, unique=True, max_size=10).map(sorted)
 budgets = st.builds(

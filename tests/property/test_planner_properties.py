@@ -50,12 +50,15 @@ def specs(draw: st.DrawFn) -> SloSpec:
 def capacities(draw: st.DrawFn) -> CapacityModel:
     if draw(st.booleans()):
         return CapacityModel()
+    cost = draw(st.floats(0.0005, 2.0))
     return CapacityModel(
-        cost_card_s=draw(st.floats(0.0005, 2.0)),
+        cost_card_s=cost,
         sat_pct=draw(st.one_of(st.none(), st.floats(5, 100))),
         explored_max_pct=draw(st.sampled_from([0, 10, 50, 100])),
-        service_quantile_mult=draw(st.one_of(st.none(), st.floats(1.0, 10.0))),
+        service_quantile_mult=draw(st.one_of(st.none(), st.floats(0.001, 10.0))),
         wait_shape=draw(st.floats(0.3, 3.0)),
+        # a batching replica's knee: its serial work, never more than the request's cost
+        serial_cost_card_s=draw(st.one_of(st.none(), st.floats(0.0001, 1.0).map(cost.__mul__))),
     )
 
 

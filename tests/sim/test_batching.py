@@ -160,3 +160,19 @@ def test_serve_batched_dispatches_and_drains_removed_replicas() -> None:
     assert r.e2e_s.tolist() == pytest.approx([1.0, 1.0]) and r.served == 2
     r = serve_batched(6.0, arrivals, np.zeros(2), [], [])
     assert r.failed == 2 and np.isinf(r.ttft_s).all()
+
+
+def test_first_tokens_are_kept_as_they_come_when_tracked() -> None:
+    # what an engine's TTFT histogram needs: the first token when it comes, long before the
+    # answer completes (the emulator's /metrics observes it then)
+    replica = BatchReplica(limits(), track_first_tokens=True)
+    replica.submit(0, 0.0, 100, 50)  # prefill 0.1 s, then 49 steps of 0.1 s
+    assert replica.advance(0.5) == []  # no answer yet
+    assert replica.take_first_tokens() == [(0, 0.0, pytest.approx(0.1))]
+    assert replica.take_first_tokens() == []  # each one once
+    (done,) = replica.advance(10.0)
+    assert done.first_token_s == pytest.approx(0.1) and done.done_s == pytest.approx(5.0)
+    untracked = BatchReplica(limits())
+    untracked.submit(0, 0.0, 100, 50)
+    untracked.advance(0.5)
+    assert untracked.take_first_tokens() == []  # the simulator keeps none

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from actuators.prometheus.profiles import VLLM_TTFT
+from actuators.sim.exporter import render_openmetrics
 from actuators.sim.model import ModelParams
 from actuators.sim.queueing import Arrivals, serve_fifo
 from actuators.sim.tokens import AZURE_CODE_TRACE, TokenProfile, load_token_lengths
@@ -62,16 +64,25 @@ def test_a_ttft_slo_is_sized_by_time_to_first_token() -> None:
     rows = {r.name: r for r in summarise(report, run.world)}
     ttft, e2e = rows["llm/chat-ttft"], rows["llm/chat-e2e"]
     assert ttft.slo_attainment is not None and e2e.slo_attainment is not None
-    assert ttft.met  # 95 % of first tokens within 2 s (seed 1: all of them)
-    # the same target end to end takes far more cards (seed 1: 6.4 vs 21.1 GPU-h; seeds 2 and
-    # 3: 4.4x and 5x): sizing the TTFT twin by its end-to-end latency would cost that much
+    assert ttft.met  # 95 % of first tokens within 2 s (seed 1: 96.8 %)
+    # the same target end to end takes far more cards (seed 1: 3.7 vs 21.1 GPU-h; seeds 2 and
+    # 3: 6.8x and 7.6x): sizing the TTFT twin by its end-to-end latency would cost that much
     assert e2e.gpu_hours > 2.5 * ttft.gpu_hours
+    # and near what it needs: a batching card's knee is learnt, not its card-seconds per
+    # request (one request at a time it looked full early: 6.4 GPU-h, every first token
+    # within the target, where the objective is 95 %; #28)
+    assert ttft.gpu_hours < 4.5
     ready = {k: np.mean([m.ready_replicas for m in _minutes(run, k)]) for k in rows}
-    assert ready["llm/chat-e2e"] > 2.5 * ready["llm/chat-ttft"]  # about 10 vs 3
+    assert ready["llm/chat-e2e"] > 4 * ready["llm/chat-ttft"]  # about 10 vs 1.8 (3 before)
     # the controller read time to first token for chat-ttft: well under its e2e twin's
     ttft_ms = [m.latency_ms for m in _minutes(run, "llm/chat-ttft") if m.latency_ms]
     e2e_ms = [m.latency_ms for m in _minutes(run, "llm/chat-e2e") if m.latency_ms]
     assert float(np.median(ttft_ms)) < 0.5 * float(np.median(e2e_ms))  # ~0.37 vs ~1.7 s
+    # what a real Prometheus scraping the simulator would read it from: vLLM's TTFT histogram,
+    # written for the TTFT twin alone
+    text = render_openmetrics(run.cluster.scrape())  # type: ignore[attr-defined]
+    ttft_counts = [x for x in text.splitlines() if x.startswith(f"{VLLM_TTFT}_count")]
+    assert len(ttft_counts) == 1 and 'deployment="chat-ttft"' in ttft_counts[0]
 
 
 def _minutes(run: object, key: str) -> list:  # type: ignore[type-arg]

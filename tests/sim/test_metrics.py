@@ -11,6 +11,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.exporter import (
     LATENCY_BUCKETS_S,
+    Scrape,
     WorkloadExporter,
     latency_bounds_s,
     render_openmetrics,
@@ -223,6 +224,32 @@ def test_openmetrics_exposition_parses_and_matches_the_counters() -> None:
     assert {s.labels["pod"] for s in memory.samples if s.labels["deployment"] == "web"} == set(
         scrape.series["t/web"].gpu_memory_mib_by_pod
     )
+
+
+def test_an_llm_writes_its_ttft_histogram_under_vllms_name() -> None:
+    """A real Prometheus scraping the simulator sees the signal a TTFT SLO is judged on."""
+    chat = WorkloadExporter("llm", "chat", latency_bounds_s([2.0]))
+    chat.signal_metric = "ttft"
+    chat.observe_latencies(np.array([0.9, 1.6, 2.5, math.inf]))
+    chat.observe_signal(np.array([0.2, 0.4, 2.1, math.inf]))  # the failed one: no first token
+    plain = WorkloadExporter("llm", "web")
+    plain.observe_latencies(np.array([0.1]))
+    scrape = Scrape(60.0, {"llm/chat": chat.sample(), "llm/web": plain.sample()})
+    text = render_openmetrics(scrape)
+    families = {f.name: f for f in text_string_to_metric_families(text)}  # type: ignore[no-untyped-call]
+    ttft = families["vllm:time_to_first_token_seconds"]
+    assert (ttft.type, ttft.unit) == ("histogram", "seconds")
+    assert {s.labels["deployment"] for s in ttft.samples} == {"chat"}  # an e2e SLO: none
+    assert {s.labels["model_name"] for s in ttft.samples} == {"chat"}
+    value = {(s.name, s.labels.get("le")): s.value for s in ttft.samples}
+    assert value[("vllm:time_to_first_token_seconds_bucket", "2.0")] == 2  # at its target
+    assert value[("vllm:time_to_first_token_seconds_bucket", "+Inf")] == 3
+    assert value[("vllm:time_to_first_token_seconds_count", None)] == 3
+    assert value[("vllm:time_to_first_token_seconds_sum", None)] == pytest.approx(2.7)
+    assert "vllm:time_per_output_token_seconds" not in families
+    # the end-to-end histogram is written as before, every request in it
+    http = families["http_server_request_duration_seconds"]
+    assert sum(s.value for s in http.samples if s.name.endswith("_count")) == 5
 
 
 def test_each_workload_exports_a_bucket_at_its_own_target() -> None:

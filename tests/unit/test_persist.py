@@ -54,7 +54,7 @@ def snapshot() -> StateSnapshot:
         0.35,
         110.0,  # blind at t=110: no scale-down before t=410
     )
-    capacity = CapacityModel(0.021, 73.0, 60, 2.2, 1.3, 40, 1)
+    capacity = CapacityModel(0.021, 73.0, 60, 2.2, 1.3, 40, 1, serial_cost_card_s=0.004)
     budget = BudgetSnapshot.of(budget_with(30), SPEC)
     return StateSnapshot(
         120.0,
@@ -83,6 +83,14 @@ def test_a_document_without_the_blind_tick_reads_as_never_blind() -> None:
     restored = decode(doc)
     assert restored is not None
     assert restored.workloads["ml/chat"].memory.blind_at_s is None
+
+
+def test_a_document_without_a_serial_cost_reads_as_not_learnt() -> None:
+    doc = document()
+    del doc["workloads"]["ml/chat"]["capacity"]["serialCostCardSeconds"]  # before #28's batching
+    restored = decode(doc)
+    assert restored is not None
+    assert restored.workloads["ml/chat"].capacity.serial_cost_card_s is None
 
 
 def test_a_rolling_slice_and_an_unseen_one_survive() -> None:
