@@ -73,7 +73,7 @@ VARIANTS: tuple[Variant, ...] = _variants()
 
 def setting_variant(text: str, base: PlannerConfig | None = None) -> Variant:
     """A variant that sets one planner constant, ``stage.field=value`` (for example
-    ``headroom.target_burn_rate=0.9``): the same tool sweeps a constant as it removes a rule.
+    ``headroom.budget_reserve=0.9``): the same tool sweeps a constant as it removes a rule.
 
     Raises ``ValueError`` naming what is wrong: an unknown stage or field, a value that is not
     a finite number, or a field that is not a number.
