@@ -535,6 +535,7 @@ class Controller:
             state=dep,
             metrics=metrics,
             rate_forecast_rps=tr.forecast.mean_rps if tr.forecast else None,
+            rate_upper_rps=tr.forecast.upper_rps if tr.forecast else None,
             rate_profile_rps=tr.rate_profile_rps,
             capacity=tr.capacity,
             memory=tr.memory,

@@ -107,7 +107,7 @@ def plan(
             prop, memory = _propose(inp, now, cfg)
             if inp.warnings:
                 prop = replace(prop, conditions=(*inp.warnings, *prop.conditions))
-            options = alternatives(inp, memory.headroom, prop, now)
+            options = alternatives(inp, memory.headroom, prop, cfg.headroom, now)
         except Exception as e:  # a fuse: one workload's failure must not hold the others
             failures[given.key] = f"{type(e).__name__}: {e}"
             continue
@@ -226,7 +226,7 @@ def _propose(
         prop = apply_bounds(inp.spec, prop)
         prop = apply_idle_reclaim(inp, prop, now_s)
     # a failed resize is undone whatever the metrics say: its pods are not serving
-    prop, rollback = apply_rollback(inp, prop, now_s, headroom, cfg.rollback)
+    prop, rollback = apply_rollback(inp, prop, now_s, headroom, cfg.rollback, cfg.headroom)
     memory = replace(inp.memory, recommendations=history, headroom=headroom, rollback=rollback)
     return prop, memory
 

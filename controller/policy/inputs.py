@@ -56,6 +56,7 @@ class WorkloadInput:
     memory: PlannerMemory
     budget_remaining: float = 1.0
     recent_burn_rate: float | None = None  # over the headroom's ``pacing_lookback_s``
+    rate_upper_rps: float | None = None  # upper band of the rate over the lead time
     resume_rate_rps: float | None = None  # upper band over the resume horizon
     idle_since_s: float | None = None  # GPU utilisation under IDLE_UTIL since (None: busy)
     rate_profile_rps: tuple[float, ...] = ()  # equally likely quantiles of the step rate

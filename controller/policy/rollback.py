@@ -38,6 +38,7 @@ from controller.domain import (
     RolloutFailure,
     RolloutFailureReason,
 )
+from controller.policy.headroom import HeadroomConfig
 from controller.policy.replicas import replicas_at_slice, sizing_rate_rps
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ def apply_rollback(
     now_s: float,
     headroom: float,
     cfg: RollbackConfig,
+    headroom_cfg: HeadroomConfig,
 ) -> tuple[Proposal, RollbackMemory]:
     """Roll a failed resize back to the last good slice and back its size off; otherwise
     say which sizes are backed off. Returns the proposal and the stage's new memory."""
@@ -161,7 +163,7 @@ def apply_rollback(
         or last_good not in inp.spec.slice_options_pct()  # the spec no longer allows it
     ):
         return backoff_condition(proposal, memory, now_s), memory
-    target = Allocation(rollback_replicas(inp, last_good, headroom), last_good)
+    target = Allocation(rollback_replicas(inp, last_good, headroom, headroom_cfg), last_good)
     if last_good == current.slice_pct:  # only the memory changed: the slice is not at fault
         message = (
             f"pods of the {current.slice_pct} % slice at {inp.state.memory_mib} MiB not ready: "
@@ -191,14 +193,16 @@ def rollback_memory_mib(memory: RollbackMemory, state: DeploymentState) -> int:
     return memory.last_good_mib or state.memory_mib
 
 
-def rollback_replicas(inp: WorkloadInput, slice_pct: int, headroom: float) -> int:
+def rollback_replicas(
+    inp: WorkloadInput, slice_pct: int, headroom: float, cfg: HeadroomConfig
+) -> int:
     """Replicas of the last good slice: what the rate needs at it, and never fewer than the
     ready pods (a rollback removes no serving pod); blind, never fewer than what runs."""
     spec = inp.spec
     replicas = inp.state.ready_replicas
     if inp.metrics.core_available() and inp.capacity.known:
         budget_ms = spec.latency_target_ms * (1.0 - headroom)
-        sized = replicas_at_slice(inp, slice_pct, sizing_rate_rps(inp), budget_ms)
+        sized = replicas_at_slice(inp, slice_pct, sizing_rate_rps(inp, cfg), budget_ms)
         replicas = max(replicas, sized.replicas if sized is not None else spec.max_replicas)
     else:
         replicas = max(replicas, inp.current.replicas)

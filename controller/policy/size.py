@@ -43,7 +43,7 @@ def size(inp: WorkloadInput, headroom: float, cfg: PlannerConfig, now_s: float =
             "rate or latency unavailable: holding",
             status=False,
         )
-    rate = sizing_rate_rps(inp) + backlog_rps(inp, cfg.sizing)
+    rate = sizing_rate_rps(inp, cfg.headroom) + backlog_rps(inp, cfg.sizing)
     if not inp.capacity.known:
         return size_reactive(inp)
     budget_ms = spec.latency_target_ms * (1.0 - headroom)

@@ -18,7 +18,7 @@ import numpy as np
 
 from controller.capacity import max_rate_per_replica
 from controller.domain import Allocation, Reason
-from controller.policy.headroom import window_burn_rate
+from controller.policy.headroom import HeadroomConfig, window_burn_rate
 from controller.policy.replicas import cheapest, replicas_at_slice, replicas_for, sizing_rate_rps
 
 if TYPE_CHECKING:
@@ -127,13 +127,13 @@ def slice_candidates(inp: WorkloadInput, now_s: float) -> tuple[int, ...]:
 
 
 def alternatives(
-    inp: WorkloadInput, headroom: float, proposal: Proposal, now_s: float
+    inp: WorkloadInput, headroom: float, proposal: Proposal, cfg: HeadroomConfig, now_s: float
 ) -> tuple[Allocation, ...]:
     """Allocations at smaller slices than proposed that also meet the SLO, cheapest first:
     what placement tries when the proposal does not fit the fragmented pool."""
     if proposal.reason is Reason.METRICS_UNAVAILABLE or not inp.capacity.known:
         return ()
-    rate = sizing_rate_rps(inp)
+    rate = sizing_rate_rps(inp, cfg)
     budget_ms = inp.spec.latency_target_ms * (1.0 - headroom)
     out = []
     for slice_pct in slice_candidates(inp, now_s):

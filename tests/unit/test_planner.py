@@ -387,44 +387,59 @@ class TestErrorBudgetHeadroom:
         if burn > paced_burn_rate(r, cfg) and h >= headroom_floor(r, cfg):
             assert nxt >= min(h, cfg.max_headroom) - 1e-12  # spending too fast: never down
 
-    def test_the_sized_rate_is_the_expected_rate_never_under_the_measured_one(self) -> None:
-        inp = workload(rate=40.0, forecast=50.0)
-        assert sizing_rate_rps(inp) == 50.0
-        assert sizing_rate_rps(replace(inp, budget_remaining=-1.0)) == 50.0  # no band: pacing
-        assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0)) == 40.0
+    def test_the_sized_rate_moves_to_the_upper_band_as_the_budget_is_overspent(self) -> None:
+        inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0)
+        assert sizing_rate_rps(inp, CFG.headroom) == 50.0  # ample budget: the expected rate
+        assert sizing_rate_rps(replace(inp, budget_remaining=0.0), CFG.headroom) == 70.0
+        # half the budget past the free share: a quarter of the way (the rise is convex)
+        half = 1.0 - (CFG.headroom.budget_spend_free + 0.5 * (1.0 - CFG.headroom.budget_spend_free))
+        assert CFG.headroom.budget_pressure_exponent == 2.0
+        assert sizing_rate_rps(replace(inp, budget_remaining=half), CFG.headroom) == pytest.approx(
+            55.0
+        )
+        linear = replace(CFG.headroom, budget_pressure_exponent=1.0)
+        assert sizing_rate_rps(replace(inp, budget_remaining=half), linear) == pytest.approx(60.0)
+        # never under what is measured now
+        assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG.headroom) == 40.0
 
-    def test_a_gone_budget_raises_the_rate_margin_without_a_cap_until_it_burns_at_1(
-        self,
-    ) -> None:
+    def test_a_budget_under_its_reserve_raises_the_rate_margin_without_a_cap(self) -> None:
         cfg, memory = CFG.headroom, PlannerMemory()
+        pace = paced_burn_rate(-0.5, cfg)
+        assert pace < 1.0
         seen = []
         for _ in range(2000):  # 2000 ticks of an hour burning at 3: past every bounded margin
             memory = replace(memory, rate_margin=next_rate_margin(memory, 3.0, -0.5, cfg))
             seen.append(memory.rate_margin)
-        assert seen == sorted(seen) and seen[-1] == pytest.approx(2000 * cfg.rate_margin_gain * 2)
+        assert seen == sorted(seen)
+        assert seen[-1] == pytest.approx(2000 * cfg.rate_margin_gain * (3.0 - pace))
         assert seen[-1] > 1.0 + cfg.max_headroom  # no cap
-        # at 1 it holds; under 1 it gives back, never below nothing (it paces the burn to 1)
-        assert next_rate_margin(memory, 1.0, -0.5, cfg) == pytest.approx(memory.rate_margin)
-        assert next_rate_margin(memory, 0.5, -0.5, cfg) < memory.rate_margin
+        # at the pace it holds; under it it gives back, never below nothing
+        assert next_rate_margin(memory, pace, -0.5, cfg) == pytest.approx(memory.rate_margin)
+        assert next_rate_margin(memory, pace / 2, -0.5, cfg) < memory.rate_margin
         assert next_rate_margin(PlannerMemory(), 0.0, -0.5, cfg) == 0.0
+        # under the reserve but not gone: it already integrates, against that budget's pace
+        low = cfg.budget_reserve / 2
+        grown = next_rate_margin(PlannerMemory(), 3.0, low, cfg)
+        assert grown == pytest.approx(cfg.rate_margin_gain * (3.0 - paced_burn_rate(low, cfg)))
         # no reading, or the capacity model still being learnt (the cold start's misses): held
         assert next_rate_margin(memory, None, -0.5, cfg) == memory.rate_margin
         assert next_rate_margin(memory, 9.0, -0.5, cfg, learnt=False) == memory.rate_margin
-        # once the budget is back it is given back, to nothing
+        # once the reserve is back it is given back, to nothing
         for _ in range(6000):
-            memory = replace(memory, rate_margin=next_rate_margin(memory, 5.0, 0.01, cfg))
+            memory = replace(memory, rate_margin=next_rate_margin(memory, 5.0, 0.5, cfg))
         assert memory.rate_margin == 0.0
-        # a budget that was never gone never grows it, however hard the hour burns
-        assert next_rate_margin(PlannerMemory(), 50.0, 0.2, cfg) == 0.0
+        # a budget never under its reserve never grows it, however hard the hour burns
+        assert next_rate_margin(PlannerMemory(), 50.0, cfg.budget_reserve + 0.01, cfg) == 0.0
 
-    def test_the_rate_margin_sizes_past_the_expected_rate_and_plan_keeps_it(self) -> None:
-        inp = replace(workload(rate=40.0, forecast=70.0), budget_remaining=0.0)
+    def test_the_rate_margin_sizes_past_the_band_and_plan_keeps_it(self) -> None:
+        inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0, budget_remaining=0.0)
         margin = replace(inp, memory=PlannerMemory(rate_margin=0.5))
-        assert sizing_rate_rps(margin) == pytest.approx(105.0)
+        assert sizing_rate_rps(margin, CFG.headroom) == pytest.approx(105.0)
         gone = replace(inp, budget_remaining=-1.0, recent_burn_rate=4.0)
         result = plan([gone], [], snapshot(gone), CFG)
         grown = result.memories[gone.key].rate_margin
-        assert grown == pytest.approx(CFG.headroom.rate_margin_gain * 3.0)
+        pace = paced_burn_rate(-1.0, CFG.headroom)
+        assert grown == pytest.approx(CFG.headroom.rate_margin_gain * (4.0 - pace))
         again = replace(gone, memory=result.memories[gone.key])
         assert plan([again], [], snapshot(again), CFG).memories[gone.key].rate_margin > grown
 

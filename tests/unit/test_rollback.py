@@ -58,7 +58,7 @@ def held(inp: WorkloadInput) -> Proposal:
 
 
 def roll(inp: WorkloadInput, headroom: float = 0.0) -> tuple[Proposal, RollbackMemory]:
-    return apply_rollback(inp, held(inp), NOW, headroom, RB)
+    return apply_rollback(inp, held(inp), NOW, headroom, RB, CFG.headroom)
 
 
 class TestRollback:
