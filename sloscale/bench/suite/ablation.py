@@ -56,7 +56,8 @@ def _variants() -> tuple[Variant, ...]:
         ),
         Variant(
             "no-rate-margin",
-            "the uncapped rate margin once the budget is under its reserve (rate_margin_gain 0.002 -> 0)",
+            "the uncapped rate margin once the budget is under its reserve "
+            "(rate_margin_gain 0.002 -> 0)",
             replace(base, headroom=replace(base.headroom, rate_margin_gain=0.0)),
         ),
         Variant(
