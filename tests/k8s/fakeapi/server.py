@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from tests.k8s.fakeapi import fields
 from tests.k8s.fakeapi.handler import Handler as _Handler
 from tests.k8s.fakeapi.kinds import BY_KIND, BY_PATH, ApiFailureError, JsonObj, Kind
 from tests.k8s.fakeapi.rbac import Injected, Request, Rule, authorize, request_verb
@@ -83,10 +82,9 @@ class FakeApiServer(Subresources, Watches):
 
     # ---- test helpers (no request recorded, no RBAC) ----------------------------------------
 
-    def put(self, obj: JsonObj, *, manager: str | None = None) -> JsonObj:
-        """Create or replace an object as a controller (or kubectl) would have. With
-        ``manager``, that is an update by that field manager (``fields.record_update``);
-        without, ``obj``'s managedFields are kept as they are."""
+    def put(self, obj: JsonObj) -> JsonObj:
+        """Create or replace an object as a controller (or kubectl) would have; ``obj``'s
+        managedFields are kept as they are (``apply`` writes as a field manager)."""
         kind = BY_KIND[obj["kind"]]
         with self._cond:
             ns = obj.get("metadata", {}).get("namespace", "default") if kind.namespaced else ""
@@ -97,8 +95,6 @@ class FakeApiServer(Subresources, Watches):
                 new["metadata"].pop("namespace", None)
             else:
                 new["metadata"]["namespace"] = ns
-            if manager is not None:
-                fields.record_update(kind, old, new, manager)
             new = self._stamp(kind, new, old)
             self._commit(kind, key, "MODIFIED" if old else "ADDED", new, old)
             return copy.deepcopy(new)
