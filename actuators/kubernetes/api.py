@@ -7,7 +7,10 @@ Why it exists: every request the adapter makes goes through ``KubeApi.request`` 
 - objects stay plain JSON, exactly as the server sent them (no client models in between,
   so no field is lost or renamed);
 - a failure becomes an ``ApiError`` carrying the HTTP status, the ``Status`` reason and
-  the server's message, and a 403 names the missing verb and resource.
+  the server's message, and a 403 names the missing verb and resource;
+- every write names the field manager ``FIELD_MANAGER`` (``fieldManager``), so the object's
+  ``metadata.managedFields`` say which fields sloscale owns, and a GitOps tool can be told to
+  leave them alone (``docs/gitops.md``).
 
 Transport, authentication and kubeconfig/in-cluster handling are the official ``kubernetes``
 client's (``ApiClient``, ``Configuration``, ``config.load_*``).
@@ -30,6 +33,17 @@ JsonObj = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+"""Server-side apply. The body may be JSON: JSON is YAML, and Kubernetes documents this media
+type for either."""
+
+FIELD_MANAGER = "sloscale"
+"""The ``fieldManager`` of every write sloscale makes: the name its fields are owned under in
+``metadata.managedFields``, the one GitOps tools are told to ignore (``docs/gitops.md``).
+
+One name for every replica and every leader, never the pod's: server-side apply keys
+ownership on it, so a per-pod name would split sloscale's fields among managers, and a new
+leader could neither update nor release what the previous one applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +150,16 @@ class WatchStream:
 class KubeApi:
     """Plain-JSON requests through an official ``ApiClient``."""
 
-    def __init__(self, client: ApiClient, *, recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        *,
+        recorder: Recorder | None = None,
+        field_manager: str = FIELD_MANAGER,
+    ) -> None:
         self.client = client
         self.recorder = recorder
+        self.field_manager = field_manager
 
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
@@ -208,6 +229,42 @@ class KubeApi:
             "PATCH", "patch", res, namespace, name, body=body, sub=subresource, ctype=content_type
         )
 
+    def apply(
+        self,
+        res: Resource,
+        name: str,
+        body: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        force: bool,
+    ) -> JsonObj:
+        """Server-side apply ``body``, an apply configuration: ``apiVersion``, ``kind``,
+        ``metadata.name`` and exactly the fields this field manager means to own, list items
+        named by their merge key (a container by ``name``). The server merges it into the
+        object; a field this manager applied before and leaves out now is removed unless
+        another manager owns it too, so every apply must carry all the fields the manager
+        keeps. A ``metadata.resourceVersion`` in ``body`` is a precondition (409 when stale).
+
+        ``force``: take over the fields another manager owns with a different value, instead
+        of a 409 naming them (the caller says why it may). RBAC: ``patch`` (``create`` too,
+        were the object to be created by the apply; sloscale never does).
+
+        The official client's generated methods (``patch_namespaced_deployment`` and the
+        like) default to ``application/json-patch+json`` (``select_header_content_type``
+        prefers a JSON type) and turn it into a strategic merge patch for an object body, so
+        an apply must name its content type (``_content_type=`` there; the header here).
+        """
+        return self._json(
+            "PATCH",
+            "patch",
+            res,
+            namespace,
+            name,
+            body=body,
+            ctype=APPLY_PATCH,
+            query={"force": "true" if force else "false"},
+        )
+
     # ---- plumbing ----------------------------------------------------------------------------
 
     def describe_call(
@@ -240,7 +297,10 @@ class KubeApi:
         query: Mapping[str, str] | None = None,
     ) -> JsonObj:
         call = self.describe_call(verb, res, namespace, name, sub)
-        response = self._send(method, call, res, namespace, name, sub, query or {}, body, 60, ctype)
+        params = dict(query or {})
+        if method != "GET":  # every write says whose fields it sets
+            params["fieldManager"] = self.field_manager
+        response = self._send(method, call, res, namespace, name, sub, params, body, 60, ctype)
         data = response.read()
         response.release_conn()
         if response.status >= 300:
@@ -274,12 +334,17 @@ class KubeApi:
         headers = {"Accept": "application/json", "User-Agent": self.client.user_agent}
         if body is not None:
             headers["Content-Type"] = ctype or "application/json"
+        payload: object = dict(body) if body is not None else None
+        if body is not None and ctype == APPLY_PATCH:
+            # serialised here: the client sends a text body as it is, for any content type,
+            # whereas whether it serialises a dict under a YAML type depends on its version
+            payload = json.dumps(body)
         method_, url, headers_, body_, _ = self.client.param_serialize(
             method=method,
             resource_path=path,
             query_params=list(query.items()) or None,
             header_params=headers,
-            body=dict(body) if body is not None else None,
+            body=payload,
             auth_settings=["BearerToken"],
         )
         try:

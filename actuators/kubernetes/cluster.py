@@ -9,8 +9,9 @@ count off as the current one. ``apply()`` turns a plan into the fewest writes th
 each idempotent:
 
 - replicas through the ``scale`` subresource (merge patch);
-- a slice change as a strategic-merge patch of the pod template in the workload's dialect
-  (``actuators.dialects``), with ``maxSurge: 1`` only when the inventory can place one more
+- a slice change as a server-side apply of the pod template's slice in the workload's dialect
+  (``actuators.dialects``; a strategic-merge patch when it must remove another dialect's or
+  MIG profile's keys), with ``maxSurge: 1`` only when the inventory can place one more
   pod of the new slice (else ``maxUnavailable: 1``); never while a rollout is unfinished,
   but to roll back a failed one (``ResizeFailed``);
 - a Job suspended or resumed through ``spec.suspend`` (a gang as a whole); a bare pod
@@ -22,6 +23,10 @@ each idempotent:
 
 Discovery also reads the other autoscalers (HPAs, KEDA ScaledObjects, Knative classes:
 ``autoscalers.py``) into the snapshot, without ever holding it for them.
+
+Every write names the field manager ``sloscale`` (``api.FIELD_MANAGER``), so
+``metadata.managedFields`` say which fields sloscale owns (``_write_scale`` says why each
+write is an apply or a patch, and why the apply forces).
 
 Writes that depend on what was read carry the resourceVersion it was read at: a 409 re-reads
 and retries with backoff, unless the Deployment's replicas or pod template changed since the
@@ -46,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
-from actuators.dialects import mig_profiles_for_card, read_slice, slice_patch
+from actuators.dialects import SCHEDULERS, mig_profiles_for_card, read_slice, slice_patch
 from actuators.kubernetes import objects as k8s
 from actuators.kubernetes import rollouts
 from actuators.kubernetes.api import (
@@ -67,9 +72,11 @@ from actuators.kubernetes.scope import Scope, ScopedCache
 from actuators.kubernetes.writes import (
     EVENT_MESSAGE_LIMIT,
     apply_template_patch,
+    deletes_fields,
     event_message,
     fits,
     note_patch,
+    resize_apply,
     rfc3339,
 )
 from controller.domain import (
@@ -139,6 +146,7 @@ class _Write:
     replicas: int | None = None
     template_patch: JsonObj = field(default_factory=dict)
     strategy: JsonObj | None = None
+    dialect: SliceDialect = SliceDialect.HAMI
     changes: list[str] = field(default_factory=list)
 
 
@@ -411,7 +419,7 @@ class KubernetesCluster:
                     return None
                 write.changes.append("resize deferred: rollout in progress")
                 return write
-            write.template_patch = patch
+            write.template_patch, write.dialect = patch, dialect
             old = f"{before.share_pct} %/{before.memory_mib} MiB" if before else "none"
             assert after is not None
             write.changes.append(
@@ -436,6 +444,29 @@ class KubernetesCluster:
         )
 
     def _write_scale(self, dep: JsonObj, action: ScaleAction, write: _Write, summary: str) -> None:
+        """The writes of one scale action, each under the field manager ``sloscale``.
+
+        - Replicas: a merge patch of the ``scale`` subresource, an update: it makes sloscale
+          the owner of ``spec.replicas`` and never conflicts on ownership. No force is
+          needed, nor wanted as a guard: another autoscaler on the Deployment (an HPA, a
+          KEDA ScaledObject) is found before planning and the loop holds
+          (``ConflictingAutoscaler``), and a writer racing this one is caught by the
+          resourceVersion it was planned on.
+        - A resize: a server-side apply (``writes.resize_apply``) of only the fields sloscale
+          owns, with ``force``. The fields it resizes were first set by whoever deployed
+          the manifest (kubectl, Helm, Argo CD, Flux), so a plain apply would fail with a
+          conflict on the first resize of every such Deployment, and a controller cannot
+          settle a conflict by asking; the ``sloscale.io/enabled`` annotation is the
+          operator's consent to hand these fields over (Kubernetes asks controllers to force
+          on the fields they manage). A concurrent change of the template is still refused:
+          the apply carries the resourceVersion read (409: re-read, re-planned when it moved).
+        - A resize that must remove keys (another dialect's, another MIG profile's): a
+          strategic-merge patch, an update. An apply can only remove fields its own manager
+          applied before, never the manifest's, and two writes would roll the pods out
+          twice.
+        - The decision annotation alone: a merge patch, an update. An apply of it alone
+          would remove the slice sloscale applied on the last resize.
+        """
         ref = action.ref
         rv = str(k8s.meta(dep).get("resourceVersion", ""))
         note = self._decision("scale", str(action.reason), summary, action.conditions)
@@ -450,8 +481,20 @@ class KubernetesCluster:
                 subresource="scale",
             )
             rv = str((scale.get("metadata") or {}).get("resourceVersion", rv))
-        body: JsonObj = {"metadata": note_patch(dep, note)}
-        if write.template_patch:
+        recorded = note_patch(dep, note)  # {} when the same decision is recorded already
+        body: JsonObj = {"metadata": recorded}
+        if write.template_patch and not deletes_fields(write.template_patch):
+            needs = SCHEDULERS.get(write.dialect)
+            config = resize_apply(
+                dep,
+                write.template_patch,
+                note=note if recorded else k8s.annotations_of(dep)[k8s.LAST_DECISION],
+                resource_version=rv,
+                strategy=write.strategy,
+                scheduler_name=needs.scheduler_name if needs else None,
+            )
+            updated = self.api.apply(DEPLOYMENTS, ref.name, config, ref.namespace, force=True)
+        elif write.template_patch:
             body["metadata"]["resourceVersion"] = rv
             body["spec"] = {"template": write.template_patch}
             if write.strategy is not None:

@@ -1,5 +1,6 @@
 """What ``KubernetesCluster`` writes, computed: Event messages, the last-decision annotation
-patch, a pod template patch applied locally, RFC 3339 times. Purely computational."""
+patch, a pod template patch applied locally, the server-side apply configuration of a resize,
+RFC 3339 times. Purely computational."""
 
 from __future__ import annotations
 
@@ -89,6 +90,69 @@ def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
             _merge(sub, v)
         else:
             target[k] = v
+
+
+def deletes_fields(patch: Mapping[str, Any]) -> bool:
+    """Whether a template patch removes a field (a ``None`` anywhere in it): the keys of
+    another dialect, or of another MIG profile, that the new slice replaces."""
+    return any(
+        v is None
+        or (isinstance(v, Mapping) and deletes_fields(v))
+        or (isinstance(v, list) and any(isinstance(i, Mapping) and deletes_fields(i) for i in v))
+        for v in patch.values()
+    )
+
+
+def resize_apply(
+    dep: Mapping[str, Any],
+    template_patch: Mapping[str, Any],
+    *,
+    note: str,
+    resource_version: str,
+    strategy: Mapping[str, Any] | None = None,
+    scheduler_name: str | None = None,
+) -> JsonObj:
+    """The server-side apply configuration of a resize: the fields sloscale owns, no other.
+
+    That is the ``sloscale.io/last-decision`` annotation (``note``), the GPU container's
+    slice resources (limits, and requests where the template has them), named by the
+    container's ``name`` (the merge key: the other containers and the container's other
+    fields are not in it, so they are left as they are), the pod annotation (``kai``) and
+    ``schedulerName`` (``volcano``, ``kai``: ``scheduler_name``, written even when it is
+    already there, since a field sloscale applied before and leaves out is removed), and the
+    rolling-update bounds it sets (``strategy``). Never ``spec.replicas``: that goes through
+    the ``scale`` subresource. ``template_patch`` is a ``dialects.slice_patch`` that deletes
+    nothing (``deletes_fields``). ``resource_version`` makes the apply conditional on the
+    object it was computed from.
+    """
+    if deletes_fields(template_patch):
+        raise ValueError("an apply configuration cannot delete a field; patch instead")
+    m = k8s.meta(dep)
+    tspec: JsonObj = {}
+    containers = (template_patch.get("spec") or {}).get("containers")
+    if containers:
+        tspec["containers"] = copy.deepcopy(containers)
+    scheduler = (template_patch.get("spec") or {}).get("schedulerName") or scheduler_name
+    if scheduler:
+        tspec["schedulerName"] = scheduler
+    template: JsonObj = {"spec": tspec} if tspec else {}
+    pod_annotations = (template_patch.get("metadata") or {}).get("annotations")
+    if pod_annotations:
+        template["metadata"] = {"annotations": dict(pod_annotations)}
+    spec: JsonObj = {"template": template}
+    if strategy is not None:
+        spec["strategy"] = copy.deepcopy(dict(strategy))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": m.get("name"),
+            "namespace": m.get("namespace"),
+            "resourceVersion": resource_version,
+            "annotations": {k8s.LAST_DECISION: note},
+        },
+        "spec": spec,
+    }
 
 
 def fits(inv: Inventory, share_pct: int, memory_mib: int) -> bool:

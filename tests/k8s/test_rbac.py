@@ -38,6 +38,7 @@ from actuators.kubernetes import (
     LeaseConfig,
     Scope,
 )
+from actuators.kubernetes.api import APPLY_PATCH, FIELD_MANAGER
 from controller.domain import (
     Allocation,
     ApplyResult,
@@ -276,6 +277,13 @@ def test_every_call_is_allowed_and_every_grant_is_used(mode: Mode) -> None:
         results = tick(server, options)
         requests = list(server.requests)
     assert all(r.ok for r in results), results
+    writes = [r for r in requests if r.is_write]
+    unnamed = [
+        f"{r.method} {r.path}" for r in writes if r.query.get("fieldManager") != FIELD_MANAGER
+    ]
+    assert not unnamed, f"{mode.name}: writes without fieldManager={FIELD_MANAGER}: {unnamed}"
+    if not options.dry_run:  # the resize in the tick is a server-side apply: a patch
+        assert any(r.content_type == APPLY_PATCH for r in writes)
     forbidden = {
         f"{r.verb} {r.resource} in {r.namespace}"
         for r in requests

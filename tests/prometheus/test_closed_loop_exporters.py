@@ -83,8 +83,11 @@ SCRAPE_S = 0.25
 WINDOW_S = 2.0
 """The source's rate window and gauge age: eight scrapes."""
 TICK_S = 0.5
-TICKS_S = 2.2
-"""How long the loop runs: four or five ticks."""
+TICKS_S = 4.5
+"""How long the loop runs: nine or ten ticks. The checks read the last one, whose window must
+start after the first tick ended: that tick warms the forecaster up while holding the GIL, so
+the exporters (threads of this process) answer late and their scrapes fail or lag. On a slow
+CI machine that stall lasted past 1 s, and a window that still held it read rates 10 % low."""
 NS = "default"  # FakeCluster's namespace
 SHARED_PCT, NEIGHBOUR_PCT, MIG_PCT = 30, 60, 40  # MIG 3g.40gb: 3 of 7 slices, 40 %
 CARD_PCT = SHARED_PCT + NEIGHBOUR_PCT  # what a shared card's busy time is spread over

@@ -14,6 +14,9 @@ the Eviction and Lease references), not the adapter's assumptions:
 - ``application/merge-patch+json`` (RFC 7386) and ``application/strategic-merge-patch+json``
   (maps merge, ``null`` deletes, lists with a merge key such as ``containers``/``name``
   merge by key, ``$patch: delete|replace``); other patch types are ``415``;
+- server-side apply (``application/apply-patch+yaml``, ``fieldManager``, ``force``) and
+  ``metadata.managedFields``: who owns which field, conflicts, shared ownership, removal of
+  what an applier leaves out (``fields``);
 - the ``scale`` subresource of Deployments (``autoscaling/v1`` ``Scale``), and validation
   (``422 Invalid`` with field causes) of replicas, the selector/template labels and
   extended-resource quantities (integers; requests equal to limits);
@@ -30,9 +33,10 @@ the Eviction and Lease references), not the adapter's assumptions:
   ``403 Forbidden`` message.
 
 What it does not do is listed in ``docs/kubernetes.md`` (no controllers, no admission, no
-server-side apply, no JSON patch, no field selectors, no protobuf, no authentication).
+JSON patch, no field selectors, no protobuf, no authentication).
 
 Modules: ``kinds`` (resources, ``Status`` errors), ``patches`` (merge patches, selectors),
+``fields`` (managedFields, server-side apply),
 ``validation``, ``storage`` (objects, resourceVersions, the event log), ``subresources``
 (scale, eviction), ``watch``, ``rbac`` (requests, rules, injected faults), ``handler`` (HTTP)
 and ``server`` (``FakeApiServer``).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.k8s.fakeapi.kinds import ApiFailureError, Kind
@@ -24,6 +24,7 @@ class Request:
     content_type: str
     body: Any
     time_s: float
+    query: Mapping[str, str] = field(default_factory=dict)  # fieldManager, force, watch...
 
     @property
     def is_write(self) -> bool:

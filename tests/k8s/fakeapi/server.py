@@ -12,6 +12,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import yaml
+
 from tests.k8s.fakeapi.handler import Handler as _Handler
 from tests.k8s.fakeapi.kinds import BY_KIND, BY_PATH, ApiFailureError, JsonObj, Kind
 from tests.k8s.fakeapi.rbac import Injected, Request, Rule, authorize, request_verb
@@ -81,19 +83,34 @@ class FakeApiServer(Subresources, Watches):
     # ---- test helpers (no request recorded, no RBAC) ----------------------------------------
 
     def put(self, obj: JsonObj) -> JsonObj:
-        """Create or replace an object as a controller (or kubectl) would have."""
+        """Create or replace an object as a controller (or kubectl) would have; ``obj``'s
+        managedFields are kept as they are (``apply`` writes as a field manager)."""
         kind = BY_KIND[obj["kind"]]
         with self._cond:
             ns = obj.get("metadata", {}).get("namespace", "default") if kind.namespaced else ""
             key = (kind.plural, ns, obj["metadata"]["name"])
             old = self._objects.get(key)
-            new = self._stamp(kind, copy.deepcopy(obj), old)
+            new = copy.deepcopy(obj)
             if not kind.namespaced:
                 new["metadata"].pop("namespace", None)
             else:
                 new["metadata"]["namespace"] = ns
+            new = self._stamp(kind, new, old)
             self._commit(kind, key, "MODIFIED" if old else "ADDED", new, old)
             return copy.deepcopy(new)
+
+    def apply(self, obj: JsonObj, manager: str, *, force: bool = False) -> JsonObj:
+        """Server-side apply ``obj`` as ``manager`` (a GitOps tool's sync), creating it when
+        it is not there; no request recorded, no RBAC."""
+        kind = BY_KIND[obj["kind"]]
+        meta = obj["metadata"]
+        ns = meta.get("namespace", "default") if kind.namespaced else ""
+        with self._cond:
+            if self._objects.get(self._key(kind, ns, meta["name"])) is None:
+                return self._create(kind, ns, copy.deepcopy(obj), manager, operation="Apply")
+            return self._server_side_apply(
+                kind, ns, meta["name"], copy.deepcopy(obj), manager, force
+            )
 
     def obj(self, kind: str, namespace: str, name: str) -> JsonObj | None:
         k = BY_KIND[kind]
@@ -164,7 +181,8 @@ class FakeApiServer(Subresources, Watches):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         kind, ns, name, sub = self._route(parts.path)
         verb = request_verb(method, name, query)
-        body: Any = json.loads(raw) if raw else None
+        content_type = headers.get("Content-Type", "")
+        body = _body(raw, content_type)
         req = Request(
             method=method,
             path=parts.path,
@@ -174,9 +192,10 @@ class FakeApiServer(Subresources, Watches):
             namespace=ns or None,
             name=name,
             user_agent=headers.get("User-Agent", ""),
-            content_type=headers.get("Content-Type", ""),
+            content_type=content_type,
             body=body,
             time_s=time.monotonic(),
+            query=query,
         )
         with self._cond:
             self.requests.append(req)
@@ -188,9 +207,11 @@ class FakeApiServer(Subresources, Watches):
             return self._watch(kind, ns, query)
         if verb == "list":
             return 200, self._list(kind, ns, query)
+        # the field manager: fieldManager, else the User-Agent up to its first "/"
+        manager = query.get("fieldManager") or req.user_agent.split("/", 1)[0]
         with self._cond:
             if sub == "scale":
-                return self._scale(kind, ns, name, method, body, req.content_type)
+                return self._scale(kind, ns, name, method, body, req.content_type, manager)
             if sub == "eviction":
                 return self._evict(ns, name or "")
             if sub:
@@ -200,11 +221,16 @@ class FakeApiServer(Subresources, Watches):
             if method == "GET":
                 return 200, copy.deepcopy(self._get(kind, ns, name or ""))
             if method == "POST":
-                return 201, self._create(kind, ns, body)
+                return 201, self._create(kind, ns, body, manager)
             if method == "PUT":
-                return 200, self._update(kind, ns, name or "", body)
+                return 200, self._update(kind, ns, name or "", body, manager)
+            if method == "PATCH" and _media(req.content_type) == APPLY_PATCH:
+                force = query.get("force") in ("true", "1")
+                return 200, self._server_side_apply(
+                    kind, ns, name or "", body, query.get("fieldManager", ""), force
+                )
             if method == "PATCH":
-                return 200, self._patch(kind, ns, name or "", body, req.content_type)
+                return 200, self._patch(kind, ns, name or "", body, req.content_type, manager)
             if method == "DELETE":
                 return 200, self._delete(kind, ns, name or "")
         raise ApiFailureError(405, "MethodNotAllowed", f"{method} is not supported")
@@ -240,6 +266,25 @@ class FakeApiServer(Subresources, Watches):
                 ):
                     inj.times -= 1
                     raise ApiFailureError(inj.code, inj.reason, inj.message)
+
+
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def _media(content_type: str) -> str:
+    return content_type.split(";", maxsplit=1)[0].strip()
+
+
+def _body(raw: bytes, content_type: str) -> Any:
+    """The request body: JSON, or for an apply YAML (of which JSON is a part)."""
+    if not raw:
+        return None
+    if _media(content_type) == APPLY_PATCH:
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ApiFailureError(400, "BadRequest", f"error decoding YAML: {e}") from e
+    return json.loads(raw)
 
 
 __all__ = ["FakeApiServer"]

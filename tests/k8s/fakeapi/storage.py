@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.k8s.fakeapi import fields
 from tests.k8s.fakeapi.kinds import ApiFailureError, JsonObj, Kind
 from tests.k8s.fakeapi.patches import (
     json_merge_patch,
@@ -103,7 +104,10 @@ class Storage:
             "items": items,
         }
 
-    def _create(self, kind: Kind, ns: str, body: Any) -> JsonObj:
+    def _create(
+        self, kind: Kind, ns: str, body: Any, manager: str, *, operation: str = "Update"
+    ) -> JsonObj:
+        """POST (``operation="Update"``); ``"Apply"``: an apply that creates the object."""
         if not isinstance(body, dict):
             raise ApiFailureError(400, "BadRequest", "the body of the request was not an object")
         meta = body.setdefault("metadata", {})
@@ -135,12 +139,17 @@ class Storage:
                 {"name": name, "group": kind.group, "kind": kind.plural},
             )
         meta.pop("resourceVersion", None)
+        meta.pop("managedFields", None)
         validate(kind, body)
-        new = self._stamp(kind, copy.deepcopy(body), None)
+        if operation == "Apply":
+            new = self._stamp(kind, fields.apply(kind, {}, body, manager, False), None)
+        else:
+            new = self._stamp(kind, copy.deepcopy(body), None)
+            fields.record_update(kind, None, new, manager)
         self._commit(kind, key, "ADDED", new, None)
         return copy.deepcopy(new)
 
-    def _update(self, kind: Kind, ns: str, name: str, body: Any) -> JsonObj:
+    def _update(self, kind: Kind, ns: str, name: str, body: Any, manager: str) -> JsonObj:
         current = self._get(kind, ns, name)
         if not isinstance(body, dict):
             raise ApiFailureError(400, "BadRequest", "the body of the request was not an object")
@@ -148,11 +157,19 @@ class Storage:
             raise ApiFailureError(
                 400, "BadRequest", "the name of the object does not match the URL"
             )
-        return self._store_update(kind, ns, name, current, copy.deepcopy(body))
+        return self._store_update(kind, ns, name, current, copy.deepcopy(body), manager)
 
     def _store_update(
-        self, kind: Kind, ns: str, name: str, current: JsonObj, new: JsonObj
+        self,
+        kind: Kind,
+        ns: str,
+        name: str,
+        current: JsonObj,
+        new: JsonObj,
+        manager: str | None,
     ) -> JsonObj:
+        """Store ``new`` over ``current``; ``manager`` is the update's field manager, or
+        ``None`` when ``new`` carries its managedFields already (an apply's)."""
         sent_rv = (new.get("metadata") or {}).get("resourceVersion")
         if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
             raise self._conflict(kind, name)
@@ -164,14 +181,52 @@ class Storage:
         if kind.namespaced:
             new.setdefault("metadata", {})["namespace"] = ns
         validate(kind, new)
+        if manager is not None:
+            fields.record_update(kind, current, new, manager)
         stamped = self._stamp(kind, new, current)
         self._commit(kind, self._key(kind, ns, name), "MODIFIED", stamped, current)
         return copy.deepcopy(stamped)
 
-    def _patch(self, kind: Kind, ns: str, name: str, body: Any, ctype: str) -> JsonObj:
+    def _patch(
+        self, kind: Kind, ns: str, name: str, body: Any, ctype: str, manager: str
+    ) -> JsonObj:
         current = self._get(kind, ns, name)
         patched = self._apply_patch(current, body, ctype)
-        return self._store_update(kind, ns, name, current, patched)
+        return self._store_update(kind, ns, name, current, patched, manager)
+
+    def _server_side_apply(
+        self, kind: Kind, ns: str, name: str, body: Any, manager: str, force: bool
+    ) -> JsonObj:
+        """``PATCH`` with ``application/apply-patch+yaml`` (``fields.apply``). The body must
+        name ``apiVersion`` and ``kind``; its ``metadata.resourceVersion``, if any, is a
+        precondition. Not modelled: creating an object by applying it (404 here)."""
+        if not manager:
+            raise ApiFailureError(400, "BadRequest", "fieldManager is required for apply requests")
+        if not isinstance(body, dict):
+            raise ApiFailureError(400, "BadRequest", "the body of the request was not an object")
+        if body.get("apiVersion") != kind.api_version or body.get("kind") != kind.kind:
+            raise ApiFailureError(
+                400,
+                "BadRequest",
+                f"the apply configuration must name apiVersion {kind.api_version!r} and kind "
+                f"{kind.kind!r}",
+            )
+        config = copy.deepcopy(body)
+        meta = config.setdefault("metadata", {})
+        if meta.get("name") not in (None, name):
+            raise ApiFailureError(
+                400, "BadRequest", "the name of the object does not match the URL"
+            )
+        if "managedFields" in meta:
+            raise ApiFailureError(
+                400, "BadRequest", "metadata.managedFields must be nil in an apply configuration"
+            )
+        current = self._get(kind, ns, name)
+        sent_rv = meta.pop("resourceVersion", None)
+        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+            raise self._conflict(kind, name)
+        new = fields.apply(kind, current, config, manager, force)
+        return self._store_update(kind, ns, name, current, new, None)
 
     def _apply_patch(self, current: JsonObj, body: Any, ctype: str) -> JsonObj:
         media = ctype.split(";", maxsplit=1)[0].strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tests.k8s.fakeapi import fields
 from tests.k8s.fakeapi.kinds import BY_KIND, ApiFailureError, JsonObj, Kind
 from tests.k8s.fakeapi.patches import object_selector_matches
 from tests.k8s.fakeapi.storage import Storage
@@ -12,8 +13,18 @@ from tests.k8s.fakeapi.storage import Storage
 
 class Subresources(Storage):
     def _scale(
-        self, kind: Kind, ns: str, name: str | None, method: str, body: Any, ctype: str
+        self,
+        kind: Kind,
+        ns: str,
+        name: str | None,
+        method: str,
+        body: Any,
+        ctype: str,
+        manager: str,
     ) -> tuple[int, JsonObj]:
+        """``GET``, ``PATCH`` (merge or strategic) or ``PUT`` of a Deployment's ``Scale``; a
+        write is an update of ``spec.replicas`` by ``manager`` through the subresource
+        ``scale`` (its managedFields entry names it)."""
         if kind.kind != "Deployment":
             raise ApiFailureError(
                 404, "NotFound", "the server could not find the requested resource"
@@ -42,6 +53,7 @@ class Subresources(Storage):
             )
         updated = copy.deepcopy(dep)
         updated["spec"]["replicas"] = replicas
+        fields.record_update(kind, dep, updated, manager, "scale")
         stamped = self._stamp(kind, updated, dep)
         self._commit(kind, self._key(kind, ns, name or ""), "MODIFIED", stamped, dep)
         return 200, _scale_of(stamped)
