@@ -83,10 +83,10 @@ def test_ablate_replays_sloscale_per_variant_and_writes_the_table(tmp_path: Path
 def test_a_setting_variant_changes_exactly_one_constant() -> None:
     from sloscale.bench.suite.ablation import setting_variant
 
-    v = setting_variant("headroom.target_burn_rate=0.95")
+    v = setting_variant("headroom.budget_reserve=0.95")
     base = PlannerConfig()
-    assert v.name == "headroom.target_burn_rate=0.95"
-    assert v.planner.headroom.target_burn_rate == 0.95
+    assert v.name == "headroom.budget_reserve=0.95"
+    assert v.planner.headroom.budget_reserve == 0.95
     assert replace(v.planner, headroom=base.headroom) == base
     assert setting_variant("stabilise.tolerance=0.2").planner != base
 
@@ -97,8 +97,8 @@ def test_a_setting_variant_changes_exactly_one_constant() -> None:
         ("headroom", "stage.field=value"),
         ("nosuch.x=1", "no planner stage"),
         ("headroom.nosuch=1", "no number"),
-        ("headroom.target_burn_rate=abc", "not a number"),
-        ("headroom.target_burn_rate=nan", "finite"),
+        ("headroom.budget_reserve=abc", "not a number"),
+        ("headroom.budget_reserve=nan", "finite"),
     ],
 )
 def test_a_bad_setting_is_refused_with_the_reason(text: str, says: str) -> None:
@@ -109,7 +109,7 @@ def test_a_bad_setting_is_refused_with_the_reason(text: str, says: str) -> None:
 
 
 def test_a_setting_is_judged_better_only_when_it_meets_as_many_cells_for_less() -> None:
-    name = "headroom.target_burn_rate=0.95"
+    name = "headroom.budget_reserve=0.95"
     assert verdict(name, 7, 8, 0.9, 1.0) == "setting worse"
     assert verdict(name, 8, 8, 0.9, 1.0) == "setting better"
     assert verdict(name, 8, 8, 1.0, 1.0) == "setting not better"
@@ -126,3 +126,14 @@ def test_an_integer_constant_refuses_a_fraction() -> None:
     assert setting_variant("stabilise.tolerance=8", base).planner.stabilise.tolerance == 8
     with pytest.raises(ValueError, match="integer"):
         setting_variant("stabilise.tolerance=2.5", base)
+
+
+def test_settings_joined_by_plus_are_applied_together() -> None:
+    from sloscale.bench.suite.ablation import setting_variant
+
+    v = setting_variant("headroom.budget_reserve=0.3+headroom.min_headroom=0")
+    assert v.name == "headroom.budget_reserve=0.3+headroom.min_headroom=0"
+    assert v.planner.headroom.budget_reserve == 0.3
+    assert v.planner.headroom.min_headroom == 0.0
+    with pytest.raises(ValueError, match="no number"):
+        setting_variant("headroom.budget_reserve=0.3+headroom.nosuch=1")

@@ -125,8 +125,10 @@ def test_a_restart_neither_adds_nor_delays_a_scale_down() -> None:
     restarted.restart()
     for w in (steady, restarted):
         w.run(40)
-    assert steady.scale_downs and steady.scale_downs[0] > 51  # a whole window after the drop
-    assert restarted.scale_downs[0] == steady.scale_downs[0]
+    # (a scale-down before tick 40 trims the first sizing once capacity is learnt: same load)
+    after_drop = [t for t in steady.scale_downs if t > 40]
+    assert after_drop and after_drop[0] > 51  # a whole window after the drop
+    assert restarted.scale_downs == steady.scale_downs
     assert restarted.shares == steady.shares
 
 
@@ -200,10 +202,10 @@ def test_after_a_downtime_longer_than_the_window_a_whole_window_of_fresh_data() 
 
     world = World(quiet, InMemorySnapshotStore(), slices=("50", "50"))
     world.run(31)  # sized for 50 rps; the load has just fallen
-    held = world.shares[-1]
+    held, before = world.shares[-1], len(world.scale_downs)  # (a trim of the first sizing)
     world.clock.advance(420.0)  # the controller is down
     world.restart()
     world.run(19)
-    assert world.scale_downs == [] and world.shares[-1] == held
+    assert len(world.scale_downs) == before and world.shares[-1] == held
     world.run(3)
-    assert world.scale_downs
+    assert len(world.scale_downs) > before

@@ -3,6 +3,8 @@
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.capacity import CapacityModel, quantile_multiplier
 from controller.domain import (
@@ -27,6 +29,7 @@ from controller.policy.headroom import (
     headroom_floor,
     next_headroom,
     next_rate_margin,
+    paced_burn_rate,
     window_was_sized_for,
 )
 from controller.policy.inputs import JobInput, PlannerMemory, WorkloadInput
@@ -348,15 +351,41 @@ class TestErrorBudgetHeadroom:
             CFG.headroom.min_headroom
         )
 
-    def test_the_floor_rises_to_the_maximum_as_the_budget_goes(self) -> None:
+    def test_the_floor_rises_to_its_top_as_the_budget_goes(self) -> None:
         floors = [headroom_floor(r, CFG.headroom) for r in (0.5, 0.3, 0.1, 0.0, -2.0)]
         assert floors == sorted(floors)
-        assert floors[-1] == floors[-2] == pytest.approx(CFG.headroom.max_headroom)
+        assert floors[-1] == floors[-2] == pytest.approx(CFG.headroom.floor_top)
+        assert CFG.headroom.floor_top < CFG.headroom.max_headroom  # the integral goes higher
         # convex: half the rest of the budget spent lifts the floor a quarter of its range
-        span = CFG.headroom.max_headroom - CFG.headroom.min_headroom
+        span = CFG.headroom.floor_top - CFG.headroom.min_headroom
         assert headroom_floor(0.3, CFG.headroom) == pytest.approx(
             CFG.headroom.min_headroom + 0.25 * span
         )
+
+    def test_the_pace_spends_an_ample_budget_and_holds_back_a_short_one(self) -> None:
+        cfg = CFG.headroom
+        assert paced_burn_rate(cfg.budget_reserve, cfg) == pytest.approx(1.0)
+        paces = [paced_burn_rate(r, cfg) for r in (1.0, 0.6, cfg.budget_reserve, 0.0, -0.5, -9)]
+        assert paces == sorted(paces, reverse=True)
+        assert paces[0] == pytest.approx(1.0 + cfg.pacing_gain * (1.0 - cfg.budget_reserve))
+        assert paces[3] < 1.0  # under the reserve: burn slower than earned until it is back
+        assert paces[-1] == cfg.pacing_min_burn_rate  # never asks for nothing (a ratchet)
+
+    @given(
+        r=st.floats(-5.0, 1.0),
+        h=st.floats(-0.3, 0.45),
+        bad=st.floats(0.0, 0.2),
+    )
+    def test_the_headroom_stays_in_its_bounds_and_moves_with_the_burn(
+        self, r: float, h: float, bad: float
+    ) -> None:
+        cfg = CFG.headroom
+        window = WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=1.0 - bad)
+        nxt = next_headroom(PlannerMemory(headroom=h), window, SPEC, r, cfg)
+        assert headroom_floor(r, cfg) - 1e-12 <= nxt <= cfg.max_headroom + 1e-12
+        burn = bad / (1.0 - SPEC.objective_ratio)
+        if burn > paced_burn_rate(r, cfg) and h >= headroom_floor(r, cfg):
+            assert nxt >= min(h, cfg.max_headroom) - 1e-12  # spending too fast: never down
 
     def test_the_sized_rate_moves_to_the_upper_band_as_the_budget_is_overspent(self) -> None:
         inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0)
@@ -373,29 +402,34 @@ class TestErrorBudgetHeadroom:
         # never under what is measured now
         assert sizing_rate_rps(replace(inp, rate_forecast_rps=10.0), CFG.headroom) == 40.0
 
-    def test_a_gone_budget_raises_the_rate_margin_without_a_cap_until_it_burns_at_1(
-        self,
-    ) -> None:
+    def test_a_budget_under_its_reserve_raises_the_rate_margin_without_a_cap(self) -> None:
         cfg, memory = CFG.headroom, PlannerMemory()
+        pace = paced_burn_rate(-0.5, cfg)
+        assert pace < 1.0
         seen = []
         for _ in range(2000):  # 2000 ticks of an hour burning at 3: past every bounded margin
             memory = replace(memory, rate_margin=next_rate_margin(memory, 3.0, -0.5, cfg))
             seen.append(memory.rate_margin)
-        assert seen == sorted(seen) and seen[-1] == pytest.approx(2000 * cfg.rate_margin_gain * 2)
+        assert seen == sorted(seen)
+        assert seen[-1] == pytest.approx(2000 * cfg.rate_margin_gain * (3.0 - pace))
         assert seen[-1] > 1.0 + cfg.max_headroom  # no cap
-        # at 1 it holds; under 1 it gives back, never below nothing (it paces the burn to 1)
-        assert next_rate_margin(memory, 1.0, -0.5, cfg) == pytest.approx(memory.rate_margin)
-        assert next_rate_margin(memory, 0.5, -0.5, cfg) < memory.rate_margin
+        # at the pace it holds; under it it gives back, never below nothing
+        assert next_rate_margin(memory, pace, -0.5, cfg) == pytest.approx(memory.rate_margin)
+        assert next_rate_margin(memory, pace / 2, -0.5, cfg) < memory.rate_margin
         assert next_rate_margin(PlannerMemory(), 0.0, -0.5, cfg) == 0.0
+        # under the reserve but not gone: it already integrates, against that budget's pace
+        low = cfg.budget_reserve / 2
+        grown = next_rate_margin(PlannerMemory(), 3.0, low, cfg)
+        assert grown == pytest.approx(cfg.rate_margin_gain * (3.0 - paced_burn_rate(low, cfg)))
         # no reading, or the capacity model still being learnt (the cold start's misses): held
         assert next_rate_margin(memory, None, -0.5, cfg) == memory.rate_margin
         assert next_rate_margin(memory, 9.0, -0.5, cfg, learnt=False) == memory.rate_margin
-        # once the budget is back it is given back, to nothing
+        # once the reserve is back it is given back, to nothing
         for _ in range(6000):
-            memory = replace(memory, rate_margin=next_rate_margin(memory, 5.0, 0.01, cfg))
+            memory = replace(memory, rate_margin=next_rate_margin(memory, 5.0, 0.5, cfg))
         assert memory.rate_margin == 0.0
-        # a budget that was never gone never grows it, however hard the hour burns
-        assert next_rate_margin(PlannerMemory(), 50.0, 0.2, cfg) == 0.0
+        # a budget never under its reserve never grows it, however hard the hour burns
+        assert next_rate_margin(PlannerMemory(), 50.0, cfg.budget_reserve + 0.01, cfg) == 0.0
 
     def test_the_rate_margin_sizes_past_the_band_and_plan_keeps_it(self) -> None:
         inp = replace(workload(rate=40.0, forecast=50.0), rate_upper_rps=70.0, budget_remaining=0.0)
@@ -404,25 +438,27 @@ class TestErrorBudgetHeadroom:
         gone = replace(inp, budget_remaining=-1.0, recent_burn_rate=4.0)
         result = plan([gone], [], snapshot(gone), CFG)
         grown = result.memories[gone.key].rate_margin
-        assert grown == pytest.approx(CFG.headroom.rate_margin_gain * 3.0)
+        pace = paced_burn_rate(-1.0, CFG.headroom)
+        assert grown == pytest.approx(CFG.headroom.rate_margin_gain * (4.0 - pace))
         again = replace(gone, memory=result.memories[gone.key])
         assert plan([again], [], snapshot(again), CFG).memories[gone.key].rate_margin > grown
 
-    def test_the_headroom_integrates_the_burn_rate_against_its_target(self) -> None:
+    def test_the_headroom_integrates_the_burn_rate_against_the_paced_one(self) -> None:
         def window(good_ratio: float) -> WorkloadMetrics:
             return WorkloadMetrics(request_rate_rps=1.0, latency_ms=300.0, good_ratio=good_ratio)
 
         h0 = PlannerMemory(headroom=0.0)
         allowance = 1.0 - SPEC.objective_ratio
-        # burning at the target rate: no change
-        on_target = window(1.0 - CFG.headroom.target_burn_rate * allowance)
-        assert next_headroom(h0, on_target, SPEC, 1.0, CFG.headroom) == pytest.approx(0.0)
+        reserve = CFG.headroom.budget_reserve  # where the pace is 1
+        # burning at the paced rate: no change
+        on_target = window(1.0 - 1.0 * allowance)
+        assert next_headroom(h0, on_target, SPEC, reserve, CFG.headroom) == pytest.approx(0.0)
+        # with the whole budget left the same window is under the pace: the headroom gives back
+        assert next_headroom(h0, on_target, SPEC, 1.0, CFG.headroom) < 0.0
         # a window that misses the objective by a little (burn 1.5) steps up a little, not
         # by the full step: half the windows sized at the target quantile do that
-        slight = next_headroom(h0, window(1.0 - 1.5 * allowance), SPEC, 1.0, CFG.headroom)
-        assert slight == pytest.approx(
-            CFG.headroom.headroom_gain * (1.5 - CFG.headroom.target_burn_rate)
-        )
+        slight = next_headroom(h0, window(1.0 - 1.5 * allowance), SPEC, reserve, CFG.headroom)
+        assert slight == pytest.approx(CFG.headroom.headroom_gain * (1.5 - 1.0))
         assert 0 < slight < CFG.headroom.headroom_step_up / 4
         # a bad window (burn 10) steps up by at most the full step
         bad = next_headroom(h0, window(0.9), SPEC, 1.0, CFG.headroom)
@@ -461,6 +497,11 @@ class TestErrorBudgetHeadroom:
             h = next_headroom(PlannerMemory(headroom=h), good, SPEC, 1.0, CFG.headroom)
         assert h == pytest.approx(CFG.headroom.min_headroom)
         spent = next_headroom(PlannerMemory(headroom=h), good, SPEC, 0.0, CFG.headroom)
+        assert spent == pytest.approx(CFG.headroom.floor_top)
+        # past the floor, only windows burning faster than the pace lift it, to max_headroom
+        burning = WorkloadMetrics(request_rate_rps=1.0, latency_ms=900.0, good_ratio=0.95)
+        for _ in range(100):
+            spent = next_headroom(PlannerMemory(headroom=spent), burning, SPEC, 0.0, CFG.headroom)
         assert spent == pytest.approx(CFG.headroom.max_headroom)
 
 

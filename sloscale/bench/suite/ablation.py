@@ -56,7 +56,8 @@ def _variants() -> tuple[Variant, ...]:
         ),
         Variant(
             "no-rate-margin",
-            "the uncapped rate margin once the budget is gone (rate_margin_gain 0.002 -> 0)",
+            "the uncapped rate margin once the budget is under its reserve "
+            "(rate_margin_gain 0.002 -> 0)",
             replace(base, headroom=replace(base.headroom, rate_margin_gain=0.0)),
         ),
         Variant(
@@ -73,12 +74,17 @@ VARIANTS: tuple[Variant, ...] = _variants()
 
 def setting_variant(text: str, base: PlannerConfig | None = None) -> Variant:
     """A variant that sets one planner constant, ``stage.field=value`` (for example
-    ``headroom.target_burn_rate=0.9``): the same tool sweeps a constant as it removes a rule.
+    ``headroom.budget_reserve=0.9``): the same tool sweeps a constant as it removes a rule.
 
     Raises ``ValueError`` naming what is wrong: an unknown stage or field, a value that is not
     a finite number, or a field that is not a number.
     """
     base = base or PlannerConfig()
+    if "+" in text:  # several settings at once: a+b+c, applied in turn
+        changed = base
+        for part in text.split("+"):
+            changed = setting_variant(part, changed).planner
+        return Variant(text.strip(), f"{text.strip()} (together)", changed)
     path, sep, raw = text.partition("=")
     stage_name, dot, field_name = path.strip().partition(".")
     if not sep or not dot:

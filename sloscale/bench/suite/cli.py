@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VARIANTS",
         help="replay sloscale alone, once per planner variant with one tuned rule removed "
         f"({', '.join(v.name for v in VARIANTS)}; comma-separated, or all), or with one "
-        "constant set (stage.field=value, e.g. headroom.target_burn_rate=0.9), and say which "
+        "constant set (stage.field=value, e.g. headroom.budget_reserve=0.9), and say which "
         "rules pay on the suite's aggregate; no baselines, no demo",
     )
     p.add_argument(
