@@ -345,7 +345,8 @@ class JobTemplate(Rule):
         return (
             f"{x}.indexOf('/') < 0 || !({_lower(kind)} in ['cronjob', 'configmap']) ? "
             "'must be cronjob/NAME or configmap/NAME' : "
-            f"{_shown(name)} + \" is not a DNS-1123 name (lower-case letters, digits, '-' and '.')\""
+            f'{_shown(name)} + " is not a DNS-1123 name '
+            "(lower-case letters, digits, '-' and '.')\""
         )
 
 
@@ -375,7 +376,8 @@ class Duration(Rule):
         return (
             f"{s} < 0.0 ? ({x}.startsWith('-') ? 'duration must be positive' : "
             f"{x}.matches({_raw(ANY_DURATION)}) ? {_str(order)} : {_str(expected)}) : "
-            f"{zero}{s} < {_float(self.low_s)} ? {_str('must be at least ' + format_s(self.low_s))} : "
+            f"{zero}{s} < {_float(self.low_s)} ? "
+            f"{_str('must be at least ' + format_s(self.low_s))} : "
             f"{_str('must be at most ' + format_s(self.high_s))}"
         )
 
@@ -517,14 +519,17 @@ def variables() -> list[dict[str, str]]:
     )
     for name in DURATIONS:
         out.append({"name": f"{_camel(name)}Seconds", "expression": _seconds(_var(name))})
-    step = f"({_has('slice-step')} && {_valid('slice-step')} ? int({_var('slice-step')}) : {SHARE_UNIT_PCT})"
+    step = (
+        f"({_has('slice-step')} && {_valid('slice-step')} ? "
+        f"int({_var('slice-step')}) : {SHARE_UNIT_PCT})"
+    )
     out += [
         {"name": "sliceStepPct", "expression": step},
         {
             "name": "profile",
             "expression": f"{_has('metrics-profile')} ? "
             f"{_lower(_var('metrics-profile'))} : {_str(MetricsProfile.HTTP.value)}",
-        },  # fmt: skip
+        },
     ]
     del prefix
     return out
@@ -712,7 +717,8 @@ def cross_validations() -> list[dict[str, str]]:
     present = (
         f"{_list(ANNOTATION_PREFIX + n for n in required)}.filter(k, k in variables.annotations)"
     )
-    optional = f"{_list(ANNOTATION_PREFIX + n for n in _RETRAIN_OPTIONAL_NAMES)}.filter(k, k in variables.annotations)"
+    names = _list(ANNOTATION_PREFIX + n for n in _RETRAIN_OPTIONAL_NAMES)
+    optional = f"{names}.filter(k, k in variables.annotations)"
     needs = "retraining also needs "
     out.append(
         _validation(
@@ -726,7 +732,8 @@ def cross_validations() -> list[dict[str, str]]:
         _validation(
             f"!({dep}) || size({present}) == 0 || size({present}) == {len(required)}",
             "retraining needs retrain-data-query, retrain-threshold and retrain-job-template",
-            f"'annotation ' + {present}[0] + '=' + {_shown(f'variables.annotations[{present}[0]]')} + "
+            f"'annotation ' + {present}[0] + '=' + "
+            f"{_shown(f'variables.annotations[{present}[0]]')} + "
             f"': {needs}' + {_list(ANNOTATION_PREFIX + n for n in required)}.filter(k, !(k in "
             "variables.annotations)).join(', ')",
         )

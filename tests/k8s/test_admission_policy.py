@@ -239,12 +239,14 @@ def parser_errors(obj: Mapping[str, Any]) -> list[str]:
 def objects() -> list[dict[str, Any]]:
     found = [deployment(a) for a in DEPLOYMENT_CASES]
     found += [job(a) for a in JOB_CASES] + [cronjob(a) for a in JOB_CASES]
+    volcano = {**GOOD_DEPLOYMENT, "sloscale.io/slice-dialect": "volcano"}
+    kai = {**GOOD_DEPLOYMENT, "sloscale.io/slice-dialect": "kai"}
+    knative = {**GOOD_DEPLOYMENT, "autoscaling.knative.dev/class": "kpa"}
     found += [
-        deployment({**GOOD_DEPLOYMENT, "sloscale.io/slice-dialect": "volcano"}, schedulerName="volcano"),
-        deployment({**GOOD_DEPLOYMENT, "sloscale.io/slice-dialect": "kai"}, schedulerName="volcano"),
-        {**deployment(GOOD_DEPLOYMENT), "metadata": {
-            "name": "k", "annotations": {**GOOD_DEPLOYMENT, "autoscaling.knative.dev/class": "kpa"}}},
-    ]  # fmt: skip
+        deployment(volcano, schedulerName="volcano"),
+        deployment(kai, schedulerName="volcano"),
+        {**deployment(GOOD_DEPLOYMENT), "metadata": {"name": "k", "annotations": knative}},
+    ]
     for path in sorted(EXAMPLES.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if doc and doc.get("kind") in ("Deployment", "Job", "CronJob"):
@@ -344,7 +346,7 @@ def test_objects_without_sloscale_annotations_and_unchanged_updates_are_left_alo
                 "operation": "UPDATE",
             },
             {"object": bad_changed, "oldObject": bad, "operation": "UPDATE"},
-        ]  # fmt: skip
+        ]
     )
     assert [r["matched"] for r in results] == [False, False, True]
     assert results[2]["denied"]

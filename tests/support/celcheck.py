@@ -8,7 +8,8 @@ Usage::
 ``scripts/check`` (the README's test command, and CI's) builds it first with ``--require``:
 about 4 minutes on 2 cores on a new machine, then cached outside the repository, keyed by a
 hash of its sources. A test run outside it (plain ``pytest``) skips with how to build it,
-except under CI (``CI`` set), where a missing binary fails: the acceptance test must not vanish silently.
+except under CI (``CI`` set), where a missing binary fails: the acceptance test must not
+vanish silently.
 With ``SLOSCALE_CELCHECK=1`` and no binary yet, the first test that needs one builds it.
 """
 
