@@ -57,6 +57,8 @@ def test_every_overlay_is_listed() -> None:
         "overlays/kai",
         "overlays/mig",
         "monitoring",
+        "admission",
+        "overlays/admission-warn",
     } <= set(KUSTOMIZATIONS)
 
 
