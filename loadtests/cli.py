@@ -21,6 +21,7 @@ from loadtests.checks import minimum_duration_s
 from loadtests.settings import WORKLOADS, LoadTestSettings, TimeSettings, vllm_ttft_settings
 from loadtests.shapes import DEFAULT_DURATION_S, SHAPES, build_shape
 from sloscale.errors import error_line
+from sloscale.progress import progress_stream
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="time compression of cold start, stabilisation and ticks")  # fmt: skip
     p.add_argument("--trace", type=Path, help="per-minute CSV for --shape trace")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the loop's decisions on stderr every 5 s (default: when stderr is a terminal)",
+    )
     p.add_argument(
         "--workload",
         choices=WORKLOADS,
@@ -90,7 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     try:
-        result = run_loadtest(shape, settings, report_dir, dry_run=args.dry_run)
+        result = run_loadtest(
+            shape,
+            settings,
+            report_dir,
+            dry_run=args.dry_run,
+            progress=progress_stream(args.progress),
+        )
     except PrometheusMissingError as e:
         print(error_line("loadtest", e), file=sys.stderr)
         return 2

@@ -52,6 +52,7 @@ from loadtests.processes import Processes, interrupt_signals
 from loadtests.prometheus import free_port, start_prometheus, wait_http
 from loadtests.settings import LoadTestSettings
 from loadtests.shapes import Shape
+from sloscale.progress import TickProgress
 from sloscale.run import RunOptions, run_cluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,9 +131,11 @@ def run_loadtest(
     *,
     dry_run: bool = False,
     err: TextIO | None = None,
+    progress: TextIO | None = None,
     on_started: Callable[[Processes], None] | None = None,
 ) -> RunResult:
-    """One bounded run; raises ``LoadTestInterruptedError`` on a signal, all stopped first."""
+    """One bounded run; raises ``LoadTestInterruptedError`` on a signal, all stopped first.
+    ``progress``: where the loop's decisions go while it runs (``TickProgress``)."""
     err = err or sys.stderr
     report_dir.mkdir(parents=True, exist_ok=True)
     work = report_dir / "work"
@@ -187,8 +190,13 @@ def run_loadtest(
                 serve=False,
                 duration_s=t0 + shape.duration_s + TAIL_S - time.time(),
             )
+            ticking = TickProgress(progress, options.duration_s or 0.0)
             run_cluster(
-                cluster, options, io.StringIO(), recorders=[keep], loop=loop_config(settings)
+                cluster,
+                options,
+                io.StringIO(),
+                recorders=[keep, ticking],
+                loop=loop_config(settings),
             )
             if interrupted:
                 raise KeyboardInterrupt

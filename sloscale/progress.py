@@ -1,5 +1,6 @@
 """Progress lines on stderr for the commands that run for minutes: ``bench`` (one trace or
-the suite) and ``forecast-eval``.
+the suite), ``forecast-eval`` and ``loadtest`` (``TickProgress``: the loop's decisions while
+it runs).
 
 One line per finished piece of work: wall time so far, an ETA from what the pieces done so far
 cost, how many are done, and what was just done::
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
+
+from controller.report import Recorder, TickReport
 
 DEFAULT_SECONDS_PER_UNIT = 0.1
 """The ETA's guess before any piece has finished."""
@@ -103,3 +106,37 @@ def step_reporter(err: TextIO | None, noun: str, every_s: float = 2.0) -> StepCa
         progress.report(what, done, total - done)
 
     return on_step
+
+
+@dataclass
+class TickProgress(Recorder):
+    """A line on ``err`` (``None``: silent) at most every ``every_s`` of wall time while a
+    loop of known length runs: time so far and left, and each decision of the tick, e.g.
+    ``[0:00:35 elapsed, ETA 0:01:10] tick 12: default/web: 2 replicas x 50 % -> 4 replicas
+    x 50 %, ScaleUp: sized for 41.0 rps``."""
+
+    err: TextIO | None
+    duration_s: float
+    every_s: float = 5.0
+    started: float = field(default_factory=time.monotonic)
+    ticks: int = 0
+    _last_shown: float | None = None
+
+    def record(self, report: TickReport) -> None:
+        self.ticks += 1
+        if self.err is None:
+            return
+        now = time.monotonic()
+        if self._last_shown is not None and now - self._last_shown < self.every_s:
+            return
+        self._last_shown = now
+        elapsed = now - self.started
+        what = "; ".join(d.log_line() for d in report.decisions) or "no workload"
+        if report.errors:
+            what += f" ({len(report.errors)} errors)"
+        print(
+            f"[{clock(elapsed)} elapsed, ETA {clock(self.duration_s - elapsed)}] "
+            f"tick {self.ticks}: {what}",
+            file=self.err,
+            flush=True,
+        )

@@ -123,3 +123,37 @@ def test_forecast_eval_reports_origins(
     assert LINE.match(lines[-1]).groups() == ("origins", "12", "12")  # type: ignore[union-attr]
     assert "seasonal-naive: origin 6/6" in lines[-1]
     assert "persistence" in captured.out
+
+
+TICK_LINE = re.compile(r"^\[\d+:\d\d:\d\d elapsed, ETA \d+:\d\d:\d\d\] tick (\d+): .+$")
+
+
+def test_a_running_loop_reports_its_decisions_at_most_once_per_interval() -> None:
+    """``loadtest``'s progress: the loop's decisions while it runs, as the log writes them."""
+    from controller.domain import WorkloadMetrics
+    from controller.loop import Controller, LoopConfig
+    from sloscale.progress import TickProgress
+    from tests.fakes import FakeClock, FakeCluster, FakeMetrics, slo_annotations
+
+    clock = FakeClock(1000.0)
+    cluster, metrics = FakeCluster(clock), FakeMetrics()
+    key = cluster.add("web", slo_annotations(), replicas=2, slice_pct=50).key
+    metrics.values[key] = WorkloadMetrics(
+        request_rate_rps=40.0, latency_ms=900.0, good_ratio=0.9, gpu_util=0.95, gpu_busy=0.95
+    )
+    every, quiet, silent = io.StringIO(), io.StringIO(), TickProgress(None, 60.0)
+    recorders = [TickProgress(every, 60.0, every_s=0.0), TickProgress(quiet, 60.0), silent]
+    loop = Controller(cluster, metrics, clock, LoopConfig(interval_s=15.0), recorders=recorders)
+    for _ in range(3):
+        clock.advance(15.0)
+        loop.tick()
+    lines = every.getvalue().splitlines()
+    matches = [TICK_LINE.match(line) for line in lines]
+    assert [m.group(1) if m else line for m, line in zip(matches, lines, strict=True)] == [
+        "1",
+        "2",
+        "3",
+    ]
+    assert f"{key}: 2 replicas x 50 % ->" in lines[0] and "ScaleUp" in lines[0], lines[0]
+    assert len(quiet.getvalue().splitlines()) == 1  # the next one only 5 s later
+    assert silent.ticks == 3

@@ -7,6 +7,7 @@ emulator's spare capacity, holds the SLO); and an interrupted run leaves no proc
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -30,8 +31,15 @@ def assert_all_stopped(result: RunResult) -> None:
 
 def test_step_run_passes_its_checks_and_reports(tmp_path: Path) -> None:
     require_prometheus()
-    result = run_loadtest(step_shape(110.0), LoadTestSettings(), tmp_path, err=sys.stderr)
+    progress = io.StringIO()
+    result = run_loadtest(
+        step_shape(110.0), LoadTestSettings(), tmp_path, err=sys.stderr, progress=progress
+    )
     assert_all_stopped(result)
+    # the loop's decisions while it ran, one line at most every 5 s
+    lines = progress.getvalue().splitlines()
+    assert len(lines) >= 10 and all(" elapsed, ETA " in line for line in lines), lines
+    assert any("replicas x" in line for line in lines), lines
     write_report(result)
     lines = "\n".join(c.line() for c in result.checks)
     assert result.ok, lines
