@@ -3,7 +3,7 @@
 Generated (``python -m dashboards.generate``) from the parser's own constants
 (``controller.spec``, ``controller.spec_values``, ``controller.domain``): the known keys, the
 enums and every bound, so that the policy and the parser cannot drift apart unnoticed
-(``tests/dashboards`` fails on a stale file, ``tests/deploy/test_admission_policy.py``
+(``tests/dashboards`` fails on a stale file, ``tests/k8s/test_admission_policy.py``
 compares their verdicts with the API server's own CEL code). Purely computational.
 
 Only CEL the Kubernetes 1.29 environment has (what a 1.30 API server admits in a new policy):

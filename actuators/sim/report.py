@@ -7,9 +7,7 @@ cluster never could. The benchmark scores policies with it; the controller never
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-import pandas as pd
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +71,6 @@ class WorkloadReport:
     def attainment(self) -> float | None:
         """Request-weighted SLO attainment: good / all requests (``None`` with no requests)."""
         return self.good_requests / self.requests if self.requests else None
-
-    def timeline_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([asdict(r) for r in self.timeline], columns=_MINUTE_COLUMNS)
-
-
-_MINUTE_COLUMNS = list(MinuteRow.__dataclass_fields__)
 
 
 @dataclass(frozen=True, slots=True)

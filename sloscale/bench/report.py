@@ -1,8 +1,11 @@
-"""``--report DIR``: PNG plots of every run and an ``index.html`` that shows them with the table.
+"""``--report DIR``: PNG plots of every run, ``minutes.csv``, and an ``index.html`` that shows
+them with the table.
 
-Plots (matplotlib, headless): load and allocation per policy over time, the per-minute
-latency quantile against the target, and the error budget consumed over the run. Long runs
-are averaged into 10-minute bins (the maximum for latency) so the plots stay readable.
+Every policy's per-minute ground truth is one pandas frame (``minutes_frame``), written as
+``minutes.csv`` for the reader's own analysis, and the plots are drawn from it (matplotlib,
+headless): load and allocation per policy over time, the per-minute latency quantile against
+the target, and the error budget consumed over the run. Long runs are averaged into 10-minute
+bins (the worst minute for latency; ``binned``) so the plots stay readable.
 """
 
 from __future__ import annotations
@@ -12,28 +15,51 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from actuators.sim.model import FloatArray
 from sloscale.bench.results import PolicyResult
 from sloscale.bench.settings import BenchError
 from sloscale.bench.setup import BenchSetup
 
 BIN_MINUTES = 10
 
+MINUTE_COLUMNS = ("arrival_rate_rps", "allocated_share_pct", "latency_ms", "requests", "good")
+"""The per-minute series of every run (``MinuteSeries``), as ``minutes.csv`` names them."""
 
-def _bins(values: FloatArray, how: str) -> FloatArray:
-    n = len(values) // BIN_MINUTES * BIN_MINUTES
-    if n == 0:
-        return values
-    shaped = values[:n].reshape(-1, BIN_MINUTES)
-    with np.errstate(all="ignore"):
-        if how == "max":
-            ok = np.isfinite(shaped).any(axis=1)
-            out = np.full(len(shaped), np.nan)
-            out[ok] = np.nanmax(shaped[ok], axis=1)
-            return out
-        mean: FloatArray = shaped.mean(axis=1)
-        return mean
+
+def minutes_frame(results: Mapping[str, PolicyResult]) -> pd.DataFrame:
+    """One row per policy and simulated minute: ``policy``, ``minute`` (from the start) and
+    ``MINUTE_COLUMNS`` (``latency_ms`` is NaN where the minute had no request)."""
+    frames = []
+    for r in results.values():
+        series = {c: getattr(r.minutes, c) for c in MINUTE_COLUMNS}
+        minutes = len(series["arrival_rate_rps"])
+        frames.append(pd.DataFrame({"policy": r.name, "minute": np.arange(minutes), **series}))
+    columns = ["policy", "minute", *MINUTE_COLUMNS]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def binned(frame: pd.DataFrame, minutes: int = BIN_MINUTES) -> pd.DataFrame:
+    """Per policy, ``minutes``-long bins (``hour`` is the bin's start): mean load and
+    allocation, the worst minute's latency (NaN where no minute had a request), requests
+    and good ones summed. A last, partial bin is dropped; a run shorter than one bin keeps
+    its minutes."""
+    out = []
+    for policy, runs in frame.groupby("policy", sort=False):
+        size = minutes if len(runs) >= minutes else 1
+        whole = runs[runs["minute"] < len(runs) // size * size]
+        groups = whole.groupby(whole["minute"] // size)
+        agg = groups.agg(
+            arrival_rate_rps=("arrival_rate_rps", "mean"),
+            allocated_share_pct=("allocated_share_pct", "mean"),
+            latency_ms=("latency_ms", "max"),
+            requests=("requests", "sum"),
+            good=("good", "sum"),
+        )
+        agg.insert(0, "hour", agg.index * size / 60.0)
+        agg.insert(0, "policy", policy)
+        out.append(agg.reset_index(drop=True))
+    return pd.concat(out, ignore_index=True)
 
 
 def write_report(
@@ -50,17 +76,18 @@ def write_report(
     except OSError as e:
         raise BenchError(f"cannot create {directory}: {e.strerror or e}") from None
     runs = list(results.values())
-    hours_per_bin = BIN_MINUTES / 60.0
+    frame = minutes_frame(results)
+    frame.to_csv(directory / "minutes.csv", index=False)
+    bins = {str(p): b for p, b in binned(frame).groupby("policy", sort=False)}
     target = setup.settings.slo_ms
     images: list[tuple[str, str]] = []
 
-    top_gpus = max(float(r.minutes.allocated_share_pct.max(initial=0.0)) for r in runs) / 100.0
-    top_rps = max(float(r.minutes.arrival_rate_rps.max(initial=0.0)) for r in runs)
+    top_gpus = float(frame["allocated_share_pct"].max()) / 100.0 if len(frame) else 0.0
+    top_rps = float(frame["arrival_rate_rps"].max()) if len(frame) else 0.0
     fig, axes = plt.subplots(len(runs), 1, figsize=(11, 1.9 * len(runs)), sharex=True)
     for ax, r in zip(np.atleast_1d(axes), runs, strict=True):
-        rate = _bins(r.minutes.arrival_rate_rps, "mean")
-        alloc = _bins(r.minutes.allocated_share_pct, "mean")
-        t = np.arange(len(rate)) * hours_per_bin
+        b = bins[r.name]
+        t, rate, alloc = b["hour"], b["arrival_rate_rps"], b["allocated_share_pct"]
         ax.fill_between(t, rate, color="0.85", label="load (rps)")
         ax.set_ylabel("rps")
         ax.set_ylim(0, 1.05 * top_rps or 1.0)
@@ -77,8 +104,8 @@ def write_report(
 
     fig, ax = plt.subplots(figsize=(11, 4))
     for r in runs:
-        lat = _bins(r.minutes.latency_ms, "max")
-        ax.plot(np.arange(len(lat)) * hours_per_bin, lat, lw=0.7, label=r.name)
+        b = bins[r.name]
+        ax.plot(b["hour"], b["latency_ms"], lw=0.7, label=r.name)
     ax.axhline(target, color="red", ls="--", lw=1, label="target")
     ax.set_yscale("log")
     ax.set_xlabel("hours")
@@ -91,11 +118,11 @@ def write_report(
 
     fig, ax = plt.subplots(figsize=(11, 4))
     allowed = 1.0 - setup.objective_ratio
-    for r in runs:
-        bad = np.cumsum(r.minutes.requests - r.minutes.good)
-        total = float(r.minutes.requests.sum())
+    for name, m in frame.groupby("policy", sort=False):
+        bad = (m["requests"] - m["good"]).cumsum()
+        total = float(m["requests"].sum())
         consumed = bad / (allowed * total) if total > 0 else bad * 0.0
-        ax.plot(np.arange(len(consumed)) / 60.0, consumed, lw=0.9, label=r.name)
+        ax.plot(m["minute"] / 60.0, consumed, lw=0.9, label=str(name))
     ax.axhline(1.0, color="red", ls="--", lw=1, label="budget")
     ax.set_xlabel("hours")
     ax.set_ylabel("error budget consumed")
