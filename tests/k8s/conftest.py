@@ -10,6 +10,7 @@ from kubernetes.client import ApiClient, Configuration
 
 from actuators.kubernetes import KubeApi, KubernetesCluster, KubernetesOptions
 from tests.k8s.fakeapi import FakeApiServer
+from tests.support.kube import kube  # noqa: F401  (the real control plane, session-scoped)
 
 JsonObj = dict[str, Any]
 

@@ -1,5 +1,5 @@
 """A command the tests need that a ``scripts/install-*`` script builds from Go sources into a
-cache outside the repository (Sloth's CLI, celcheck).
+cache outside the repository (Sloth's CLI, celcheck, the Kubernetes control plane).
 
 ``scripts/check`` (the README's test command, and CI's) builds each first with ``--require``;
 after that it is cached. A test run outside it (plain ``pytest``) skips with how to build the
@@ -30,6 +30,8 @@ class GoTool:
     script: str
     build_env: str
     build: str
+    files: tuple[str, ...] = ()
+    """When the installer's ``--print-path`` is a directory: the files it must hold."""
     _build_failure: str | None = field(default=None, repr=False)
 
     def _installer(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -42,14 +44,19 @@ class GoTool:
         )
 
     def path(self) -> Path:
-        """Where the installer puts (or would put) the binary."""
+        """Where the installer puts (or would put) the binary, or the directory of ``files``."""
         return Path(self._installer("--print-path", timeout=30).stdout.strip())
 
+    def _built(self, path: Path) -> bool:
+        if self.files:
+            return all((path / name).is_file() for name in self.files)
+        return path.is_file() and os.access(path, os.X_OK)
+
     def require(self) -> str:
-        """The built binary; skips the calling test, with the reason, when there is none
-        (fails it under CI)."""
+        """The built binary (or directory); skips the calling test, with the reason, when
+        there is none (fails it under CI)."""
         path = self.path()
-        if path.is_file() and os.access(path, os.X_OK):
+        if self._built(path):
             return str(path)
         if os.environ.get(self.build_env) != "1":
             if os.environ.get("CI"):
@@ -60,7 +67,7 @@ class GoTool:
             )
         if self._build_failure is None:
             proc = self._installer(timeout=BUILD_TIMEOUT_S)
-            if proc.returncode == 0 and path.is_file():
+            if proc.returncode == 0 and self._built(path):
                 return str(path)
             lines = (proc.stderr or proc.stdout).strip().splitlines()
             self._build_failure = lines[-2] if len(lines) > 1 else (lines[-1] if lines else "?")
