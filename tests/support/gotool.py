@@ -32,6 +32,7 @@ class GoTool:
     build: str
     files: tuple[str, ...] = ()
     """When the installer's ``--print-path`` is a directory: the files it must hold."""
+    build_timeout_s: float = BUILD_TIMEOUT_S
     _build_failure: str | None = field(default=None, repr=False)
 
     def _installer(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -66,7 +67,7 @@ class GoTool:
                 f"({self.build}) or set {self.build_env}=1 for the tests to build it"
             )
         if self._build_failure is None:
-            proc = self._installer(timeout=BUILD_TIMEOUT_S)
+            proc = self._installer(timeout=self.build_timeout_s)
             if proc.returncode == 0 and self._built(path):
                 return str(path)
             lines = (proc.stderr or proc.stdout).strip().splitlines()

@@ -76,6 +76,7 @@ KUBE = GoTool(
     "go builds of etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and "
     "kwok, about 20 min on one core",
     files=(*BINARIES, STAGES),
+    build_timeout_s=3600,  # a cold build on a new machine is about 20 min on one core
 )
 
 FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
