@@ -68,6 +68,11 @@ BINARIES = (
     "kwok",
 )
 STAGES = "kwok-stages.yaml"
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_PARENT = (_SETPRIV, "--pdeathsig", "KILL") if _SETPRIV else ()
+"""util-linux's ``setpriv`` runs each binary with ``PR_SET_PDEATHSIG``: it is killed when the
+process that started it dies, so a test run killed by a timeout leaves no control plane behind
+(a ``preexec_fn`` doing the same is unsafe in a process with threads)."""
 
 KUBE = GoTool(
     "the Kubernetes control plane",
@@ -439,7 +444,7 @@ class ControlPlane:
     def _spawn(self, name: str, *args: str) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
         popen = subprocess.Popen(
-            [str(self.binaries / name), *args],
+            [*_DIE_WITH_PARENT, str(self.binaries / name), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -531,6 +536,10 @@ def kube(
         reporter.write_line(f"tests.support.kube: the control plane's logs are in {workdir}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str]) -> int:
     """Start one, print its kubeconfigs and start-up times, wait for Ctrl-C."""
     binaries = Path(argv[0]) if argv else KUBE.path()
@@ -539,7 +548,8 @@ def main(argv: Sequence[str]) -> int:
         print(json.dumps(kube.startup_s, indent=2))
         for user in (ADMIN, CONTROLLER):
             print(f"{user}: KUBECONFIG={kube.kubeconfig(user)}")
-        print(f"logs: {workdir}; Ctrl-C stops it")
+        print(f"logs: {workdir}; Ctrl-C stops it", flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` and `timeout` stop it cleanly too
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
     shutil.rmtree(workdir, ignore_errors=True)
