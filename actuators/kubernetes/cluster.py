@@ -31,7 +31,8 @@ write is an apply or a patch, and why the apply forces).
 Writes that depend on what was read carry the resourceVersion it was read at: a 409 re-reads
 and retries with backoff, unless the Deployment's replicas or pod template changed since the
 snapshot the plan was made on: then the old target is not re-sent over the other writer's
-change (a failed "conflict" result; the next tick re-plans on fresh data); 404 (deleted
+change (a failed "conflict" result; the next tick re-plans on fresh data), its own replicas
+written just before by the same action excepted; 404 (deleted
 meanwhile) is a no-op; 403 names the missing RBAC verb; 422 carries the API's message. One
 action's failure never touches another's. In dry-run (shadow) mode nothing is written: the
 results and ``shadow_log`` say what would have been.
