@@ -27,9 +27,10 @@ keys so a template never carries two. Purely computational, no side effects.
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from controller.domain import SHARE_UNIT_PCT, SliceDialect
@@ -167,14 +168,29 @@ def mig_profile_for(
     return fitting[0] if fitting else None
 
 
+_QUANTITY = re.compile(
+    r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|[numkMGTPE])?"
+)
+_BINARY_SUFFIX = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}  # powers of 1024
+_DECIMAL_SUFFIX = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
 def _quantity_int(value: object) -> int | None:
-    """An integer quantity (extended resources are whole numbers: ``"2"``, ``2``)."""
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
+    """An integer quantity (extended resources are whole numbers: ``"2"``, ``2``), in any
+    form the Kubernetes API writes one: the API server stores every quantity in canonical
+    form, so the ``"40000"`` a manifest (or a resize) gave is read back as ``"40k"``, and
+    ``"1Ki"``, ``"2e3"`` and ``"1000m"`` are whole numbers too. ``None`` for anything else."""
+    match = _QUANTITY.fullmatch(str(value).strip())
+    if match is None:
         return None
-    if not math.isfinite(number) or number != int(number):
+    number, suffix = Decimal(match.group(1)), match.group(2) or ""
+    if suffix in _BINARY_SUFFIX:
+        number *= 1024 ** _BINARY_SUFFIX[suffix]
+    elif suffix[:1] in ("e", "E") and len(suffix) > 1:
+        number = number.scaleb(int(suffix[1:]))
+    elif suffix:
+        number = number.scaleb(_DECIMAL_SUFFIX[suffix])
+    if number != number.to_integral_value():
         return None
     return int(number)
 

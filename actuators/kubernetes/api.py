@@ -143,7 +143,10 @@ class WatchStream:
 
     def close(self) -> None:
         self._closed.set()
-        with contextlib.suppress(OSError, AttributeError):  # already closed
+        # OSError, AttributeError: already closed. RuntimeError: urllib3 (2.3+) refuses to
+        # shut down a connection already released to the pool, which is what a stream read
+        # to its end is (the server ended the watch): Reflector.stop() may come just then.
+        with contextlib.suppress(OSError, AttributeError, RuntimeError):
             self._response.shutdown()
 
 

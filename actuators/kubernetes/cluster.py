@@ -31,7 +31,8 @@ write is an apply or a patch, and why the apply forces).
 Writes that depend on what was read carry the resourceVersion it was read at: a 409 re-reads
 and retries with backoff, unless the Deployment's replicas or pod template changed since the
 snapshot the plan was made on: then the old target is not re-sent over the other writer's
-change (a failed "conflict" result; the next tick re-plans on fresh data); 404 (deleted
+change (a failed "conflict" result; the next tick re-plans on fresh data), its own replicas
+written just before by the same action excepted; 404 (deleted
 meanwhile) is a no-op; 403 names the missing RBAC verb; 422 carries the API's message. One
 action's failure never touches another's. In dry-run (shadow) mode nothing is written: the
 results and ``shadow_log`` say what would have been.
@@ -148,6 +149,8 @@ class _Write:
     strategy: JsonObj | None = None
     dialect: SliceDialect = SliceDialect.HAMI
     changes: list[str] = field(default_factory=list)
+    replicas_written: bool = False
+    """The ``scale`` write went through (``_write_scale``), whatever came after it."""
 
 
 class KubernetesCluster:
@@ -353,14 +356,16 @@ class KubernetesCluster:
         )
         with self._lock:  # what the plan saw: consumed by the write made from it
             basis = self._planned_on.get(ref.key)
+        written: list[str] = []  # the replicas, when written by an attempt that then conflicted
         for attempt in range(self.options.conflict_retries + 1):
             changed = "" if basis is None else _changed_under_us(basis, dep)
             if changed:
                 message = f"conflict: {changed} since it was planned; not applied, re-planned"
                 return ApplyResult(ref.key, False, f"{message} on the next tick")
-            write = self._plan_scale(dep, action)
+            write = self._plan_scale(dep, action, resuming=bool(written))
             if write is None:
                 return ApplyResult(ref.key, False, self._deferred_message(dep, action))
+            write.changes[:0] = written
             if not write.changes:
                 return ApplyResult(ref.key, True, "no change")
             summary = ", ".join(write.changes)
@@ -373,6 +378,16 @@ class KubernetesCluster:
             except ApiError as e:
                 if e.status != CONFLICT or attempt == self.options.conflict_retries:
                     raise
+                if write.replicas_written and write.replicas is not None:
+                    # The replicas went through and the resize's precondition failed: on a
+                    # real cluster the Deployment controller answers a scale within
+                    # milliseconds with a status update, which moves the resourceVersion.
+                    # The retry carries on with the same action, on sloscale's own replicas
+                    # (not "changed under us"), and does not wait for the rollout that the
+                    # scale itself began.
+                    written = [c for c in write.changes if c.startswith("replicas ")]
+                    if basis is not None:
+                        basis = (write.replicas, basis[1])
                 self.sleep(self.options.conflict_backoff_s * 2**attempt)
                 dep = self.api.get(DEPLOYMENTS, ref.name, ref.namespace)
                 continue
@@ -388,8 +403,11 @@ class KubernetesCluster:
         except ValueError:
             return self.options.default_dialect
 
-    def _plan_scale(self, dep: JsonObj, action: ScaleAction) -> _Write | None:
-        """What to write; ``None`` when a resize must wait for the running rollout."""
+    def _plan_scale(
+        self, dep: JsonObj, action: ScaleAction, *, resuming: bool = False
+    ) -> _Write | None:
+        """What to write; ``None`` when a resize must wait for the running rollout (unless
+        ``resuming`` an action whose own scale write began it)."""
         write = _Write()
         spec = dep.get("spec") or {}
         current = int(spec.get("replicas", 1))
@@ -414,7 +432,8 @@ class KubernetesCluster:
         )
         if after_template != template and before != after:
             # a rollback may not wait: the rollout it undoes never finishes
-            if k8s.rollout_in_progress(dep) and action.reason is not Reason.RESIZE_FAILED:
+            waits = not resuming and action.reason is not Reason.RESIZE_FAILED
+            if waits and k8s.rollout_in_progress(dep):
                 if write.replicas is None:
                     return None
                 write.changes.append("resize deferred: rollout in progress")
@@ -480,6 +499,7 @@ class KubernetesCluster:
                 ref.namespace,
                 subresource="scale",
             )
+            write.replicas_written = True
             rv = str((scale.get("metadata") or {}).get("resourceVersion", rv))
         recorded = note_patch(dep, note)  # {} when the same decision is recorded already
         body: JsonObj = {"metadata": recorded}

@@ -7,9 +7,18 @@ import time
 import pytest
 
 from actuators.kubernetes import KubernetesCluster, Scope
+from actuators.kubernetes.api import DEPLOYMENTS
 from actuators.kubernetes.objects import parse_hami_register
 from controller.domain import JobPhase
-from tests.k8s.conftest import deployment, gpu_node, hami_resources, job, make_cluster, pod
+from tests.k8s.conftest import (
+    deployment,
+    gpu_node,
+    hami_resources,
+    job,
+    make_api,
+    make_cluster,
+    pod,
+)
 from tests.k8s.fakeapi import FakeApiServer
 
 
@@ -205,3 +214,17 @@ def test_gone_resource_version_relists(cluster: KubernetesCluster, server: FakeA
     reflector.start()
     _eventually(lambda: [d.ref.name for d in cluster.snapshot().deployments] == ["while-away"])
     assert cluster.deployments.lists == 2
+
+
+def test_a_watch_read_to_its_end_closes_quietly(server: FakeApiServer) -> None:
+    """``Reflector.stop()`` closes the open stream from another thread, which may come just
+    after the server ended it: urllib3 has then released the connection to its pool, and
+    closing must not raise (it did: ``RuntimeError``, out of ``KubernetesCluster.close()``)."""
+    api = make_api(server)
+    try:
+        rv = api.list(DEPLOYMENTS, "ml")["metadata"]["resourceVersion"]
+        stream = api.watch(DEPLOYMENTS, "ml", resource_version=rv, timeout_s=1)
+        assert all(e["type"] == "BOOKMARK" for e in stream)  # read until the server ends it
+        stream.close()
+    finally:
+        api.close()

@@ -111,3 +111,47 @@ def test_a_conflict_over_a_changed_replica_count_is_not_overwritten(
         assert len(scale_writes) == 1  # the 409'd one; nothing re-sent
     finally:
         cluster.close()
+
+
+def test_a_resize_that_conflicts_after_its_own_scale_write_is_carried_on(
+    server: FakeApiServer,
+) -> None:
+    """A scale and a resize in one action: the replicas go first, then the resize, made
+    conditional on the resourceVersion the scale answered. On a real cluster the Deployment
+    controller updates the status in between (``tests/k8s/test_real_workloads.py``), so the
+    resize meets a 409; the retry must not take sloscale's own replicas for another writer's
+    change, nor wait for the rollout the scale began."""
+    server.put(deployment("web", replicas=2))
+    cluster = make_cluster(server)
+    try:
+        cluster.snapshot()
+        scaled: list[Request] = []
+
+        def the_deployment_controller_answers_the_scale(req: Request) -> None:
+            if req.resource == "deployments/scale":
+                scaled.append(req)
+            elif req.resource == "deployments" and len(scaled) == 1 and req.method == "PATCH":
+                scaled.append(req)
+                server.mutate(
+                    "Deployment",
+                    "ml",
+                    "web",
+                    lambda d: d["status"].update(
+                        observedGeneration=2, replicas=3, updatedReplicas=2
+                    ),
+                )
+
+        server.before_write = the_deployment_controller_answers_the_scale
+        action = ScaleAction(WorkloadRef("ml", "web"), Allocation(3, 30), 16384, Reason.SCALE_UP)
+        (result,) = cluster.apply(Plan(scale=(action,)))
+        assert len(scaled) == 2, "the race did not happen"
+        assert result.ok, result.message
+        assert result.message.startswith("set replicas 2->3, slice 50 %/20480 MiB->30 %"), result
+        dep = server.obj("Deployment", "ml", "web")
+        assert dep is not None and dep["spec"]["replicas"] == 3
+        limits = dep["spec"]["template"]["spec"]["containers"][1]["resources"]["limits"]
+        assert limits["nvidia.com/gpucores"] == "30"
+        scale_writes = [w for w in server.writes() if w.resource == "deployments/scale"]
+        assert len(scale_writes) == 1  # the replicas were not written twice
+    finally:
+        cluster.close()
