@@ -194,6 +194,7 @@ class Controller:
         self.retraining = RetrainBook(config.retrain)
         self.keeper = MemoryKeeper(snapshots, self.state, self.forecasts)  # restarts
         self._shadowed = False  # the last tick ran in shadow mode (a follower, --dry-run)
+        self._restate_notices = False  # the notices of holds are due again (a take-over)
 
     # ---------------------------------------------------------------------------------------
     def tick(self) -> TickReport:
@@ -249,12 +250,13 @@ class Controller:
 
         Shadow ticks write nothing, yet the one-shot memory of what was written takes their
         writes as made: a retraining's start (a leader would then wait forever for a
-        watermark and a Job nobody wrote). That memory goes, as in a restart, which the state
-        on the cluster makes harmless: the retraining goes on from the watermark (the Job's
-        name in it: created at most once). The saved memory the ``keeper`` restores on this
-        tick.
+        watermark and a Job nobody wrote) and a hold's Warning (never said). That memory
+        goes, as in a restart, which the state on the cluster makes harmless: the
+        retraining goes on from the watermark (the Job's name in it: created at most once)
+        and the holds are said again. The saved memory the ``keeper`` restores on this tick.
         """
         self.retraining.forget()
+        self._restate_notices = True
 
     # --- discover ---------------------------------------------------------------------------
     def _discover(self, errors: list[str]) -> _Discovered:
@@ -529,8 +531,12 @@ class Controller:
         self._record_preemptions(result.plan.jobs, now)
         self._remember_job_decisions(result.decisions)
         conflicted = conflict_holds(seen.conflicts, now)
-        last = {key: self.state.workload(key).last_decision for key in seen.conflicts}
+        last = {
+            key: None if self._restate_notices else self.state.workload(key).last_decision
+            for key in seen.conflicts
+        }
         notices = conflict_notices(conflicted, seen.conflicts, last)
+        self._restate_notices = False
         return _Planned(
             replace(result.plan, notices=notices),
             result.decisions + tuple(held) + conflicted + self._unplanned_decisions(now),
