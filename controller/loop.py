@@ -193,6 +193,8 @@ class Controller:
         self.last_report: TickReport | None = None
         self.retraining = RetrainBook(config.retrain)
         self.keeper = MemoryKeeper(snapshots, self.state, self.forecasts)  # restarts
+        self._shadowed = False  # the last tick ran in shadow mode (a follower, --dry-run)
+        self._restate_notices = False  # the notices of holds are due again (a take-over)
 
     # ---------------------------------------------------------------------------------------
     def tick(self) -> TickReport:
@@ -201,6 +203,10 @@ class Controller:
         now = self.clock.now()
         timer = _PhaseTimer()
         errors: list[str] = []
+        acting = not self.config.dry_run
+        if acting and self._shadowed:
+            self._take_over()
+        self._shadowed = not acting
         with timer.phase("discover"):
             seen = self._guard(errors, "discover", self._discover, errors)
             if seen is None:
@@ -238,6 +244,19 @@ class Controller:
         self.last_report = report
         self._export(report)
         return report
+
+    def _take_over(self) -> None:
+        """The first tick that acts after ticks in shadow mode: a follower that now leads.
+
+        Shadow ticks write nothing, yet the one-shot memory of what was written takes their
+        writes as made: a retraining's start (a leader would then wait forever for a
+        watermark and a Job nobody wrote) and a hold's Warning (never said). That memory
+        goes, as in a restart, which the state on the cluster makes harmless: the
+        retraining goes on from the watermark (the Job's name in it: created at most once)
+        and the holds are said again. The saved memory the ``keeper`` restores on this tick.
+        """
+        self.retraining.forget()
+        self._restate_notices = True
 
     # --- discover ---------------------------------------------------------------------------
     def _discover(self, errors: list[str]) -> _Discovered:
@@ -512,8 +531,12 @@ class Controller:
         self._record_preemptions(result.plan.jobs, now)
         self._remember_job_decisions(result.decisions)
         conflicted = conflict_holds(seen.conflicts, now)
-        last = {key: self.state.workload(key).last_decision for key in seen.conflicts}
+        last = {
+            key: None if self._restate_notices else self.state.workload(key).last_decision
+            for key in seen.conflicts
+        }
         notices = conflict_notices(conflicted, seen.conflicts, last)
+        self._restate_notices = False
         return _Planned(
             replace(result.plan, notices=notices),
             result.decisions + tuple(held) + conflicted + self._unplanned_decisions(now),

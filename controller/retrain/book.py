@@ -109,6 +109,12 @@ class RetrainBook:
         self.statuses = tuple(statuses)
         return tuple(actions), tuple(decisions)
 
+    def forget(self) -> None:
+        """Drop every model's memory, as a restart does (harmless: the state that counts is
+        on the cluster). For a replica whose ticks were in shadow mode and that now acts:
+        the watermarks and Jobs that memory took as written never were."""
+        self.memory.clear()
+
     def _window(
         self, snapshot: ClusterSnapshot, inference_pct: Mapping[str, float]
     ) -> RetrainWindow:

@@ -7,6 +7,8 @@ Event), while the others are planned on the same tick as if it were not there.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi.testclient import TestClient
 
 from controller.conflicts import conflicts_by_workload
@@ -155,3 +157,22 @@ def test_only_managed_deployments_are_matched() -> None:
         {"ml/web"},
     )
     assert {k: [o.name for o in v] for k, v in found.items()} == {"ml/web": ["ml/a", "ml/b"]}
+
+
+def test_a_replica_that_followed_says_the_hold_once_it_leads() -> None:
+    """A follower (``sloscale run --leader-elect``) decides in shadow mode: its notice is not
+    written. Once it leads, it says the hold, as a restarted controller would."""
+    clock, cluster, metrics, ctl = make()
+    ref = cluster.add("fought", slo_annotations())
+    cluster.autoscalers.append(OtherAutoscaler(HPA, "default/a", ref))
+    metrics.values[ref.key] = busy(5.0)
+    base = ctl.config
+    notices = []
+    for tick in range(4):
+        ctl.config = replace(base, dry_run=tick < 2)  # following, then leading
+        clock.advance(15.0)
+        ctl.tick()
+        notices.append([n for p in cluster.applied for n in p.notices])
+        cluster.applied.clear()
+    assert [len(n) for n in notices] == [1, 0, 1, 0]
+    assert notices[2][0].reason is Reason.CONFLICTING_AUTOSCALER

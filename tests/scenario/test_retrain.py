@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from actuators.sim.cluster import SimulatedCluster
 from actuators.sim.load import ConstantPattern
 from actuators.sim.metrics import SimMetricsSource
@@ -111,3 +113,21 @@ def test_retraining_is_visible_on_the_api_and_metrics() -> None:
     text = client.get("/metrics").text
     assert 'sloscale_retrain_triggers_total{workload="ml/chat"} 1.0' in text
     assert 'sloscale_retrain_samples_pending{workload="ml/chat"}' in text
+
+
+def test_a_replica_that_followed_starts_the_retraining_once_it_leads() -> None:
+    """``sloscale run --leader-elect`` ticks a follower in shadow mode: it decides the start of
+    a retraining but writes nothing. Once it leads it must write it, not take its shadow
+    writes as made and wait for a Job nobody created (found on a real API server, #27)."""
+    cluster = SimulatedCluster(_world())
+    controller = _controller(cluster)
+    base = controller.config
+    for i in range(60):  # 15 minutes: leading, following for 10 (the trigger comes), leading
+        controller.config = replace(base, dry_run=0 < i < 40)
+        cluster.advance(15.0)
+        report = controller.tick()
+        if i == 39:
+            statuses = {s.key: s for s in report.retraining}
+            assert statuses["ml/chat"].state is RetrainState.STARTING  # decided, in shadow
+            assert _retrain_jobs(cluster) == []
+    assert _retrain_jobs(cluster) == ["chat-retrain-1"]
