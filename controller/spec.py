@@ -84,6 +84,7 @@ from controller.spec_values import (
 
 __all__ = [
     "ANNOTATION_PREFIX",
+    "CONTROLLER_NAMES",
     "KNOWN_DEPLOYMENT_KEYS",
     "KNOWN_JOB_KEYS",
     "MAX_DURATION_S",
@@ -145,6 +146,12 @@ _JOB_NAMES = (
     "reclaim-idle-after",
 )
 _LABEL_NAMES = ("retrain-of",)
+CONTROLLER_NAMES = ("last-decision", "retrain-watermark")
+"""What sloscale itself writes on the objects it acts on: its last decision (Deployments and
+Jobs, the Jobs it creates included) and a model's retraining watermark (Deployments). Records,
+not a request: never parsed, never an unknown key, so that an object sloscale has acted on
+still validates (``sloscale validate`` of ``kubectl get -o yaml``, and deploy/admission's
+policy, which would otherwise refuse sloscale's own writes)."""
 
 KNOWN_DEPLOYMENT_KEYS: frozenset[str] = frozenset(ANNOTATION_PREFIX + n for n in _DEPLOYMENT_NAMES)
 """Every ``sloscale.io/`` annotation valid on an inference Deployment."""
@@ -218,6 +225,8 @@ class _Reader:
         for key, value in annotations.items():
             if key.startswith(ANNOTATION_PREFIX):
                 name = key[len(ANNOTATION_PREFIX) :]
+                if name in CONTROLLER_NAMES:  # sloscale's own records, not the spec
+                    continue
                 self.raw[name] = value
                 self.values[name] = value.strip()
         self.errors: list[SpecError] = []

@@ -35,6 +35,7 @@ from controller.spec import (
     _RETRAIN_OPTIONAL_NAMES,
     _RETRAIN_REQUIRED_NAMES,
     ANNOTATION_PREFIX,
+    CONTROLLER_NAMES,
     LATENCY_METRIC_PROFILES,
     MODEL_PROFILES,
 )
@@ -65,7 +66,9 @@ HEADER = """\
 # template), as far as CEL can say it; the binding (binding.yaml) decides what a failure does.
 # Only objects with a sloscale.io/ annotation are looked at, and an UPDATE only when it
 # changes one of them (so that an object annotated before the policy can still be scaled,
-# suspended or rolled out).
+# suspended or rolled out). sloscale's own records (sloscale.io/last-decision and
+# sloscale.io/retrain-watermark, which the controller writes as it acts) are not requests:
+# never unknown keys, and a change of them alone is not looked at.
 #
 # Covered, as the parser (controller/spec.py) says it: unknown keys per kind (with a hint),
 # empty values, enabled, every enum, every number's format and range (objective 50..99.999,
@@ -487,8 +490,16 @@ def _annotations_of(obj: str) -> str:
     )
 
 
-def _sloscale_keys(annotations: str) -> str:
-    return f"{annotations}.filter(k, k.startsWith({_str(ANNOTATION_PREFIX)}))"
+_CONTROLLER_KEYS = _list(ANNOTATION_PREFIX + n for n in CONTROLLER_NAMES)
+
+
+def _user_key(k: str) -> str:
+    """``k`` is a ``sloscale.io/`` key a user writes, not one of sloscale's own records."""
+    return f"{k}.startsWith({_str(ANNOTATION_PREFIX)}) && !({k} in {_CONTROLLER_KEYS})"
+
+
+def _user_keys(annotations: str) -> str:
+    return f"{annotations}.filter(k, {_user_key('k')})"
 
 
 def variables() -> list[dict[str, str]]:
@@ -502,7 +513,7 @@ def variables() -> list[dict[str, str]]:
         },
         {
             "name": "unknown",
-            "expression": _sloscale_keys("variables.annotations")
+            "expression": _user_keys("variables.annotations")
             + f".filter(k, !(k.substring({len(ANNOTATION_PREFIX)}) in variables.known))",
         },
     ]
@@ -784,13 +795,12 @@ def cross_validations() -> list[dict[str, str]]:
 
 
 def policy() -> dict[str, Any]:
-    prefix = _str(ANNOTATION_PREFIX)
     old = _annotations_of("oldObject")
     new = "variables.annotations"
     unchanged = (
-        f"{_sloscale_keys(old)}.all(k, k in {_annotations_of('object')} && "
+        f"{_user_keys(old)}.all(k, k in {_annotations_of('object')} && "
         f"{_annotations_of('object')}[k] == {old}[k]) &&\n"
-        f"{_sloscale_keys(_annotations_of('object'))}.all(k, k in {old})"
+        f"{_user_keys(_annotations_of('object'))}.all(k, k in {old})"
     )
     del new
     return {
@@ -818,7 +828,7 @@ def policy() -> dict[str, Any]:
             "matchConditions": [
                 {
                     "name": "has-sloscale-annotations",
-                    "expression": f"{_annotations_of('object')}.exists(k, k.startsWith({prefix}))",
+                    "expression": f"{_annotations_of('object')}.exists(k, {_user_key('k')})",
                 },
                 {
                     "name": "sloscale-annotations-changed",

@@ -216,6 +216,12 @@ class Reflector:
         self._stream = stream
         self._confirm(connected=True)
         try:
+            if self._stopping.is_set():
+                # stop() came while the watch was being opened, when there was no stream to
+                # close yet: close it here, or this thread would block on it until an event
+                # or the watch's timeout (a real API server can be silent for minutes; a
+                # close() right after the first sync always waited out stop()'s join)
+                stream.close()
             for event in stream:
                 if self._stopping.is_set():
                     return

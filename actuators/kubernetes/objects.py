@@ -40,7 +40,7 @@ from controller.domain import (
     SliceAllocation,
     WorkloadRef,
 )
-from controller.spec import ANNOTATION_PREFIX, KNOWN_DEPLOYMENT_KEYS
+from controller.spec import ANNOTATION_PREFIX, CONTROLLER_NAMES, KNOWN_DEPLOYMENT_KEYS
 
 JsonObj = dict[str, Any]
 
@@ -97,7 +97,7 @@ def opted_in(deployment: Mapping[str, Any]) -> bool:
     return annotations_of(deployment).get(ENABLED, "").strip().lower() == "true"
 
 
-CONTROLLER_ANNOTATIONS = frozenset({LAST_DECISION, ANNOTATION_PREFIX + "retrain-watermark"})
+CONTROLLER_ANNOTATIONS = frozenset(ANNOTATION_PREFIX + n for n in CONTROLLER_NAMES)
 """What sloscale itself writes on a Deployment: never a user's request."""
 
 

@@ -89,6 +89,9 @@ DEPLOYMENT_CASES: list[dict[str, str]] = [
     {**GOOD_DEPLOYMENT, "sloscale.io/slice-dialect": "mig"},
     {**GOOD_DEPLOYMENT, "sloscale.io/enabled": "\u2003True\x1c"},  # Python strips these
     {**GOOD_DEPLOYMENT, "sloscale.io/slice-dialect": "\u212aai"},  # "Kai".lower() is "kai"
+    # sloscale's own records, as it writes them on a Deployment it acts on
+    {**GOOD_DEPLOYMENT, "sloscale.io/last-decision": "{}", "sloscale.io/retrain-watermark": "7"},
+    {"sloscale.io/last-decision": "{}"},
     # invalid
     {**GOOD_DEPLOYMENT, "sloscale.io/objective": "0.99"},
     {**GOOD_DEPLOYMENT, "sloscale.io/objective": "0.995"},
@@ -188,6 +191,8 @@ JOB_CASES: list[dict[str, str]] = [
     {"sloscale.io/enabled": "true"},
     {"sloscale.io/preemtible": "true"},
     {"sloscale.io/priority": "1e3"},
+    {"sloscale.io/last-decision": "{}"},  # a Job sloscale created or suspended
+    {"sloscale.io/preemptible": "true", "sloscale.io/last-decision": "{}"},
 ]
 
 
@@ -337,6 +342,7 @@ def test_messages_name_the_key_and_value(annotations: dict[str, str], expected: 
 def test_objects_without_sloscale_annotations_and_unchanged_updates_are_left_alone() -> None:
     bad = deployment({**GOOD_DEPLOYMENT, "sloscale.io/objective": "0.99"})
     bad_changed = deployment({**GOOD_DEPLOYMENT, "sloscale.io/objective": "0.9"})
+    decided = {**bad["metadata"]["annotations"], "sloscale.io/last-decision": "{}"}
     results = run_celcheck(
         [
             {"object": deployment({"other/x": "y"})},
@@ -346,9 +352,12 @@ def test_objects_without_sloscale_annotations_and_unchanged_updates_are_left_alo
                 "operation": "UPDATE",
             },
             {"object": bad_changed, "oldObject": bad, "operation": "UPDATE"},
+            # sloscale records its decision on it: its own write, not a change of the request
+            {"object": deployment(decided), "oldObject": bad, "operation": "UPDATE"},
+            {"object": deployment({"sloscale.io/last-decision": "{}"})},
         ]
     )
-    assert [r["matched"] for r in results] == [False, False, True]
+    assert [r["matched"] for r in results] == [False, False, True, False, False]
     assert results[2]["denied"]
 
 
