@@ -111,8 +111,8 @@ class Replica:
     def stop(self, sig: signal.Signals = signal.SIGINT) -> None:
         if self.alive():
             self.popen.send_signal(sig)
-        try:
-            self.popen.wait(timeout=15)
+        try:  # a graceful stop finishes the tick under way first: seconds on a loaded machine
+            self.popen.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(timeout=10)
@@ -311,7 +311,7 @@ def _check(kube: ControlPlane, replicas: dict[str, Replica], web_path: str) -> N
             kube.request("GET", STATE)["metadata"]["resourceVersion"]
             == (state["metadata"]["resourceVersion"])
         )
-        assert time.time() - killed_at < LEASE_DURATION_S + 2 * RETRY_PERIOD_S + 5, "no takeover"
+        assert time.time() - killed_at < LEASE_DURATION_S + 2 * RETRY_PERIOD_S + 30, "no takeover"
         assert follower.alive(), follower.tail()
         time.sleep(0.2)
     took_over_s = time.time() - killed_at
@@ -323,7 +323,9 @@ def _check(kube: ControlPlane, replicas: dict[str, Replica], web_path: str) -> N
     assert taken["holderIdentity"] == follower.name
     assert taken["leaseTransitions"] == lease["spec"]["leaseTransitions"] + 1
     since_renewal_s = _micro(taken["acquireTime"]) - _micro(lease["spec"]["renewTime"])
-    latest_s = LEASE_DURATION_S + 2 * RETRY_PERIOD_S + 1.0  # 1 s for a slow machine
+    # never before the lease expired (the safety); the upper bound has room for a loaded CI
+    # machine, whose processes answer late (a tick there can take seconds)
+    latest_s = LEASE_DURATION_S + 2 * RETRY_PERIOD_S + 10.0
     assert LEASE_DURATION_S <= since_renewal_s <= latest_s, since_renewal_s
     assert took_over_s <= latest_s, took_over_s
     eventually("the new leader's /metrics say it leads", follower.leading)
