@@ -17,7 +17,9 @@ takes it over. In shadow mode (``--dry-run``) the memory stays in memory.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -173,6 +175,7 @@ def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Record
     (``dry_run``), so its API and ``/metrics`` stay live and read-only, and the adapter
     itself refuses writes from a replica that is not the leader (the safety net).
     """
+    _stop_gracefully_on_signals()
     from actuators.kubernetes import (
         build_cluster,
         build_leader_elector,
@@ -224,6 +227,21 @@ def _run_kubernetes(options: RunOptions, err: TextIO, recorders: Sequence[Record
             elector.stop(release=True)
         cluster.close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_gracefully_on_signals() -> None:
+    """SIGTERM (what the kubelet sends a pod that is stopping) and SIGINT end the loop as
+    Ctrl-C does: the tick under way is left, the Lease released. Python's own Ctrl-C handler
+    is not installed in a process started with SIGINT ignored (a background job of a shell),
+    and SIGTERM has none: either killed the controller without releasing its Lease. Only in
+    the main thread, where signal handlers can be set."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _interrupt)
 
 
 @contextmanager
