@@ -67,7 +67,7 @@ from tests.k8s import test_admission_policy as table
 from tests.k8s.conftest import deployment, hami_resources
 from tests.support.gomod import KEDA, PROMETHEUS_OPERATOR, module_dir
 from tests.support.gotool import REPO
-from tests.support.kube import ADMIN, CONTROLLER, ControlPlane, ControlPlaneError
+from tests.support.kube import ADMIN, CONTROLLER, ControlPlane, ControlPlaneError, eventually
 
 JsonObj = dict[str, Any]
 
@@ -101,17 +101,6 @@ CRD_PLURALS = {
     "monitoring.coreos.com": ("servicemonitors", "podmonitors", "prometheusrules"),
     "keda.sh": ("scaledobjects",),  # the adapter watches them (autoscalers.py)
 }
-
-
-def eventually(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """``check()``'s first truthy value; fails saying what was awaited."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"{what}: not reached in {timeout_s:g} s")
 
 
 def render(kube: ControlPlane, path: str) -> list[JsonObj]:

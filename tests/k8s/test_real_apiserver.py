@@ -11,7 +11,6 @@ kwok runs them), which the adapter then reads back.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,20 +21,15 @@ from controller.domain import Allocation, Plan, Reason, ScaleAction, WorkloadRef
 from tests.k8s.conftest import deployment, hami_resources
 from tests.support.gotool import REPO
 from tests.support.kube import CONTROLLER, ControlPlane
-
-NAMESPACE = "ml"
-WEB = WorkloadRef(NAMESPACE, "web")
+from tests.support.kube import eventually as _eventually
 
 
 def eventually(what: str, check: Callable[[], Any], timeout_s: float = 60.0) -> Any:
-    """``check()``'s first truthy value; fails saying what was awaited."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not reached in {timeout_s:g} s")
+    return _eventually(what, check, timeout_s, poll_s=0.2)
+
+
+NAMESPACE = "ml"
+WEB = WorkloadRef(NAMESPACE, "web")
 
 
 @pytest.fixture(scope="module")

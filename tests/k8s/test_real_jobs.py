@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -58,6 +58,7 @@ from tests.support.kube import (
     ControlPlane,
     ControlPlaneError,
     FakeNode,
+    eventually,
     free_port,
 )
 
@@ -68,17 +69,6 @@ TRAINING_NODE = "train-1"
 TRAINING_TAINT = {"key": "sloscale.io/test-training", "value": "true", "effect": "NoSchedule"}
 LOW = {"sloscale.io/preemptible": "true", "sloscale.io/priority": "low"}
 LAST_DECISION = "sloscale.io/last-decision"
-
-
-def eventually(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """``check()``'s first truthy value; fails saying what was awaited."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"{what}: not reached in {timeout_s:g} s")
 
 
 # ---- the cluster ----------------------------------------------------------------------------

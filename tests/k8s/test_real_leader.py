@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,7 +42,7 @@ import pytest
 
 from tests.k8s.conftest import deployment, hami_resources
 from tests.support.gotool import REPO
-from tests.support.kube import CONTROLLER, ControlPlane, ControlPlaneError
+from tests.support.kube import CONTROLLER, ControlPlane, ControlPlaneError, eventually
 from tests.support.prometheus import PrometheusServer, require_prometheus
 
 JsonObj = dict[str, Any]
@@ -66,17 +66,6 @@ def _written_by_sloscale(obj: dict[str, Any]) -> tuple[Any, ...]:
     ]
     notes = {k: v for k, v in (meta.get("annotations") or {}).items() if "sloscale.io/" in k}
     return meta.get("generation"), sorted(notes.items()), sorted(map(str, entries))
-
-
-def eventually(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """``check()``'s first truthy value; fails saying what was awaited."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"{what}: not reached in {timeout_s:g} s")
 
 
 @dataclass

@@ -23,7 +23,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -55,24 +55,13 @@ from tests.fakes import FakeClock, FakeMetrics
 from tests.k8s.conftest import deployment, hami_resources, job
 from tests.scenario.test_tick import busy
 from tests.support.gotool import REPO
-from tests.support.kube import ADMIN, CONTROLLER, ControlPlane, FakeNode, require_kube
+from tests.support.kube import ADMIN, CONTROLLER, ControlPlane, FakeNode, eventually, require_kube
 
 JsonObj = dict[str, Any]
 POOL = "test.sloscale.io/pool"
 """The label (and taint key) of a test's own nodes."""
 DIALECT = "sloscale.io/slice-dialect"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
-
-
-def eventually(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """``check()``'s first truthy value; fails saying what was awaited."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"{what}: not reached in {timeout_s:g} s")
 
 
 # ---- the cluster, its namespaces and nodes ---------------------------------------------------

@@ -558,3 +558,17 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def eventually(
+    what: str, check: Callable[[], Any], timeout_s: float = 30.0, poll_s: float = 0.1
+) -> Any:
+    """``check()``'s first truthy value, polled every ``poll_s``; fails saying what was
+    awaited (the real control plane acts on its own time: tests poll, never sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll_s)
+    pytest.fail(f"{what}: not reached in {timeout_s:g} s")
