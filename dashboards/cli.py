@@ -18,6 +18,7 @@ import yaml
 from controller.domain import ClusterSnapshot, SpecError
 from controller.spec import format_errors, parse_slo_spec
 from dashboards.catalog import all_dashboards
+from dashboards.pyrra import pyrra_note, pyrra_supports, pyrra_warnings, service_level_objective
 from dashboards.render import dashboard_json, yaml_documents
 from dashboards.rules import (
     CONTROLLER_GROUP,
@@ -100,7 +101,7 @@ class RuleOptions:
     windows: str = "auto"
 
 
-FORMATS = ("prometheusrule", "rules", "sloth", "sloth-k8s")
+FORMATS = ("prometheusrule", "rules", "sloth", "sloth-k8s", "pyrra")
 
 
 def main_rules(
@@ -131,7 +132,8 @@ def main_rules(
         choices=FORMATS,
         default="prometheusrule",
         help="PrometheusRule objects (default), a plain Prometheus rule file, Sloth "
-        "prometheus/v1 specs (sloth) or Sloth PrometheusServiceLevel objects (sloth-k8s)",
+        "prometheus/v1 specs (sloth), Sloth PrometheusServiceLevel objects (sloth-k8s) or "
+        "Pyrra ServiceLevelObjectives (pyrra)",
     )
     parser.add_argument(
         "--windows",
@@ -163,8 +165,8 @@ def main_rules(
     parser.add_argument(
         "--out",
         type=Path,
-        help="write <namespace>-<name>.prometheusrule.yaml, .rules.yaml and .sloth.yaml per "
-        "SLO (and the controller's rules) into DIR",
+        help="write <namespace>-<name>.prometheusrule.yaml, .rules.yaml, .sloth.yaml and "
+        ".pyrra.yaml per SLO (and the controller's rules) into DIR",
     )
     try:
         args = parser.parse_args(list(argv))
@@ -184,6 +186,8 @@ def main_rules(
             out.write(yaml_documents([rule_file(slos, controller)]))
         elif args.format in ("sloth", "sloth-k8s"):
             out.write(sloth_documents(slos, k8s=args.format == "sloth-k8s"))
+        elif args.format == "pyrra":
+            out.write(pyrra_documents(slos))
         else:
             objects = [prometheus_rule(s, args.namespace) for s in slos]
             if controller:
@@ -191,6 +195,8 @@ def main_rules(
             out.write(yaml_documents(objects))
         if args.format.startswith("sloth") or args.out is not None:
             warnings += [slo_period_note(s) for s in slos if not sloth_supports(s)]
+        if args.format == "pyrra" or args.out is not None:
+            warnings += [w for s in slos for w in pyrra_warnings(s)]
         warnings += _sloth_windows_warnings(slos, args.windows)
     except InputError as e:
         print(_error_line("sloscale rules", e), file=err)
@@ -236,6 +242,20 @@ def sloth_documents(slos: Sequence[SloRules], *, k8s: bool = False) -> str:
     )
 
 
+def pyrra_documents(slos: Sequence[SloRules]) -> str:
+    """One Pyrra ``ServiceLevelObjective`` per SLO that Pyrra can read (``pyrra_supports``),
+    each after a comment line; none at all is an input error."""
+    supported = [s for s in slos if pyrra_supports(s)]
+    if not supported:
+        raise InputError(
+            "sloscale rules: --format pyrra: Pyrra's latency indicator reads a histogram, and "
+            "no SLO here has one (" + ", ".join(s.workload for s in slos) + ")"
+        )
+    return "---\n".join(
+        f"# {pyrra_note(s)}\n" + yaml_documents([service_level_objective(s)]) for s in supported
+    )
+
+
 def write_rules(
     directory: Path, slos: Sequence[SloRules], namespace: str | None, controller: bool = True
 ) -> None:
@@ -250,6 +270,8 @@ def write_rules(
                 yaml_documents([rule_file([slo], controller=False)]), encoding="utf-8"
             )
             Path(f"{stem}.sloth.yaml").write_text(sloth_documents([slo]), encoding="utf-8")
+            if pyrra_supports(slo):
+                Path(f"{stem}.pyrra.yaml").write_text(pyrra_documents([slo]), encoding="utf-8")
         if controller:
             stem = directory / CONTROLLER_GROUP
             Path(f"{stem}.prometheusrule.yaml").write_text(

@@ -205,6 +205,18 @@ class Sli:
             },
         ]
 
+    def bucket_selector(self, le: str) -> str:
+        """The current histogram's good bucket as one vector selector with ``le="<le>"`` (no
+        ``rate``, no ``or``): for tools that take a selector, not a query (Pyrra)."""
+        assert self.histograms, "the controller's counters have no bucket"
+        matchers = (*self.matchers, *self.good_matchers, ("le", le))
+        return f"{self.histograms[0]}_bucket{_selector(matchers)}"
+
+    def count_selector(self) -> str:
+        """The current histogram's ``_count`` as one vector selector (see ``bucket_selector``)."""
+        assert self.histograms, "the controller's counters have no histogram"
+        return f"{self.histograms[0]}_count{_selector(self.matchers)}"
+
 
 def controller_sli(workload: str) -> Sli:
     return Sli(workload)
