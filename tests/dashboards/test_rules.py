@@ -474,7 +474,7 @@ def test_out_dir_gets_every_form_per_slo(tmp_path: Path) -> None:
             *(
                 f"inference-{n}.{form}.yaml"
                 for n in ("chat", "rerank", "summarize")
-                for form in ("prometheusrule", "rules", "sloth")
+                for form in ("prometheusrule", "rules", "sloth", "pyrra")
             ),
             "sloscale-controller.prometheusrule.yaml",
             "sloscale-controller.rules.yaml",
