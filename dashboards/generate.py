@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dashboards.admission import policy_yaml
 from dashboards.catalog import all_dashboards
-from dashboards.cli import slos_from_files, sloth_documents
+from dashboards.cli import pyrra_documents, slos_from_files, sloth_documents
 from dashboards.render import configmaps_yaml, dashboard_json, yaml_documents
 from dashboards.rules import controller_prometheus_rule, prometheus_rule, rule_file, tests_for
 
@@ -102,6 +102,7 @@ def committed_files(root: Path = ROOT) -> dict[Path, str]:
         [tests_for(slos, [rules_name])]
     )
     files[RULES_DIR / f"{EXAMPLE_STEM}.sloth.yaml"] = header + sloth_documents(slos)
+    files[RULES_DIR / f"{EXAMPLE_STEM}.pyrra.yaml"] = header + pyrra_documents(slos)
     files[Path("deploy/admission/policy.yaml")] = policy_yaml()
     return files
 
