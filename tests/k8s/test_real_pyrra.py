@@ -109,9 +109,10 @@ def dry_run_create(kube: ControlPlane, obj: JsonObj) -> tuple[int, JsonObj]:
     return post(kube, path, obj)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def crd_file() -> Path:
-    """Pyrra's CRD in its Go module (before the control plane: a skip costs no start-up)."""
+    """Pyrra's CRD in its Go module: session-scoped and autouse, so that it comes before the
+    session's control plane (pytest sets up wider scopes first) and a skip starts none."""
     return module_dir(PYRRA) / CRD_FILE
 
 
