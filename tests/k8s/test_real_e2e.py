@@ -35,8 +35,10 @@ through the real API server and what the real controllers made of it:
   schedulers (``StandInScheduler``) binds the pods that name them, through the ``binding``
   subresource as a scheduler does, and only with the queue KAI requires.
 
-Everything runs at once (the CLI ticks every 0.5 s on a 4 s rate window): the file takes
-about 30 s, most of it the rollouts and the CLI's start.
+Everything runs at once (the CLI ticks every 0.5 s on a 4 s rate window), after Prometheus
+has scraped a whole window: on a ramp from nothing, the CLI's short-term forecaster, made for
+15 s ticks, extrapolated the first seconds' rise to 230 rps against a load of 10. The file
+takes about 25 s (5 s of it the control plane's start, 8 s the CLI's first decisions).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from typing import IO, Any, ClassVar
 
 import pytest
 
+from tests.k8s.conftest import hami_resources
 from tests.k8s.test_real_workloads import (
     POOL,
     apply_rbac,
@@ -366,17 +369,14 @@ def volcano_node() -> JsonObj:
 
 def workloads() -> list[JsonObj]:
     resize = {"max_replicas": "1", "min_replicas": "1", "slice_min": "10", "slice_max": "20"}
-    web = workload("web", NS, replicas=1, resources={"limits": {}}, pool=POOL_NAME, dialect="hami")
-    web["spec"]["template"]["spec"]["containers"][1]["resources"] = {
-        "limits": {"nvidia.com/gpu": "1", "nvidia.com/gpucores": "50", "nvidia.com/gpumem": "10240"}
-    }
+    web = workload(
+        "web", NS, replicas=1, resources=hami_resources(50, 10240), pool=POOL_NAME, dialect="hami"
+    )
     web["metadata"]["annotations"].update(
         slo(150, metrics_profile="vllm", model=MODEL, min_replicas="1", max_replicas="4")
         | {"sloscale.io/slice-min": "50", "sloscale.io/slice-max": "50"}
     )
-    hami_10 = {
-        "limits": {"nvidia.com/gpu": "1", "nvidia.com/gpucores": "10", "nvidia.com/gpumem": "8192"}
-    }
+    hami_10 = hami_resources(10, 8192)
     volcano_10 = {
         "limits": {
             "volcano.sh/vgpu-number": "1",
@@ -614,7 +614,9 @@ def test_a_slice_too_slow_for_the_target_is_grown_and_the_pods_roll(e2e: E2E, di
     new ReplicaSet; the old pod goes once the new one is ready; the new pod runs where its
     resources are: HAMi's cores and memory on the HAMi node, the MIG profile on the node that
     exposes it, Volcano's and KAI's pods bound by their scheduler (here the stand-in) with
-    their queue."""
+    their queue. slice-max is 20 %: the error budget, spent in the first seconds, raises the
+    headroom until even 20 % misses, and the CLI would grow the slice again, to a MIG profile
+    no node here exposes."""
     kube, app = e2e.kube, dialect
     before = e2e.first_slice[app]
     assert before < 0.15
