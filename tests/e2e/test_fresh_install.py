@@ -103,3 +103,57 @@ def test_the_loadtest_extra_installs_what_loadtests_imports() -> None:
         if not {d.lower().replace("_", "-") for d in by_module.get(module, [module])} & installed
     }
     assert not missing, f"imported by loadtests/ but not in the loadtest extra: {missing}"
+
+
+# ---- validate and rules read what a user points them at alike ---------------------------------
+
+README_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: chat
+  namespace: demo
+  annotations:
+    sloscale.io/enabled: "true"
+    sloscale.io/latency-target-ms: "250"
+    sloscale.io/objective: "99"
+spec:
+  template:
+    spec:
+      containers:
+      - name: server
+        image: example
+        resources: {limits: {nvidia.com/gpu: 1}}
+"""
+
+
+def test_validate_says_a_missing_file_without_a_python_repr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert main(["validate", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == (
+        f"sloscale validate: error: {missing}: cannot read: No such file or directory"
+    )
+    assert "Errno" not in err
+
+
+def test_rules_reads_a_directory_as_validate_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifests = tmp_path / "manifests"
+    (manifests / "team").mkdir(parents=True)
+    (manifests / "team" / "chat.yaml").write_text(README_DEPLOYMENT)
+    (manifests / "notes.txt").write_text("not a manifest")
+    assert main(["rules", "--format", "rules", str(manifests / "team" / "chat.yaml")]) == 0
+    from_file = capsys.readouterr().out
+    assert main(["validate", str(manifests)]) == 0
+    capsys.readouterr()
+    assert main(["rules", "--format", "rules", str(manifests)]) == 0
+    assert capsys.readouterr().out == from_file
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["rules", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"sloscale rules: error: {empty}: no *.yaml or *.yml files in it"
