@@ -157,3 +157,27 @@ def test_rules_reads_a_directory_as_validate_does(
     assert main(["rules", str(empty)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"sloscale rules: error: {empty}: no *.yaml or *.yml files in it"
+
+
+def test_the_readme_demo_synopsis_names_every_option_and_scenario() -> None:
+    """The README's `sloscale demo` block is what a new user reads first: it lists each long
+    option of the parser and each scenario (`llm-ttft` was missing)."""
+    import argparse
+    import re
+
+    from sloscale.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```\n(sloscale demo .*?)```", readme, re.S)
+    assert block is not None
+    synopsis = block.group(1)
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    demo = sub.choices["demo"]
+    for action in demo._actions:
+        longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+        if longs:
+            assert any(o in synopsis for o in longs), longs
+        for choice in action.choices or ():
+            if action.dest == "scenario":
+                assert choice in synopsis, choice
