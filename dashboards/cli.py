@@ -123,7 +123,13 @@ def main_rules(
         prog="sloscale rules",
         description="Prometheus recording rules and multi-window, multi-burn-rate alerts per SLO",
     )
-    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="Kubernetes manifests")
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="Kubernetes manifests, or directories (every *.yaml and *.yml under them)",
+    )
     parser.add_argument(
         "--from-cluster", action="store_true", help="read the annotated Deployments in the cluster"
     )
@@ -303,7 +309,7 @@ def slos_from_cluster(
 
 def slos_from_files(files: Sequence[Path], options: RuleOptions = RuleOptions()) -> list[SloRules]:
     found: list[tuple[str, Mapping[str, str]]] = []
-    for path in files:
+    for path in _manifests(files):
         found.extend(_deployments_in(path))
     slos = slos_from_annotations(found, options)
     if not slos:
@@ -350,6 +356,19 @@ def slos_from_annotations(
             "\n".join(filter(None, [format_errors(errors) if errors else "", *sli_errors]))
         )
     return sorted(slos, key=lambda s: s.workload)
+
+
+def _manifests(files: Sequence[Path]) -> Iterator[Path]:
+    """Each path as it is, but a directory: every ``*.yaml``/``*.yml`` file under it, sorted,
+    as ``sloscale validate`` reads one (a directory used to be "cannot read: Is a directory")."""
+    for path in files:
+        if not path.is_dir():
+            yield path
+            continue
+        found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        if not found:
+            raise InputError(f"sloscale rules: {path}: no *.yaml or *.yml files in it")
+        yield from found
 
 
 def _deployments_in(path: Path) -> Iterator[tuple[str, Mapping[str, str]]]:

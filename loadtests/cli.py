@@ -7,6 +7,7 @@ missing Prometheus, 130 when interrupted (every process the run started is stopp
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -61,16 +62,37 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# What the 'loadtest' extra brings that the plain install lacks: httpx drives the emulator
+# from this process, locust runs in a subprocess (so an import here would not notice it).
+EXTRA_MODULES = ("httpx", "locust")
+EXTRA_HINT = "pip install -e '.[loadtest]' in a clone (pip install 'sloscale[loadtest]')"
+
+
+def missing_extra() -> str | None:
+    """The first module of the 'loadtest' extra that is not installed, or None."""
+    return next((m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # parse first: --help and bad options need none of the extra's modules (a fresh
+    # `pip install -e .` has neither httpx nor locust; --help used to be a traceback there)
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    missing = missing_extra()
+    if missing is not None:
+        message = f"needs {missing}, from the loadtest extra: {EXTRA_HINT}"
+        print(error_line("loadtest", message), file=sys.stderr)
+        return 2
     from loadtests.harness import LoadTestInterruptedError, run_loadtest, timing_of
     from loadtests.prometheus import PrometheusMissingError
     from loadtests.report import summary_text, write_report
 
-    args = _parser().parse_args(list(argv) if argv is not None else None)
     try:
-        duration = (
-            parse_duration_s(args.duration) if args.duration else DEFAULT_DURATION_S[args.shape]
-        )
+        try:
+            duration = (
+                parse_duration_s(args.duration) if args.duration else DEFAULT_DURATION_S[args.shape]
+            )
+        except ValueError as e:  # name the option, as argparse does
+            raise ValueError(f"--duration {e}") from None
         if args.speedup <= 0:
             raise ValueError("--speedup must be > 0")
         base = LoadTestSettings()

@@ -356,7 +356,10 @@ def main(argv: Sequence[str]) -> int:
             text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
             docs = _load(text)
         except (OSError, UnicodeDecodeError, ValueError) as e:
-            print(error_line("validate", f"{name}: cannot read: {e}"), file=sys.stderr)
+            # an OSError's own text is a repr ("[Errno 2] No such file or directory: 'x'"):
+            # its strerror, as `rules` and `forecast-eval` say it
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            print(error_line("validate", f"{name}: cannot read: {why}"), file=sys.stderr)
             tally.unreadable += 1
             continue
         status = max(status, _check_docs(name, docs, args.slice_dialect, critical, tally, scalers))
