@@ -353,6 +353,7 @@ __all__ = [
     "FORMAT",
     "MAX_BYTES",
     "MAX_PARTS",
+    "SETS",
     "ConfigMapSnapshotStore",
     "object_names",
     "part_name",
