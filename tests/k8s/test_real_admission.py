@@ -923,8 +923,12 @@ def state(audit: Audit, api: RecordingApi) -> Callable[[], None]:
     for _ in SETS:  # a, b: created (an update first: 404)
         store.save(noise(next(audit.names)))
     for _ in SETS:  # a, b: updated, and each read whole
-        store.save(noise(next(audit.names)))
-        ConfigMapSnapshotStore(api, OWN_NAMESPACE, STATE, max_bytes=STATE_PART_BYTES).load()
+        document = noise(next(audit.names))
+        store.save(document)
+        loaded = ConfigMapSnapshotStore(
+            api, OWN_NAMESPACE, STATE, max_bytes=STATE_PART_BYTES
+        ).load()
+        assert loaded == document or audit.withheld is not None
     return api.close
 
 
