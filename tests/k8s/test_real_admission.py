@@ -22,10 +22,12 @@ and what it changes cluster-wide (the roles, the policy) put back after it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import itertools
 import json
+import os
 import ssl
 import subprocess
 import time
@@ -52,6 +54,7 @@ from actuators.kubernetes import (
     load_api,
 )
 from actuators.kubernetes.api import WatchStream
+from actuators.kubernetes.snapshots import MAX_PARTS, SETS, object_names
 from controller.domain import (
     Allocation,
     ApplyResult,
@@ -559,7 +562,8 @@ class TestAdmissionPolicy:
 AUDIT_NAMESPACE = "rbac-audit"
 WEB = WorkloadRef(AUDIT_NAMESPACE, "web")
 SPARE_POD = "spare"  # a pod a scale-in marks for removal first (pod-deletion-cost)
-STATE = "sloscale-state"  # deploy/base's sloscale-state Role names it
+STATE = "sloscale-state"  # deploy/base's sloscale-state Role names it, and its parts
+STATE_PART_BYTES = 1000  # per object: a small memory is cut into every part of each set
 
 GrantKey = tuple[str, str, str, str | None]
 """(API group, resource, verb, resource name)."""
@@ -591,8 +595,11 @@ NEEDS: dict[GrantKey, str] = {
     ("coordination.k8s.io", "leases", "create", None): "lease",
     ("coordination.k8s.io", "leases", "update", None): "lease",
     ("", "configmaps", "create", None): "state",
-    ("", "configmaps", "get", STATE): "state",
-    ("", "configmaps", "update", STATE): "state",
+    **{
+        ("", "configmaps", verb, name): "state"
+        for name in object_names(STATE)
+        for verb in ("get", "update")
+    },
 }
 """Each grant of deploy/base, and the adapter's operation (``OPS``) whose call needs it."""
 
@@ -903,19 +910,32 @@ def lease(audit: Audit, api: RecordingApi) -> Callable[[], None]:
 
 
 def state(audit: Audit, api: RecordingApi) -> Callable[[], None]:
-    """The controller's memory: read (absent), created, updated, read by a successor."""
-    path = f"/api/v1/namespaces/{OWN_NAMESPACE}/configmaps/{STATE}"
-    try:
-        audit.kube.request("DELETE", path)
-    except ControlPlaneError as e:
-        assert ": 404 " in str(e), e
-    store = ConfigMapSnapshotStore(api, OWN_NAMESPACE, STATE)
+    """The controller's memory, cut into every part (``STATE_PART_BYTES`` each): read
+    (absent), saved four times (set a and b created, then updated; the head created, then
+    updated), and read by a successor after each set's update."""
+    for name in object_names(STATE):
+        try:
+            audit.kube.request("DELETE", f"/api/v1/namespaces/{OWN_NAMESPACE}/configmaps/{name}")
+        except ControlPlaneError as e:
+            assert ": 404 " in str(e), e
+    store = ConfigMapSnapshotStore(api, OWN_NAMESPACE, STATE, max_bytes=STATE_PART_BYTES)
     store.load()
-    n = next(audit.names)
-    store.save({"n": n})
-    store.save({"n": n + 1})
-    ConfigMapSnapshotStore(api, OWN_NAMESPACE, STATE).load()
+    for _ in SETS:  # a, b: created (an update first: 404)
+        store.save(noise(next(audit.names)))
+    for _ in SETS:  # a, b: updated, and each read whole
+        document = noise(next(audit.names))
+        store.save(document)
+        loaded = ConfigMapSnapshotStore(
+            api, OWN_NAMESPACE, STATE, max_bytes=STATE_PART_BYTES
+        ).load()
+        assert loaded == document or audit.withheld is not None
     return api.close
+
+
+def noise(n: int) -> dict[str, Any]:
+    """A memory that does not compress: ``MAX_PARTS`` parts of ``STATE_PART_BYTES``."""
+    text = base64.b64encode(os.urandom(int((MAX_PARTS - 0.5) * STATE_PART_BYTES))).decode()
+    return {"n": n, "noise": text}
 
 
 OPS: dict[str, Operation] = {
@@ -942,12 +962,15 @@ def run(audit: Audit, name: str, until: Callable[[Record], object], what: str) -
 
 
 def expected(call: ApiCall, status: int) -> bool:
-    """A refusal the adapter expects: a Lease or ConfigMap not there yet, or a write that
+    """A refusal the adapter expects: a Lease or ConfigMap not there yet (a part of the
+    state is updated first, created on a 404), or a write that
     carried the resourceVersion it read when a controller had written the object since
     (its status): the adapter reads it again and retries, and its result says if it got
     through."""
     absent = status == 404 and call.verb == "get" and call.resource in ("leases", "configmaps")
-    return absent or (status == 409 and call.verb == "patch")
+    # a part of the state replaced where it is, created where it is not yet
+    part = status == 404 and call.verb == "update" and call.resource == "configmaps"
+    return absent or part or (status == 409 and call.verb == "patch")
 
 
 def all_succeeded(grants: Sequence[Grant], record: Record) -> bool:
@@ -1012,7 +1035,9 @@ def test_the_adapter_stops_at_once_after_its_first_sync(audit: Audit) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", sorted(NEEDS, key=str), ids=lambda k: f"{k[2]} {k[1]}.{k[0] or 'core'}"
+    "key",
+    sorted(NEEDS, key=str),
+    ids=lambda k: f"{k[2]} {k[1]}.{k[0] or 'core'}" + (f" {k[3]}" if k[3] else ""),
 )
 def test_without_the_grant_its_call_is_forbidden(audit: Audit, key: GrantKey) -> None:
     """deploy/base's roles but this one grant: the operation that needs it is refused 403 by

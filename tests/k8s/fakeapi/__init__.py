@@ -19,7 +19,8 @@ the Eviction and Lease references), not the adapter's assumptions:
   what an applier leaves out (``fields``);
 - the ``scale`` subresource of Deployments (``autoscaling/v1`` ``Scale``), and validation
   (``422 Invalid`` with field causes) of replicas, the selector/template labels and
-  extended-resource quantities (integers; requests equal to limits);
+  extended-resource quantities (integers; requests equal to limits), and of ConfigMaps
+  (``binaryData`` base64, no key also in ``data``, at most 1 MiB in all);
 - ``pods/eviction``: a matching PodDisruptionBudget with ``status.disruptionsAllowed == 0``
   answers ``429 TooManyRequests`` with a ``DisruptionBudget`` cause; more than one matching
   PDB is ``500``; otherwise the budget is decremented and the pod deleted (``201``);

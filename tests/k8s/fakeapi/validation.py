@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -74,8 +76,32 @@ def validate(kind: Kind, obj: JsonObj) -> None:
             errors.append(
                 ("involvedObject.namespace", "Invalid value: does not match event.namespace")
             )
+    if kind.kind == "ConfigMap":
+        errors += _configmap_errors(obj)
     if errors:
         invalid(kind, name, errors)
+
+
+CONFIGMAP_MAX_BYTES = 1024 * 1024
+"""What a ConfigMap's data and binaryData may hold together (``corev1.MaxSecretSize``)."""
+
+
+def _configmap_errors(obj: JsonObj) -> list[tuple[str, str]]:
+    """As ``ValidateConfigMap``: binaryData base64 (counted decoded), no key in both maps, at
+    most 1 MiB in all."""
+    errors: list[tuple[str, str]] = []
+    data = obj.get("data") or {}
+    total = sum(len(str(v).encode()) for v in data.values())
+    for key, value in (obj.get("binaryData") or {}).items():
+        if key in data:
+            errors.append((f"binaryData[{key}]", "Invalid value: duplicate of key present in data"))
+        try:
+            total += len(base64.b64decode(str(value), validate=True))
+        except (binascii.Error, ValueError):
+            errors.append((f"binaryData[{key}]", "Invalid value: illegal base64 data"))
+    if total > CONFIGMAP_MAX_BYTES:
+        errors.append(("[]", f"Too long: must have at most {CONFIGMAP_MAX_BYTES} bytes"))
+    return errors
 
 
 def _resource_errors(pod_spec: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
