@@ -28,11 +28,8 @@ import functools
 import itertools
 import json
 import os
-import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,15 +391,7 @@ def in_namespace(obj: JsonObj, namespace: str) -> JsonObj:
 
 def post(kube: ControlPlane, path: str, body: JsonObj) -> tuple[int, JsonObj]:
     """One POST as the admin: the HTTP status and the answer, a refusal's ``Status`` too."""
-    request = urllib.request.Request(kube.url + path, data=json.dumps(body).encode(), method="POST")
-    request.add_header("Authorization", f"Bearer {kube.users[ADMIN].token}")
-    request.add_header("Content-Type", "application/json")
-    context = ssl.create_default_context(cafile=str(kube.ca_file))
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return kube.answer("POST", path, body)
 
 
 def create(kube: ControlPlane, obj: JsonObj, *, dry_run: bool = True) -> tuple[int, str]:

@@ -47,7 +47,6 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -56,7 +55,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -76,7 +75,13 @@ from tests.k8s.test_real_workloads import (
 )
 from tests.support.exporters import TextExporter
 from tests.support.gotool import REPO
-from tests.support.kube import CONTROLLER, ControlPlane, ControlPlaneError, eventually
+from tests.support.kube import (
+    CONTROLLER,
+    ControlPlane,
+    ControlPlaneError,
+    LoggedProcess,
+    eventually,
+)
 from tests.support.prometheus import PrometheusServer, require_prometheus
 
 JsonObj = dict[str, Any]
@@ -279,33 +284,7 @@ class StandInScheduler:
 # ---- the CLI ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Cli:
-    """One ``sloscale run`` process and its log."""
-
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    log: IO[bytes]
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=10)
-        self.log.close()
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return f"--- sloscale run ({self.log_path})\n" + "\n".join(text[-lines:])
-
-
-def start_cli(kube: ControlPlane, prometheus: PrometheusServer, workdir: Path) -> Cli:
+def start_cli(kube: ControlPlane, prometheus: PrometheusServer, workdir: Path) -> LoggedProcess:
     """``sloscale run`` as sloscale's ServiceAccount, this worktree's code, keeping no state
     ConfigMap (``deploy/base`` grants only its default name, which other tests use)."""
     log_path = workdir / "sloscale.log"
@@ -337,7 +316,7 @@ def start_cli(kube: ControlPlane, prometheus: PrometheusServer, workdir: Path) -
         cwd=REPO,
         env=env,
     )
-    return Cli(popen, log_path, log)
+    return LoggedProcess("sloscale run", popen, log_path, log)
 
 
 # ---- the cluster -----------------------------------------------------------------------------
@@ -416,7 +395,7 @@ def workloads() -> list[JsonObj]:
 @dataclass
 class E2E:
     kube: ControlPlane
-    cli: Cli
+    cli: LoggedProcess
     prometheus: PrometheusServer
     scheduler: StandInScheduler
     first_rs: dict[str, set[str]]  # each Deployment's ReplicaSets before the CLI started
@@ -489,7 +468,7 @@ def e2e(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     finally:
         failed = False
         for item in reversed(stack):
-            if isinstance(item, Cli):
+            if isinstance(item, LoggedProcess):
                 failed = not item.alive()
                 print(item.tail())
             item.stop()

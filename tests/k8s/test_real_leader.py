@@ -33,16 +33,21 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from tests.k8s.conftest import deployment, hami_resources
 from tests.support.gotool import REPO
-from tests.support.kube import CONTROLLER, ControlPlane, ControlPlaneError, eventually
+from tests.support.kube import (
+    CONTROLLER,
+    ControlPlane,
+    ControlPlaneError,
+    LoggedProcess,
+    eventually,
+)
 from tests.support.prometheus import PrometheusServer, require_prometheus
 
 JsonObj = dict[str, Any]
@@ -68,14 +73,8 @@ def _written_by_sloscale(obj: dict[str, Any]) -> tuple[Any, ...]:
     return meta.get("generation"), sorted(notes.items()), sorted(map(str, entries))
 
 
-@dataclass
-class Replica:
+class Replica(LoggedProcess):
     """One ``sloscale run --leader-elect`` process."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    log: IO[bytes]
 
     def port(self) -> int | None:
         found = re.search(rb"API on http://127\.0\.0\.1:(\d+)", self.log_path.read_bytes())
@@ -93,23 +92,6 @@ class Replica:
             return None
         found = re.search(r"^sloscale_leader (\S+)$", text, re.MULTILINE)
         return None if found is None else float(found.group(1)) == 1.0
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, sig: signal.Signals = signal.SIGINT) -> None:
-        if self.alive():
-            self.popen.send_signal(sig)
-        try:  # a graceful stop finishes the tick under way first: seconds on a loaded machine
-            self.popen.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=10)
-        self.log.close()
-
-    def tail(self, lines: int = 20) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return f"--- {self.name} ({self.log_path})\n" + "\n".join(text[-lines:])
 
 
 @pytest.fixture(scope="module")

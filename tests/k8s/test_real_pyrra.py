@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +27,7 @@ import yaml
 from dashboards.cli import main_rules
 from tests.dashboards.test_rules import EXAMPLE
 from tests.support.gomod import PYRRA, module_dir
-from tests.support.kube import ADMIN, ControlPlane
+from tests.support.kube import ControlPlane
 
 JsonObj = dict[str, Any]
 
@@ -88,15 +84,7 @@ def generated(tmp_path: Path) -> list[JsonObj]:
 
 def post(kube: ControlPlane, path: str, body: JsonObj) -> tuple[int, JsonObj]:
     """One POST as the admin: the HTTP status and the answer, a refusal's ``Status`` too."""
-    request = urllib.request.Request(kube.url + path, data=json.dumps(body).encode(), method="POST")
-    request.add_header("Authorization", f"Bearer {kube.users[ADMIN].token}")
-    request.add_header("Content-Type", "application/json")
-    context = ssl.create_default_context(cafile=str(kube.ca_file))
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return kube.answer("POST", path, body)
 
 
 def dry_run_create(kube: ControlPlane, obj: JsonObj) -> tuple[int, JsonObj]:

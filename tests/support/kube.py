@@ -181,10 +181,32 @@ class ControlPlaneError(RuntimeError):
 
 
 @dataclass
-class _Process:
+class LoggedProcess:
+    """A process started by a test, its output in ``log_path``: the control plane's
+    components, and the ``sloscale run`` processes the end-to-end tests start."""
+
     name: str
     popen: subprocess.Popen[bytes]
+    log_path: Path
     log: IO[bytes]
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, grace_s: float = 60.0) -> None:
+        """``sig``, then SIGKILL after ``grace_s``; the log closed either way."""
+        if self.alive():
+            self.popen.send_signal(sig)
+        try:
+            self.popen.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+        self.log.close()
+
+    def tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return f"--- {self.name} ({self.log_path})\n" + "\n".join(text[-lines:])
 
 
 class ControlPlane:
@@ -216,7 +238,7 @@ class ControlPlane:
         self.port = free_port()
         self.startup_s: dict[str, float] = {}
         """Seconds from the first process's start until each step was reached."""
-        self._processes: list[_Process] = []
+        self._processes: list[LoggedProcess] = []
         self._t0 = 0.0
 
     # ---- what tests use ----------------------------------------------------------------------
@@ -284,6 +306,21 @@ class ControlPlane:
             raise ControlPlaneError(f"{method} {path}: {e.code} {e.read().decode()}") from e
         except OSError as e:  # URLError included: refused, reset, timed out
             raise ControlPlaneError(f"{method} {path}: {e}") from e
+
+    def answer(
+        self, method: str, path: str, body: JsonObj | None = None, *, user: str = ADMIN
+    ) -> tuple[int, JsonObj]:
+        """One API request as ``user``: the HTTP status and the JSON answer, a refusal's
+        ``Status`` too (``request`` raises on it)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.users[user].token}")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, context=self._tls(), timeout=10) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
 
     def create_namespace(self, name: str, timeout_s: float = 30.0) -> None:
         """A namespace, once its ``default`` ServiceAccount exists (pods are refused before:
@@ -429,20 +466,13 @@ class ControlPlane:
         then SIGKILL after 10 s. (All at once, etcd goes before the API server, which then
         waits on it until it is killed.)"""
         while self._processes:
-            p = self._processes.pop()
-            if p.popen.poll() is None:
-                p.popen.send_signal(signal.SIGTERM)
-            try:
-                p.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.popen.kill()
-                p.popen.wait(timeout=10)
-            p.log.close()
+            self._processes.pop().stop(signal.SIGTERM, grace_s=10)
 
     # ---- internals ---------------------------------------------------------------------------
 
     def _spawn(self, name: str, *args: str) -> None:
-        log = (self.workdir / f"{name}.log").open("ab")
+        log_path = self.workdir / f"{name}.log"
+        log = log_path.open("ab")
         popen = subprocess.Popen(
             [*_DIE_WITH_PARENT, str(self.binaries / name), *args],
             stdout=log,
@@ -450,7 +480,7 @@ class ControlPlane:
             stdin=subprocess.DEVNULL,
             cwd=self.workdir,
         )
-        self._processes.append(_Process(name, popen, log))
+        self._processes.append(LoggedProcess(name, popen, log_path, log))
 
     def _check_alive(self) -> None:
         for p in self._processes:
