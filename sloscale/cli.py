@@ -310,7 +310,12 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _add_agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    agent = sub.add_parser("agent", help="GPU node exporter (NVML) with DCGM-compatible names")
+    agent = sub.add_parser(
+        "agent",
+        help="GPU node exporter (NVML) with DCGM-compatible names",
+        epilog="The Hostname label is $NODE_NAME, else the host name (as dcgm-exporter). "
+        "Kubernetes: deploy/agent (docs/kubernetes.md).",
+    )
     agent.add_argument("--host", default="0.0.0.0", help="listen address (0.0.0.0)")
     agent.add_argument("--port", type=port, default=9400, help="listen port (9400)")
     agent.add_argument("--proc-root", type=Path, default=Path("/proc"), help="host /proc")

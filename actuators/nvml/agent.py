@@ -4,15 +4,22 @@ Composition: ``nvmlInit`` once, then each scrape collects (``collect.Collector``
 (``exposition.render``), at most once per ``min_interval_s`` (scrapes in between get the
 cached body). Without an NVIDIA driver, NVML cannot initialise: the agent says so in one line
 and exits 1.
+
+The ``Hostname`` label is ``$NODE_NAME`` when set (deploy/agent sets it to the pod's
+``spec.nodeName``), else the host name, as dcgm-exporter writes it
+(``internal/pkg/hostname/hostname.go``): a pod's own host name is the pod's name, not the
+node's, unless it shares the node's network.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +41,12 @@ class AgentOptions:
     kubelet_url: str | None = "https://127.0.0.1:10250/pods"
     min_interval_s: float = 1.0
     once: bool = False  # print one exposition to stdout and exit
+
+
+def node_hostname(environ: Mapping[str, str] | None = None) -> str:
+    """The ``Hostname`` label: ``$NODE_NAME``, else this host's name (dcgm-exporter's rule)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("NODE_NAME") or socket.gethostname()
 
 
 class NoDriverError(Exception):
@@ -115,7 +128,7 @@ def run_agent(options: AgentOptions, out: TextIO | None = None, err: TextIO | No
         KubeletPodResolver(options.kubelet_url) if options.kubelet_url else None
     )
     exporter = Exporter(
-        Collector(resolver, options.proc_root), socket.gethostname(), options.min_interval_s
+        Collector(resolver, options.proc_root), node_hostname(), options.min_interval_s
     )
     try:
         if options.once:

@@ -16,8 +16,9 @@ keeps the target's own ``pod``/``namespace`` (the exporter's) and renames the ex
 ``exported_pod``/``exported_namespace``. HAMi's chart ServiceMonitor sets no ``honorLabels``
 (``charts/hami/templates/device-plugin/servicemonitor.yaml``): false as well, which renames
 HAMi >= 2.9's ``namespace``/``pod``; its legacy names' ``podnamespace``/``podname`` do not
-collide. Presets: ``chart`` (``exported_namespace,exported_pod``, the default) and ``honor``
-(``namespace,pod``: ``honor_labels: true``, a PodMonitor that sets it, ``sloscale agent``).
+collide. Presets: ``chart`` (``exported_namespace,exported_pod``, the default; also
+``sloscale agent`` as deploy/agent's PodMonitor scrapes it) and ``honor`` (``namespace,pod``:
+``honor_labels: true``, a PodMonitor that sets it).
 
 With detection on (the default) each series is read under whichever of the configured preset
 and the two chart presets names a pod of a managed workload: a series scraped with the

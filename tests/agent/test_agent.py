@@ -15,7 +15,7 @@ import pynvml
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actuators.nvml.agent import AgentOptions, Exporter, run_agent, serve
+from actuators.nvml.agent import AgentOptions, Exporter, node_hostname, run_agent, serve
 from actuators.nvml.cgroup import PodIdentity, PodName, StaticPodResolver, parse_cgroup
 from actuators.nvml.collect import Collector
 
@@ -228,6 +228,24 @@ def test_once_prints_the_exposition(
     assert run_agent(AgentOptions(once=True, proc_root=proc_root, kubelet_url=None)) == 0
     out = capsys.readouterr().out
     assert pick(out, "DCGM_FI_DEV_GPU_UTIL", gpu="0") == [63.0]  # no resolver: no pod series
+
+
+def test_hostname_is_the_node_name_when_given(
+    monkeypatch: pytest.MonkeyPatch, proc_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As dcgm-exporter: ``$NODE_NAME`` (deploy/agent sets it from ``spec.nodeName``), else
+    the host name, which in a pod on the pod network is the pod's name."""
+    import socket
+
+    assert node_hostname({"NODE_NAME": "gpu-node-7"}) == "gpu-node-7"
+    assert node_hostname({}) == socket.gethostname()
+    assert node_hostname({"NODE_NAME": ""}) == socket.gethostname()
+
+    install_fake_nvml(monkeypatch)
+    monkeypatch.setenv("NODE_NAME", "gpu-node-7")
+    assert run_agent(AgentOptions(once=True, proc_root=proc_root, kubelet_url=None)) == 0
+    hosts = {lab["Hostname"] for _, lab, _ in samples(capsys.readouterr().out)}
+    assert hosts == {"gpu-node-7"}
 
 
 def test_no_driver_is_one_line_and_non_zero(

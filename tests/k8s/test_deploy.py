@@ -59,6 +59,7 @@ def test_every_overlay_is_listed() -> None:
         "monitoring",
         "admission",
         "overlays/admission-warn",
+        "agent",
     } <= set(KUSTOMIZATIONS)
 
 

@@ -76,6 +76,23 @@ KUSTOMIZATIONS = sorted(
     p.parent.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("kustomization.yaml")
 )
 OWN_NAMESPACE = "sloscale"  # deploy/base's
+AGENT_NAMESPACE = "sloscale-agent"  # deploy/agent's
+APPLIED_FIRST = {OWN_NAMESPACE: "base", AGENT_NAMESPACE: "agent"}
+"""The namespaces a kustomization brings with it, and their ServiceAccounts, which its pods
+name: applied for real before the dry runs, so each enforces the Pod Security level it
+declares."""
+PRIVILEGED = {AGENT_NAMESPACE}
+"""Namespaces that may enforce ``privileged``: the GPU node agent's (host PIDs and the host's
+/proc; deploy/agent/namespace.yaml says why). Every other pod template must pass
+``restricted`` or ``baseline``."""
+RUNTIME_CLASS = {
+    "apiVersion": "node.k8s.io/v1",
+    "kind": "RuntimeClass",
+    "metadata": {"name": "nvidia"},
+    "handler": "nvidia",
+}
+"""The RuntimeClass the GPU operator creates, which the agent's pods name (the RuntimeClass
+admission plugin refuses a pod that names a missing one)."""
 UNNAMESPACED_TARGET = "monitoring"
 """Where a kustomization that names no namespace (grafana, monitoring, prometheus-rules) is
 applied: the Prometheus Operator's namespace, as kube-prometheus-stack installs it."""
@@ -224,22 +241,24 @@ def targets(
     kube: ControlPlane, crds: list[str], namespaces: Namespaces
 ) -> Iterator[dict[str, str]]:
     """The namespaces deploy/ installs into, each with the Pod Security level it enforces:
-    the controller's from deploy/base (applied for real, with its ServiceAccount, which its
-    pods name), the others created here."""
-    base = DEPLOY / "base"
-    kube.kubectl(
-        "apply",
-        "--server-side",
-        "-f",
-        str(base / "namespace.yaml"),
-        "-f",
-        str(base / "serviceaccount.yaml"),
-        f"--namespace={OWN_NAMESPACE}",
-    )
+    the controller's from deploy/base and the GPU agent's from deploy/agent (applied for real,
+    with their ServiceAccounts, which their pods name; and the ``nvidia`` RuntimeClass the
+    agent's pods run with), the others created here."""
+    for namespace, path in APPLIED_FIRST.items():
+        kube.kubectl(
+            "apply",
+            "--server-side",
+            "-f",
+            str(DEPLOY / path / "namespace.yaml"),
+            "-f",
+            str(DEPLOY / path / "serviceaccount.yaml"),
+            f"--namespace={namespace}",
+        )
+    kube.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(RUNTIME_CLASS))
     wanted = {UNNAMESPACED_TARGET}
     for path in KUSTOMIZATIONS:
         wanted |= {str(d["metadata"]["namespace"]) for d in render(kube, path) if namespace_of(d)}
-    others = sorted(wanted - {OWN_NAMESPACE})
+    others = sorted(wanted - set(APPLIED_FIRST))
     for name in others:
         namespaces.ensure(name, {POD_SECURITY: WORKLOAD_LEVEL.get(name, "restricted")})
     namespaces.wait_usable(*others)
@@ -249,6 +268,7 @@ def targets(
         levels[name] = labels.get(POD_SECURITY, "privileged")
     yield levels
     namespaces.release(*others)
+    kube.kubectl("delete", "runtimeclass", "nvidia", "--ignore-not-found")
 
 
 def namespace_of(obj: JsonObj) -> str | None:
@@ -322,7 +342,8 @@ class TestKustomizations:
             namespace = namespace_of(d) or UNNAMESPACED_TARGET
             for template in pod_templates(d):
                 level = targets[namespace]
-                assert level in ("restricted", "baseline"), (namespace, level)
+                if namespace not in PRIVILEGED:
+                    assert level in ("restricted", "baseline"), (namespace, level)
                 try:
                     create_pod_dry_run(kube, namespace, template)
                 except ControlPlaneError as e:
