@@ -107,6 +107,20 @@ def format_horizon(horizon_s: float) -> str:
     return f"{horizon_s:g}s"
 
 
+def format_span(span_s: float) -> str:
+    """A trace's span in the unit that reads best: a day or more in days (``"14.0 days"``),
+    two hours or more in hours (``"3.0 hours"``), two minutes or more in minutes (``"58
+    minutes"``), less in seconds; a short trace read ``"0.0 days"``. Purely computational."""
+    if span_s >= DAY_S:
+        return f"{span_s / DAY_S:.1f} days"
+    hour_s, minute_s = _UNIT_S["h"], _UNIT_S["m"]
+    if span_s >= 2 * hour_s:
+        return f"{span_s / hour_s:.1f} hours"
+    if span_s >= 2 * minute_s:
+        return f"{span_s / minute_s:.0f} minutes"
+    return f"{span_s:g} s"
+
+
 def _baselines(win: Windows, origins: IntArray, k: int) -> tuple[FloatArray, FloatArray]:
     """Baselines A (last 15 minutes) and B (same window a day earlier) at each origin."""
     w = win.steps_for(PERSISTENCE_WINDOW_S)
@@ -368,7 +382,7 @@ def main(argv: list[str] | None = None, progress: ProgressFactory | None = None)
     if results and all(r.why for r in results):
         print(f"{prog}: error: {results[0].why}", file=sys.stderr)
         return 2
-    print(f"{trace.name}: step {trace.step_s:g} s, {trace.duration_s / DAY_S:.1f} days")
+    print(f"{trace.name}: step {trace.step_s:g} s, {format_span(trace.duration_s)}")
     print(format_table(results))
     if args.json_out:
         try:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from controller import __version__
 from sloscale.argtypes import non_negative_int, port, positive_float
 from sloscale.errors import error_line
+from sloscale.logs import configure as configure_logging
 
 if TYPE_CHECKING:
     from actuators.prometheus.gpu import PodLabels
@@ -450,10 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(e, file=sys.stderr)
         return EXIT_BAD_INPUT
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     if args.command == "version":
         print(f"sloscale {__version__}")
         return 0

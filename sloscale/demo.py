@@ -37,6 +37,7 @@ from controller.retrain import RetrainEvent
 from controller.spec import parse_slo_spec
 from forecasting.traces import Trace, TraceError, load_trace
 from sloscale.api import ApiServer, create_app
+from sloscale.logs import simulated_time
 from sloscale.telemetry import MetricsRecorder
 
 TRACE_PEAK_RPS = 60.0
@@ -168,15 +169,16 @@ class DemoRun:
         restart_ticks = (
             max(1, round(self.restart_every_s / interval_s)) if self.restart_every_s else 0
         )
-        for i in range(1, ticks + 1):
-            self.cluster.advance(interval_s)
-            if restart_ticks and i % restart_ticks == 0 and self.new_controller is not None:
-                self.past_events.extend(self.controller.retraining.events)
-                self.controller = self.new_controller()
-                self.restarts += 1
-            self.controller.tick()
-            if on_hour is not None and i % ticks_per_hour == 0:
-                on_hour(i / ticks_per_hour)
+        with simulated_time(self.cluster.now, self.world.start_s):  # the log's time
+            for i in range(1, ticks + 1):
+                self.cluster.advance(interval_s)
+                if restart_ticks and i % restart_ticks == 0 and self.new_controller is not None:
+                    self.past_events.extend(self.controller.retraining.events)
+                    self.controller = self.new_controller()
+                    self.restarts += 1
+                self.controller.tick()
+                if on_hour is not None and i % ticks_per_hour == 0:
+                    on_hour(i / ticks_per_hour)
         return self.cluster.report()
 
 

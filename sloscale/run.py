@@ -6,6 +6,14 @@ workloads' metrics are served over HTTP (``actuators.sim.http``) for the Prometh
 ``--sim-metrics-port`` and configure it beforehand). The controller sees only what Prometheus
 returns, through ``PrometheusMetricsSource``.
 
+The simulated world starts as a running cluster does when a controller is started against it:
+its Deployments' pods Ready at their initial sizes, queues empty, and (``_warm_up``) a full
+``--window`` of their metrics in Prometheus before the loop's first tick. Without that last
+part the first readings came from a window the new series covered only in part: ``rate()``
+read a third of the load or less while the GPU gauges read it all, the learnt cost per request
+came out several times too high, the planner found that "no slice meets the latency target
+even idle" and rolled services to slices the pool could not place, losing ready pods.
+
 Start-up: the loop's warm start reads each workload's request-rate history through the
 source's ``rate_history`` (chunked ``query_range``), so a restarted controller does not start
 blind. On Kubernetes it also goes on from the memory the controller before it saved (the
@@ -17,6 +25,7 @@ takes it over. In shadow mode (``--dry-run``) the memory stays in memory.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 import threading
@@ -31,11 +40,14 @@ from actuators.prometheus import (
     PrometheusClient,
     PrometheusConfig,
     PrometheusMetricsSource,
+    QueryError,
     SnapshotTap,
     SourceSettings,
 )
 from actuators.prometheus.gpu import GpuLabels
+from actuators.prometheus.profiles import duration
 from actuators.sim.cluster import SimulatedCluster
+from actuators.sim.exporter import READY_POD_NAME
 from actuators.sim.http import SimMetricsServer
 from actuators.sim.scenarios import demo_world
 from controller.domain import SliceDialect
@@ -48,6 +60,13 @@ from sloscale.problems import ProblemLog
 from sloscale.telemetry import MetricsRecorder
 
 log = logging.getLogger("sloscale.run")
+
+WARM_UP_SLACK_S = 120.0
+"""How long past ``--window`` the simulated world waits for Prometheus to hold a full window of
+its metrics before the loop starts anyway (a Prometheus not scraping it, or scraping slowly)."""
+
+WARM_UP_CHECK_S = 1.0
+"""How often the warm-up asks Prometheus whether it holds the window."""
 
 
 class RunError(Exception):
@@ -127,8 +146,11 @@ def run(
             # `sloscale demo`, unless --critical-namespaces says otherwise
             critical_namespaces=options.critical_namespaces or None,
         )
+        clock = WallClock()
+        until = None if options.duration_s is None else clock.now() + options.duration_s
         with _composed(sim, options, loop, recorders, err) as (controller, _, beat):
-            _loop(controller, beat, sim, metrics_server, WallClock(), options)
+            _warm_up(sim, metrics_server, clock, options, err, until)
+            _loop(controller, beat, sim, metrics_server, clock, options, until)
     except KeyboardInterrupt:
         print("interrupted", file=err)
     finally:
@@ -335,6 +357,84 @@ def _prometheus_config(options: RunOptions) -> PrometheusConfig:
         raise RunError(str(e)) from None
 
 
+def _advance(
+    sim: SimulatedCluster, metrics_server: SimMetricsServer, clock: WallClock, sleep_s: float
+) -> float:
+    """Sleep, bring the simulator to the wall clock's time, publish its metrics; the time."""
+    time.sleep(max(0.0, sleep_s))
+    now = clock.now()
+    sim.advance(max(0.0, now - sim.now()))
+    metrics_server.publish(sim)
+    return now
+
+
+def covered_query(window_s: float) -> str:
+    """How many of the simulator's workloads Prometheus holds a whole ``window_s`` of: a sample
+    at or before the window's start, and no counter reset inside it (a run before this one, on
+    the same labels, ended inside the window: its samples are not this world's)."""
+    w = duration(window_s)
+    return f"count((resets({READY_POD_NAME}[{w}]) == 0) and ({READY_POD_NAME} offset {w}))"
+
+
+def _warm_up(
+    sim: SimulatedCluster,
+    metrics_server: SimMetricsServer,
+    clock: WallClock,
+    options: RunOptions,
+    err: TextIO,
+    until: float | None,
+) -> bool:
+    """Run the simulated world without the loop until Prometheus holds a full ``--window`` of
+    its workloads' metrics, as a cluster that was running before the controller started.
+
+    The loop's first tick then reads the rate over a whole window. Gives up (the loop starts
+    anyway, saying why) after ``window_s + WARM_UP_SLACK_S``, at ``until``, or at once when
+    Prometheus cannot be reached (the loop then says so, with its backoff). True when held.
+    """
+    started = clock.now()
+    give_up = started + options.window_s + WARM_UP_SLACK_S
+    if until is not None:
+        give_up = min(give_up, until)
+    query = covered_query(options.window_s)
+    expected = len(sim.world.deployments)
+    print(
+        f"the simulated workloads are running; the loop starts once Prometheus holds a full "
+        f"--window ({options.window_s:g} s) of their metrics",
+        file=err,
+    )
+    client = PrometheusClient(_prometheus_config(options))
+    why = "it held none of them"
+    try:
+        now = next_check = started
+        while now < give_up:
+            now = _advance(sim, metrics_server, clock, min(options.sim_step_s, give_up - now))
+            if now < next_check:
+                continue
+            next_check = now + WARM_UP_CHECK_S
+            try:
+                held = client.query(query, now, timeout_s=options.query_timeout_s)
+            except QueryError as e:
+                if e.unreachable:
+                    return False  # the loop says it once, with backoff
+                why = f"{e}"
+                continue
+            count = int(held[0].value) if held and math.isfinite(held[0].value) else 0
+            if count >= expected:
+                print(f"Prometheus holds a full window after {now - started:.0f} s", file=err)
+                return True
+            why = f"it held {count} of {expected}"
+    finally:
+        client.close()
+    if until is None or give_up < until:
+        print(
+            f"Prometheus at {options.prometheus_url} holds no full --window of the simulated "
+            f"workloads' metrics after {now - started:.0f} s ({why}; is it scraping "
+            f"{metrics_server.address}?): starting the loop anyway",
+            file=err,
+        )
+    return False
+
+
 def _loop(
     controller: Controller,
     beat: Heartbeat,
@@ -342,16 +442,14 @@ def _loop(
     metrics_server: SimMetricsServer,
     clock: WallClock,
     options: RunOptions,
+    until: float | None,
 ) -> None:
-    """Advance the simulator with the wall clock, publish its metrics, tick every interval."""
-    started = clock.now()
-    next_tick = started + options.interval_s
+    """Advance the simulator with the wall clock, publish its metrics, tick every interval
+    from now (the warm-up is over), until ``until`` (the wall clock's time) or forever."""
+    next_tick = clock.now()
     problems = ProblemLog(log)
-    while options.duration_s is None or clock.now() - started < options.duration_s:
-        time.sleep(max(0.0, min(options.sim_step_s, next_tick - clock.now())))
-        now = clock.now()
-        sim.advance(max(0.0, now - sim.now()))
-        metrics_server.publish(sim)
+    while until is None or clock.now() < until:
+        now = _advance(sim, metrics_server, clock, min(options.sim_step_s, next_tick - clock.now()))
         if now >= next_tick:
             with beat.tick():
                 report = controller.tick()

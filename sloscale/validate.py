@@ -35,7 +35,7 @@ the Kubernetes adapter (``actuators.kubernetes.autoscalers``) and the same match
 loop (``controller.conflicts``).
 
 Exit codes: 0 clean (warnings or not), 1 annotation errors or malformed objects, 2 a file that
-cannot be read or parsed.
+cannot be read or parsed, or a directory with no manifests in it (nothing was validated).
 """
 
 from __future__ import annotations
@@ -369,7 +369,7 @@ def main(argv: Sequence[str]) -> int:
     tally.errors += len(conflicts)
     if conflicts:
         status = max(status, EXIT_INVALID)
-    if tally.unreadable:
+    if tally.unreadable or tally.empty_dirs:
         status = EXIT_UNREADABLE
     print(tally.summary())
     return status
@@ -418,6 +418,8 @@ class Tally:
 
     files: int = 0
     unreadable: int = 0
+    empty_dirs: list[str] = field(default_factory=list)
+    """The directories given without a ``*.yaml``/``*.yml`` file under them."""
     objects: int = 0
     annotated: int = 0
     errors: int = 0
@@ -434,6 +436,8 @@ class Tally:
             found.append(_count(self.warnings, "warning"))
         if self.unreadable:
             found.append(f"{_count(self.unreadable, 'file')} unreadable")
+        if self.empty_dirs:  # not files that could not be read: there were none
+            found.append(f"no manifests in {', '.join(self.empty_dirs)}")
         return f"sloscale validate: {read}: {', '.join(found) or 'ok'}"
 
 
@@ -454,7 +458,7 @@ def _expand(names: Sequence[str], tally: Tally) -> Iterator[str]:
             print(
                 error_line("validate", f"{name}: no *.yaml or *.yml files in it"), file=sys.stderr
             )
-            tally.unreadable += 1
+            tally.empty_dirs.append(name)
         yield from (str(p) for p in found)
 
 

@@ -172,7 +172,8 @@ class PrometheusMetricsSource:
         self.last_errors: tuple[str, ...] = ()
         self._last_full: dict[str, tuple[float, float]] = {}  # workload -> (rate, time)
         self._refused: dict[str, str] = {}  # custom PromQL refused as bad data -> why
-        self._gpu_labels_seen: dict[str, frozenset[PodLabels]] = {}
+        self._gpu_labels_seen: dict[str, frozenset[PodLabels] | None] = {}
+        """Per GPU source, the label sets last logged (``None``: it had no series at all)."""
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -332,20 +333,38 @@ class PrometheusMetricsSource:
             agg.gpu_util, agg.gpu_busy = signals.util, signals.busy
             agg.gpu_memory_mib = signals.memory_mib
         failed = {key.partition(":")[0] for key, o in outcomes.items() if o.error is not None}
-        self._log_gpu_labels(gpu, failed)
+        present = {key.partition(":")[0] for key, o in outcomes.items() if o.samples}
+        self._log_gpu_labels(gpu, failed, present)
         return aggs, label_notes(gpu, self.settings.gpu_labels)
 
-    def _log_gpu_labels(self, samples: Sequence[GpuSample], failed: set[str]) -> None:
+    def _log_gpu_labels(
+        self, samples: Sequence[GpuSample], failed: set[str], present: set[str]
+    ) -> None:
         """Say when the label sets the GPU series are read with change (or none names a pod);
-        nothing about a source whose queries failed (no answer says nothing about labels)."""
-        for source in ("dcgm", "hami"):
-            if source in failed:
-                continue
-            seen = labels_in_use(samples, source)
-            if self._gpu_labels_seen.get(source) == seen:
+        nothing about a source whose queries failed (no answer says nothing about labels).
+
+        ``present``: the sources with any series at all. A source without any is not a label
+        problem but an exporter not scraped (dcgm-exporter alone, without HAMi's, is a common
+        and complete setup, and the one the embedded simulator serves): an info line; one
+        warning when neither source has a series (GPU use is then unknown)."""
+        sources = [source for source in ("dcgm", "hami") if source not in failed]
+        states = {src: labels_in_use(samples, src) if src in present else None for src in sources}
+        if len(sources) > 1 and all(state is None for state in states.values()):
+            if not all(self._gpu_labels_seen.get(src, frozenset()) is None for src in sources):
+                log.warning(
+                    "no %s series at all in the workloads' namespaces: GPU use is unknown "
+                    "(is an exporter scraped?)",
+                    " or ".join(sources),
+                )
+            self._gpu_labels_seen.update(states)
+            return
+        for source, seen in states.items():
+            if source in self._gpu_labels_seen and self._gpu_labels_seen[source] == seen:
                 continue
             self._gpu_labels_seen[source] = seen
-            if seen:
+            if seen is None:
+                log.info("no %s series at all: its exporter is not deployed or not scraped", source)
+            elif seen:
                 names = "; ".join(sorted(str(c) for c in seen))
                 log.info("%s series name their pods with: %s", source, names)
             else:

@@ -1,6 +1,7 @@
 """The command line end to end: bad input is one line and exit 2; the demo meets its SLOs."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sloscale.cli import main
+from sloscale.logs import DAY_S, LOG_FORMAT, LogFormatter, format_sim_time, simulated_time
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -163,6 +165,38 @@ def test_verbose_logs_each_change_as_a_readable_line() -> None:
     )
     assert [ln for ln in lines if not shape.match(ln)] == []
     assert "Allocation(" not in proc.stderr
+
+
+def test_verbose_demo_lines_carry_the_simulated_time() -> None:
+    """A simulated day runs in seconds: each line says when in it the decision was made (the
+    demo's day and the time of day), where it said when the machine printed it."""
+    proc = run_cli("-v", "demo", "--hours", "0.3", "--no-serve", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if " INFO sloscale.loop: " in ln]
+    assert lines, proc.stderr
+    stamps = [ln.split(" INFO ", 1)[0] for ln in lines]
+    assert [s for s in stamps if not re.fullmatch(r"day 1 00:(0\d|1[0-8]):\d\d", s)] == []
+    assert stamps == sorted(stamps)
+
+
+def test_a_record_carries_the_simulated_time_only_while_the_simulation_runs() -> None:
+    clock = [3 * 3600.0 + 15 * 60.0]
+    log = logging.getLogger("sloscale.test")
+
+    def record() -> logging.LogRecord:
+        return log.makeRecord(log.name, logging.INFO, __file__, 1, "decided", (), None)
+
+    formatter = LogFormatter(LOG_FORMAT)
+    with simulated_time(lambda: clock[0]):
+        inside = formatter.format(record())
+        clock[0] += DAY_S + 1.0
+        next_day = formatter.format(record())
+    after = formatter.format(record())
+    assert inside == "day 1 03:15:00 INFO sloscale.test: decided"
+    assert next_day == "day 2 03:15:01 INFO sloscale.test: decided"
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ", after), after
+    # a trace-driven demo starts days into its trace: its first day is still day 1
+    assert format_sim_time(7 * DAY_S + 60.0, start_s=7 * DAY_S) == "day 1 00:01:00"
 
 
 def test_demo_serve_after_keeps_the_api_until_sigterm() -> None:

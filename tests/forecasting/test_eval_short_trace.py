@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from forecasting.evaluation import format_span
 from sloscale.cli import main
 
 
@@ -49,3 +50,32 @@ def test_no_horizon_scored_is_an_error(tmp_path: Path, capsys: pytest.CaptureFix
     captured = capsys.readouterr()
     assert captured.err.startswith("sloscale forecast-eval: error: not scored: ")
     assert "use a shorter horizon or a longer trace" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("minutes", "span"),
+    [
+        pytest.param(58, "58 minutes", id="under-an-hour"),  # the Azure code trace's span
+        pytest.param(180, "3.0 hours", id="hours"),
+        pytest.param(3 * 1440, "3.0 days", id="days"),
+    ],
+)
+def test_the_header_gives_a_short_trace_s_span_in_a_unit_that_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], minutes: int, span: str
+) -> None:
+    """A trace under a day read ``0.0 days`` (or ``0.1 days`` for three hours)."""
+    trace = write_trace(tmp_path / "short.csv", minutes)
+    args = ["forecast-eval", "--trace", str(trace), "--horizons", "5m", "--models", "persistence"]
+    assert main(args) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header == f"short: step 60 s, {span}"
+
+
+def test_format_span_units() -> None:
+    assert format_span(90.0) == "90 s"
+    assert format_span(120.0) == "2 minutes"
+    assert format_span(7199.0) == "120 minutes"
+    assert format_span(7200.0) == "2.0 hours"
+    assert format_span(86399.0) == "24.0 hours"
+    assert format_span(86400.0) == "1.0 days"
+    assert format_span(14 * 86400.0) == "14.0 days"

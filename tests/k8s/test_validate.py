@@ -91,9 +91,32 @@ def test_a_directory_is_every_yaml_file_under_it(
 def test_a_directory_without_manifests_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Exit 2 as for an unreadable file (nothing was validated); the summary says the directory
+    had no manifests, where it said ``1 file unreadable`` of a directory holding no file."""
     assert cli(["validate", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err == f"sloscale validate: error: {tmp_path}: no *.yaml or *.yml files in it\n"
+    captured = capsys.readouterr()
+    assert captured.err == f"sloscale validate: error: {tmp_path}: no *.yaml or *.yml files in it\n"
+    assert captured.out == (
+        "sloscale validate: 0 files, 0 objects (0 with sloscale.io/ annotations): "
+        f"no manifests in {tmp_path}\n"
+    )
+
+
+def test_a_directory_without_manifests_beside_good_files_is_still_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.txt").write_text("not a manifest")
+    (tmp_path / "web.yaml").write_text(GOOD)
+    dirs = [str(tmp_path / "empty"), str(tmp_path / "notes")]
+    assert cli(["validate", str(tmp_path / "web.yaml"), *dirs]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("no *.yaml or *.yml files in it") == 2
+    assert captured.out == (
+        "sloscale validate: 1 file, 1 object (1 with sloscale.io/ annotations): "
+        f"no manifests in {dirs[0]}, {dirs[1]}\n"
+    )
 
 
 # --- odd YAML (B7): one clear line and a non-zero exit, never a traceback --------------------

@@ -15,8 +15,9 @@ The label sets and formats, with the upstream sources they follow, are in
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -29,6 +30,7 @@ from actuators.prometheus import (
 )
 from actuators.prometheus.gpu import HONORED, GpuLabels
 from controller.domain import Observation
+from controller.ports import ObserveTarget
 from tests.prometheus.conftest import SCRAPE_S, WINDOW_S, target
 from tests.support.exporters import TextExporter
 from tests.support.gpu_exposition import (
@@ -184,14 +186,18 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]
             e.stop()
 
 
-def observe(prom: PrometheusServer, labels: GpuLabels | None = None) -> Observation:
+def observe(
+    prom: PrometheusServer,
+    labels: GpuLabels | None = None,
+    targets: Sequence[ObserveTarget] = TARGETS,
+) -> Observation:
     source = PrometheusMetricsSource(
         PrometheusClient(PrometheusConfig(prom.url, timeout_s=5.0)),
         SourceSettings(window_s=WINDOW_S, max_age_s=WINDOW_S, gpu_labels=labels or GpuLabels()),
         pods=lambda: POD_MAP,
     )
     try:
-        return source.observe(TARGETS, time.time())
+        return source.observe(targets, time.time())
     finally:
         source.close()
 
@@ -304,3 +310,36 @@ def test_mig_utilisation_is_the_engine_activity_ratio(observed: Observation) -> 
 
 def test_whole_cards_prefer_gpu_util_over_engine_activity(observed: Observation) -> None:
     assert observed.get("whole/llm").gpu_util == pytest.approx(0.62)  # not 0.61
+
+
+# ---- what the log says of the exporters ---------------------------------------------------------
+
+
+def test_dcgm_without_hami_is_no_warning(
+    prom: PrometheusServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """dcgm-exporter alone is a complete setup (and what ``run --cluster sim`` serves): no
+    HAMi series at all is not a label problem. It was a warning that no hami series names a
+    managed pod under three label sets, on every start."""
+    with caplog.at_level(logging.INFO, logger="sloscale.prometheus"):
+        observe(prom, targets=[target("whole/llm")])
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert not [line for level, line in said if level >= logging.WARNING], said
+    assert [line for level, line in said if level == logging.INFO] == [
+        "dcgm series name their pods with: exported_namespace,exported_pod",
+        "no hami series at all: its exporter is not deployed or not scraped",
+    ]
+
+
+def test_no_gpu_series_at_all_is_one_warning(
+    prom: PrometheusServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sloscale.prometheus"):
+        observe(prom, targets=[target("nowhere/svc")])
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            logging.WARNING,
+            "no dcgm or hami series at all in the workloads' namespaces: GPU use is unknown "
+            "(is an exporter scraped?)",
+        )
+    ]
