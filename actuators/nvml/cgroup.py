@@ -16,13 +16,18 @@ on a node, a fixed table in tests).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import ssl
+import time
+import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+log = logging.getLogger("sloscale.agent")
 
 _POD_UID = re.compile(
     r"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})"
@@ -83,8 +88,33 @@ class StaticPodResolver:
         return self.pods.get(identity.uid)
 
 
+REFRESH_INTERVAL_S = 30.0
+"""How often, at most, the kubelet's pod list is read again for UIDs it did not name."""
+
+_DENIED_HINT = {
+    401: (
+        "the kubelet did not accept the agent's ServiceAccount token (is the token mounted, "
+        "and the kubelet's webhook authentication on?)"
+    ),
+    403: (
+        "grant the agent's ServiceAccount get on nodes/pods (deploy/agent/rbac.yaml; kubelets "
+        "before 1.33, or with KubeletFineGrainedAuthz off, ask for nodes/proxy instead: see "
+        "deploy/agent/rbac.yaml before granting it)"
+    ),
+}
+
+
 class KubeletPodResolver:
-    """Resolves UIDs from the kubelet's ``/pods`` list (refreshed when a UID is unknown)."""
+    """Resolves UIDs from the kubelet's ``/pods`` list.
+
+    The list is read again when a UID is unknown, but at most once per
+    ``min_refresh_interval_s``: a UID the kubelet does not name (a process outside the pods
+    it lists, a pod just gone) or a kubelet that refuses the list (401, 403) costs one request
+    per interval, not one per GPU process per scrape. Meanwhile unknown UIDs resolve to
+    ``None``: the processes count on their card and are named by ``pod_uid`` only. A refusal
+    is logged once, with what to grant, until a read succeeds again. Not thread-safe: the
+    ``Exporter`` collects under its lock.
+    """
 
     def __init__(
         self,
@@ -93,16 +123,22 @@ class KubeletPodResolver:
         token_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
         insecure_skip_verify: bool = True,
         timeout_s: float = 5.0,
+        min_refresh_interval_s: float = REFRESH_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.token_file = token_file
         self.insecure_skip_verify = insecure_skip_verify
         self.timeout_s = timeout_s
+        self.min_refresh_interval_s = min_refresh_interval_s
+        self.clock = clock
         self._pods: dict[str, PodName] = {}
         self._containers: dict[str, str] = {}
+        self._refreshed_at_s: float | None = None
+        self._reported: str | None = None  # the failure last logged, until a read succeeds
 
     def resolve(self, identity: PodIdentity) -> PodName | None:
-        if identity.uid not in self._pods:
+        if identity.uid not in self._pods and self._may_refresh():
             self.refresh()
         pod = self._pods.get(identity.uid)
         if pod is None:
@@ -110,7 +146,13 @@ class KubeletPodResolver:
         container = self._containers.get(identity.container_id or "", "")
         return PodName(pod.namespace, pod.name, container)
 
+    def _may_refresh(self) -> bool:
+        last = self._refreshed_at_s
+        return last is None or self.clock() - last >= self.min_refresh_interval_s
+
     def refresh(self) -> None:
+        """Read the kubelet's pod list now; on failure keep the last one."""
+        self._refreshed_at_s = self.clock()
         headers = {}
         if self.token_file.exists():
             headers["Authorization"] = f"Bearer {self.token_file.read_text().strip()}"
@@ -122,9 +164,31 @@ class KubeletPodResolver:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s, context=context) as resp:
                 body = json.loads(resp.read())
-        except (OSError, ValueError):
+        except urllib.error.HTTPError as e:
+            self._report(f"HTTP {e.code} {e.reason}", _DENIED_HINT.get(e.code))
             return
+        except (OSError, ValueError) as e:
+            self._report(f"{type(e).__name__}: {e}", None)
+            return
+        if self._reported is not None:
+            log.info("kubelet pod list %s read again: GPU processes are named by pod", self.url)
+            self._reported = None
         self._pods, self._containers = parse_pod_list(body)
+
+    def _report(self, failure: str, hint: str | None) -> None:
+        """Log a failure once (then at debug level) until a read succeeds."""
+        if failure == self._reported:
+            log.debug("kubelet pod list %s: %s", self.url, failure)
+            return
+        self._reported = failure
+        log.warning(
+            "kubelet pod list %s: %s; GPU processes of pods not listed before are not named "
+            "(they count on their card's series only; retried at most every %gs)%s",
+            self.url,
+            failure,
+            self.min_refresh_interval_s,
+            f": {hint}" if hint else "",
+        )
 
 
 def parse_pod_list(body: object) -> tuple[dict[str, PodName], dict[str, str]]:

@@ -58,7 +58,13 @@ carry different values (dcgm-exporter's per-process split of ``GPU_UTIL``/``FB_U
 ``--kubernetes-virtual-gpus``, ``internal/pkg/transformation/process_metrics.go``: copies of a
 card value are equal). The pods compared include those sloscale does not manage (whose series
 the queries return: the targets' namespaces), so a managed pod beside a batch job is told
-apart too.
+apart too. Only card-level values are compared: an own share differs from a copy of its card's
+value without telling anything of that copy.
+
+**Both exporters on one node.** dcgm-exporter with its pod mapping beside ``sloscale agent``
+gives a pod two series for one device and signal: a copy of the card's value and the agent's
+own share. The own share is kept, whatever order Prometheus returns them in, and the pod's
+value is its own only when the series kept is (``_keep``).
 """
 
 from __future__ import annotations
@@ -264,9 +270,15 @@ def match(
         value=value,
         labels=names,
         mig=mig,
-        own=labels.get(SPLIT_TAG) == "process",
+        own=own_share(labels),
         ambiguous=tuple(h[0] for h in hits) if len(hits) > 1 else (),
     )
+
+
+def own_share(labels: Mapping[str, str]) -> bool:
+    """Whether a series' value is its pod's own share (``sloscale_split="process"``, what
+    ``sloscale agent`` writes on its per-pod series) rather than its card's."""
+    return labels.get(SPLIT_TAG) == "process"
 
 
 def dcgm_device(labels: Mapping[str, str]) -> str:
@@ -308,15 +320,32 @@ class GpuSignals:
     memory_mib: float | None = None  # mean per pod
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """One device's value in a pod's series, and whether it is the pod's own share."""
+
+    value: float
+    own: bool
+
+
 @dataclass
 class _Pod:
     hami_util: dict[bool, float] = field(default_factory=dict)  # legacy? -> % of a card
     hami_memory: dict[bool, float] = field(default_factory=dict)  # legacy? -> bytes
-    util: dict[str, float] = field(default_factory=dict)  # card -> 0..1 (GPU_UTIL)
-    engine: dict[str, float] = field(default_factory=dict)  # card -> 0..1 (GR_ENGINE_ACTIVE)
-    memory_mib: dict[str, float] = field(default_factory=dict)  # card -> MiB
+    util: dict[str, _Reading] = field(default_factory=dict)  # card -> 0..1 (GPU_UTIL)
+    engine: dict[str, _Reading] = field(default_factory=dict)  # card -> 0..1 (GR_ENGINE_ACTIVE)
+    memory_mib: dict[str, _Reading] = field(default_factory=dict)  # card -> MiB
     mig: set[str] = field(default_factory=set)
-    own: set[str] = field(default_factory=set)
+
+
+def _keep(readings: dict[str, _Reading], card: str, new: _Reading) -> None:
+    """One reading per device for a pod, whatever order the series come in: the pod's own
+    share (``sloscale agent``'s per-process series) over a card value attributed to the pod
+    (dcgm-exporter's pod mapping, beside the agent on the same node), and between two of the
+    same kind (copies, or one series read under two scrape jobs) the larger."""
+    old = readings.get(card)
+    if old is None or (new.own, new.value) > (old.own, old.value):
+        readings[card] = new
 
 
 def _gather(samples: Iterable[GpuSample]) -> dict[tuple[str, str, str], _Pod]:
@@ -328,21 +357,20 @@ def _gather(samples: Iterable[GpuSample]) -> dict[tuple[str, str, str], _Pod]:
         elif s.key == "hami:memory":
             p.hami_memory[s.legacy] = p.hami_memory.get(s.legacy, 0.0) + s.value
         elif s.key == "dcgm:util":
-            p.util[s.card] = s.value / 100.0
+            _keep(p.util, s.card, _Reading(s.value / 100.0, s.own))
         elif s.key == "dcgm:engine":
-            p.engine[s.card] = s.value
+            _keep(p.engine, s.card, _Reading(s.value, s.own))
         elif s.key == "dcgm:memory":
-            p.memory_mib[s.card] = s.value
+            _keep(p.memory_mib, s.card, _Reading(s.value, s.own))
         if s.mig:
             p.mig.add(s.card)
-        if s.own:
-            p.own.add(s.card)
     return pods
 
 
-def _card_values(pod: _Pod) -> dict[str, float]:
-    """Per device, the utilisation 0..1: ``GPU_UTIL`` where it exists, else engine activity."""
-    return {card: pod.util.get(card, v) for card, v in pod.engine.items()} | pod.util
+def _card_values(pod: _Pod) -> dict[str, _Reading]:
+    """Per device, the utilisation 0..1 (``GPU_UTIL`` where it exists, else engine activity),
+    own when the series it was read from is."""
+    return pod.engine | pod.util
 
 
 def gpu_signals(
@@ -354,22 +382,32 @@ def gpu_signals(
 
     HAMi's per-container numbers win over dcgm-exporter's for a pod, and HAMi's new names over
     its legacy ones. See the module docstring for what a card-level value is taken to say.
-    ``unmanaged``: per dcgm device, the ``GPU_UTIL`` values (%) of its series that name pods
-    sloscale does not manage; they tell a per-process split from copies of the card's value
-    where the managed pod is the card's only one. Purely computational.
+    A pod's series for one device are read once: where ``sloscale agent`` and dcgm-exporter
+    (with its pod mapping) both name the pod, the agent's own share wins over the card's value,
+    in whatever order the series come, and the pod's share is its own as that series says.
+    ``unmanaged``: per dcgm device, the card-level ``GPU_UTIL`` values (%) of its series that
+    name pods sloscale does not manage (not the agent's own shares: ``own_share``); they tell
+    a per-process split from copies of the card's value where the managed pod is the card's
+    only one. Purely computational.
     """
     pods = _gather(samples)
     values = {k: _card_values(p) for k, p in pods.items()}
     on_card: dict[str, dict[tuple[str, str, str], float]] = {}
+    copies: dict[str, set[float]] = {}  # card-level values (not own shares) per device
     for k, cards in values.items():
-        for card, v in cards.items():
-            on_card.setdefault(card, {})[k] = v
+        for card, r in cards.items():
+            on_card.setdefault(card, {})[k] = r.value
+            if not r.own:
+                copies.setdefault(card, set()).add(r.value)
     shares = {k: (pod_info(k[1], k[2]) or PodInfo(k[0])).share_pct for k in pods}
     others = unmanaged or {}
+    # a per-process split by dcgm-exporter: card-level series whose values differ. The
+    # agent's own shares take no part: beside a copy of the card's value they differ from it
+    # without saying anything of the copy
     split = {
         card
-        for card, vs in on_card.items()
-        if len({*vs.values(), *(v / 100.0 for v in others.get(card, ()))}) > 1
+        for card, vs in copies.items()
+        if len(vs | {v / 100.0 for v in others.get(card, ())}) > 1
     }
     used: dict[str, float] = {}
     bound: dict[str, float] = {}  # the most the pods may have used of a shared card's time
@@ -421,7 +459,7 @@ def _util(used: float, bound: float, held: float) -> float | None:
 
 def _own_use(
     p: _Pod,
-    cards: Mapping[str, float],
+    cards: Mapping[str, _Reading],
     share_pct: int | None,
     split: set[str],
     on_card: Mapping[str, Mapping[tuple[str, str, str], float]],
@@ -441,12 +479,13 @@ def _own_use(
     most = 0.0
     busy: list[float] = []
     pooled: dict[str, float] = {}
-    for card, v in cards.items():
+    for card, r in cards.items():
+        v = r.value
         if card in p.mig:
             used += v * frac / len(cards)  # the instance is the pod's: its ratio is the pod's
             most += v * frac / len(cards)
             busy.append(v)
-        elif card in p.own or card in split:
+        elif r.own or card in split:
             used += v  # the pod's own share of the card
             most += v
         else:
@@ -467,5 +506,5 @@ def _memory_mib(p: _Pod) -> float | None:
     if p.hami_memory:
         return p.hami_memory.get(False, p.hami_memory.get(True, 0.0)) / MIB
     if p.memory_mib:
-        return sum(p.memory_mib.values())
+        return sum(r.value for r in p.memory_mib.values())
     return None

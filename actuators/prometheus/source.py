@@ -61,6 +61,7 @@ from actuators.prometheus.gpu import (
     label_notes,
     labels_in_use,
     match,
+    own_share,
 )
 from actuators.prometheus.histogram import (
     GoodRatio,
@@ -388,7 +389,8 @@ class PrometheusMetricsSource:
         chosen: Mapping[str, LatencyMetric],
     ) -> None:
         """One sample into its workload's aggregates; a GPU sample into ``gpu``: the managed
-        pods' samples, and per dcgm device the ``GPU_UTIL`` of pods sloscale does not manage."""
+        pods' samples, and per dcgm device the card-level ``GPU_UTIL`` of pods sloscale does not
+        manage."""
         source, _, signal = key.partition(":")
         if source in ("custom", "retrain"):
             agg = aggs.get(s.labels.get(WORKLOAD_TAG, ""))
@@ -413,7 +415,8 @@ class PrometheusMetricsSource:
             )
             if sample is not None:
                 gpu[0].append(sample)
-            elif key == "dcgm:util":  # another tenant's: tells a per-process split (gpu)
+            elif key == "dcgm:util" and not own_share(s.labels):
+                # another tenant's card-level value: tells a per-process split (gpu)
                 gpu[1].setdefault(dcgm_device(s.labels), []).append(s.value)
             return
         hit = resolver.resolve(s.labels)
