@@ -31,7 +31,7 @@ def test_a_pod_stopped_or_resumed_inside_the_window_is_partial() -> None:
 def test_a_new_pod_and_a_pod_the_cluster_no_longer_reports_are_not_partial() -> None:
     new = {"now": 1.0, "early": 0.0, "late": 2.0}  # no sample before the window: new
     gone = {"early": 3.0, "late": 0.0, "before": 40.0}  # deleted: stale, not ready any more
-    counts = {"a": FULL, "new": new, "gone": gone}
+    counts: dict[str | None, dict[str, float]] = {"a": FULL, "new": new, "gone": gone}
     assert partial_reasons({"a", "new", "gone"}, counts, {"a", "new"}, {"a", "new"}) == []
 
 
@@ -52,7 +52,7 @@ def test_a_rolling_update_that_replaced_every_pod_is_not_partial() -> None:
     """The old pods, gone from the cluster, show Prometheus saw the load before the window."""
     new = {"now": 1.0, "early": 0.0, "late": 2.0}
     gone = {"early": 3.0, "late": 0.0, "before": 40.0}
-    counts = {"old": gone, "new": new}
+    counts: dict[str | None, dict[str, float]] = {"old": gone, "new": new}
     assert partial_reasons({"old", "new"}, counts, {"new"}, {"new"}) == []
 
 
