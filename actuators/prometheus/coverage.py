@@ -13,7 +13,17 @@ Read as load, such a number is a wrong scale-down. A workload's rate is trusted 
   window), at its start (``start``). Prometheus marks a series stale at the first scrape that
   fails or lacks it, so this sees a gap of one scrape. Where no staleness marker was written
   (Prometheus itself was down) the halves of the window tell instead: a counter with more than
-  one sample fewer in one half than in the other has a gap at that end.
+  one sample fewer in one half than in the other has a gap at that end, and
+- not every series of the workload is new: at least one had a sample in the lookback before
+  the window (``before``). A new pod is exempt because the others carried the load while it
+  started; when every series is new, nothing did: Prometheus was just started or wiped, the
+  controller points at another one, the recording or relabelling changed, or the workload
+  itself is new. ``rate()`` then reads the part of the window its samples cover (a series
+  20 s old in a 60 s window reads about a third). Every series with coverage is evidence
+  here, a pod the cluster no longer reports included: its samples before the window show
+  that Prometheus saw the workload's load then (a rolling update replaced every pod). A new
+  workload's rate so stays partial for one window: without an earlier full reading it is
+  unavailable, a hold, neither a scale-down nor a scale-up.
 
 Which pods count: those the cluster reports ready, and any series without a pod label; a pod
 the cluster no longer reports (deleted, terminating) stopped for a reason, and its requests
@@ -45,6 +55,9 @@ def partial_reasons(
     workload; ``known``: every pod it reports for the workload, ready or not.
     """
     reasons = []
+    judged = [p for p in reporting if coverage.get(p)]
+    if judged and not any(coverage[p].get("before", 0.0) > 0 for p in judged):
+        reasons.append("no rate series covers the whole window: Prometheus or the workload is new")
     if ready and None not in reporting:
         absent = sorted(set(ready) - set(reporting))
         if absent:

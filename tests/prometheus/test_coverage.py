@@ -31,8 +31,29 @@ def test_a_pod_stopped_or_resumed_inside_the_window_is_partial() -> None:
 def test_a_new_pod_and_a_pod_the_cluster_no_longer_reports_are_not_partial() -> None:
     new = {"now": 1.0, "early": 0.0, "late": 2.0}  # no sample before the window: new
     gone = {"early": 3.0, "late": 0.0, "before": 40.0}  # deleted: stale, not ready any more
-    counts = {"a": FULL, "new": new, "gone": gone}
+    counts: dict[str | None, dict[str, float]] = {"a": FULL, "new": new, "gone": gone}
     assert partial_reasons({"a", "new", "gone"}, counts, {"a", "new"}, {"a", "new"}) == []
+
+
+def test_a_workload_whose_every_series_is_new_is_partial() -> None:
+    """A Prometheus just started (or wiped): no series covers the window's start, and rate()
+    reads only the part of the window its samples cover."""
+    new = {"now": 1.0, "early": 0.0, "late": 2.0}
+    (why,) = partial_reasons({"a", "b"}, {"a": new, "b": new}, {"a", "b"}, {"a", "b"})
+    assert "no rate series covers the whole window" in why
+    (why,) = partial_reasons({None}, {None: new}, set(), set())
+    assert "Prometheus or the workload is new" in why
+    # the lookback before the window holds no sample even when the key is there
+    (why,) = partial_reasons({"a"}, {"a": {**new, "before": 0.0}}, {"a"}, {"a"})
+    assert "is new" in why
+
+
+def test_a_rolling_update_that_replaced_every_pod_is_not_partial() -> None:
+    """The old pods, gone from the cluster, show Prometheus saw the load before the window."""
+    new = {"now": 1.0, "early": 0.0, "late": 2.0}
+    gone = {"early": 3.0, "late": 0.0, "before": 40.0}
+    counts: dict[str | None, dict[str, float]] = {"old": gone, "new": new}
+    assert partial_reasons({"old", "new"}, counts, {"new"}, {"new"}) == []
 
 
 def test_series_without_pods_are_judged_as_one() -> None:

@@ -99,6 +99,36 @@ def test_a_ready_pod_not_scraped_never_reads_as_a_lower_rate(
     assert rate == pytest.approx(FULL_RPS, rel=0.04)
 
 
+def test_a_prometheus_just_started_never_reads_a_steady_workload_low(
+    stack_factory: list[Stack], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A fresh Prometheus scrapes a workload that has served 80 rps for an hour: until one
+    series covers a whole window, every reading is partial (here, with no earlier full
+    reading, unavailable), never a low rate that would permit a scale-down."""
+    hour_ago = time.time() - 3600.0
+    synthetic = Synthetic(http=[Pod("shop", p, 20.0, 0.2, started_s=hour_ago) for p in API_PODS])
+    fresh = start_stack(stack_factory, tmp_path_factory.mktemp("fresh"), synthetic)
+    src = make_source(fresh)
+    readings: list[tuple[float | None, bool, tuple[str, ...]]] = []
+    try:
+        deadline = time.monotonic() + 3 * WINDOW_S
+        while time.monotonic() < deadline:  # from the first scrape until past one full window
+            obs = src.observe([API], time.time())
+            metrics = obs.get(API.ref.key)
+            readings.append((metrics.request_rate_rps, metrics.rate_partial, obs.errors))
+            time.sleep(SCRAPE_S / 2)
+    finally:
+        src.close()
+    low = [r for r in readings if r[0] is not None and r[0] < LOW and not r[1]]
+    assert not low, f"a window Prometheus had only started to fill passed off as the rate: {low}"
+    first = readings[0]
+    assert first[0] is None or first[1], first  # the first tick permits no scale-down
+    new = [r for r in readings if any("shop/api" in e and "is new" in e for e in r[2])]
+    assert new, readings  # the rate series existed, and was said to be new, before it was full
+    rate, partial, errors = readings[-1]
+    assert rate == pytest.approx(FULL_RPS, rel=0.04) and not partial, errors
+
+
 GOOD = target(
     "own/cust",
     MetricsProfile.CUSTOM,
