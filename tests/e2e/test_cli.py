@@ -150,31 +150,21 @@ def test_the_shipped_manifests_pass_arguments_the_cli_accepts() -> None:
         assert parsed.leader_elect
 
 
-def test_verbose_logs_each_change_as_a_readable_line() -> None:
-    """``-v``: target, current -> desired, reason and message, not the dataclasses' reprs."""
+def test_verbose_logs_each_change_as_a_readable_line_at_its_simulated_time() -> None:
+    """``-v``: target, current -> desired, reason and message, not the dataclasses' reprs; and
+    as a simulated day runs in seconds, each line says when in it the decision was made (the
+    demo's day and the time of day), where it said when the machine printed it."""
     proc = run_cli("-v", "demo", "--hours", "0.3", "--no-serve", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    lines = [
-        ln.split(" sloscale.loop: ", 1)[1]
-        for ln in proc.stderr.splitlines()
-        if " INFO sloscale.loop: " in ln
-    ]
-    assert lines, proc.stderr
+    loop = [ln for ln in proc.stderr.splitlines() if " INFO sloscale.loop: " in ln]
+    assert loop, proc.stderr
+    lines = [ln.split(" sloscale.loop: ", 1)[1] for ln in loop]
     shape = re.compile(
         r"^demo/[\w-]+: \d+ replicas? x \d+ % -> \d+ replicas? x \d+ %, [A-Z]\w+: \S.*$"
     )
     assert [ln for ln in lines if not shape.match(ln)] == []
     assert "Allocation(" not in proc.stderr
-
-
-def test_verbose_demo_lines_carry_the_simulated_time() -> None:
-    """A simulated day runs in seconds: each line says when in it the decision was made (the
-    demo's day and the time of day), where it said when the machine printed it."""
-    proc = run_cli("-v", "demo", "--hours", "0.3", "--no-serve", "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if " INFO sloscale.loop: " in ln]
-    assert lines, proc.stderr
-    stamps = [ln.split(" INFO ", 1)[0] for ln in lines]
+    stamps = [ln.split(" INFO ", 1)[0] for ln in loop]
     assert [s for s in stamps if not re.fullmatch(r"day 1 00:(0\d|1[0-8]):\d\d", s)] == []
     assert stamps == sorted(stamps)
 
